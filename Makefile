@@ -1,0 +1,45 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+RUNTIME := build/sandbox-runtime
+
+.PHONY: install system-deps run test test-deps check bench fuzz load clean
+
+system-deps:
+	@sh scripts/system-deps.sh
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e .
+	@touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-test.txt
+	@touch $@
+
+$(RUNTIME)/.installed: scripts/build-runtime.sh $(VENV)/.installed
+	sh scripts/build-runtime.sh $(PY) $(RUNTIME)
+	@touch $@
+
+## install: the .venv with the `cove` command, and the sandbox runtime
+install: system-deps $(VENV)/.installed $(RUNTIME)/.installed
+
+## run: install what is missing, then serve on 127.0.0.1:3000
+run: install
+	$(VENV)/bin/cove serve
+
+test-deps: install $(VENV)/.test-installed
+
+## check: lint, format and types
+check: test-deps
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+## test: install and run every check and test
+test: check
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf $(VENV) build

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Debian packages Cove needs on the host. Installs them when we are root,
+# otherwise says exactly what to install.
+set -e
+missing=""
+command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+[ -x /usr/bin/python3 ] || missing="$missing python3"
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$missing python3-venv"
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian packages:$missing"
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+else
+    echo "Cove needs these Debian packages:$missing" >&2
+    echo "install them as root:  apt-get install$missing" >&2
+    exit 1
+fi

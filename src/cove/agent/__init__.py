@@ -1,0 +1,1 @@
+"""The agent: serves the toolbox API inside one sandbox (standard library only)."""

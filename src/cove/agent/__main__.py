@@ -1,0 +1,3 @@
+from cove.agent.main import main
+
+main()

@@ -1,0 +1,138 @@
+"""What every agent feature shares: config, environment, cwd, and running a command."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+from dataclasses import dataclass
+
+from cove.agent.cgroups import Group, Tracker
+from cove.agent.config import AgentConfig
+from cove.agent.processes import CappedOutput, Reaper, Spawner, SpawnSpec
+from cove.errors import BadRequest
+
+# After the main process exits, how long to keep reading output that its
+# background children may still be writing into the inherited pipes.
+DRAIN_AFTER_EXIT = 0.2
+
+
+@dataclass
+class Captured:
+    exit_code: int
+    output: CappedOutput
+    timed_out: bool
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.tracker = Tracker(config.cgroup_dir)
+        self.reaper = Reaper()
+        self.spawner = Spawner(self.tracker, self.reaper)
+        self.shell = shutil.which("bash", path="/usr/bin:/bin") or "/bin/sh"
+        self._ids = itertools.count(1)
+        self._lingering: set[str] = set()
+
+    def next_id(self, prefix: str) -> str:
+        return f"{prefix}-{next(self._ids)}"
+
+    def base_env(self) -> dict[str, str]:
+        home = self.config.workdir
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+            "HOME": home,
+            "USER": self.config.user,
+            "LOGNAME": self.config.user,
+            "LANG": "C.UTF-8",
+            "SHELL": self.shell,
+            "TMPDIR": "/tmp",
+        }
+        site = os.path.join(self.config.runtime_dir, "site")
+        if os.path.isdir(site):
+            env["PYTHONPATH"] = site
+            env["MPLCONFIGDIR"] = "/tmp/.matplotlib"
+        env.update(self.config.env)
+        return env
+
+    def child_env(self, extra: dict[str, str] | None) -> dict[str, str]:
+        env = self.base_env()
+        for key, value in (extra or {}).items():
+            if not key or "=" in key or "\0" in key or "\0" in value:
+                raise BadRequest(f"invalid environment variable name or value: {key!r}")
+            env[key] = value
+        return env
+
+    def resolve_cwd(self, cwd: str | None, *, create: bool = True) -> str:
+        """Relative paths are under the working directory; a missing one is created."""
+        if not cwd:
+            return self.config.workdir
+        if "\0" in cwd:
+            raise BadRequest("field 'cwd' contains a NUL byte")
+        path = os.path.normpath(os.path.join(self.config.workdir, cwd))
+        if os.path.isdir(path):
+            return path
+        if os.path.exists(path):
+            raise BadRequest(f"cwd {cwd!r} is not a directory")
+        if not create:
+            raise BadRequest(f"cwd {cwd!r} does not exist")
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise BadRequest(f"cwd {cwd!r} does not exist and cannot be created: {exc}") from None
+        return path
+
+    def new_group(self, prefix: str) -> Group:
+        self._sweep()
+        return self.tracker.new_group(self.next_id(prefix))
+
+    def release_group(self, group: Group) -> None:
+        """Forget a command's cgroup; it stays while background processes live in it."""
+        if group.path is None:
+            return
+        if group.pids():
+            self._lingering.add(group.path)
+        else:
+            self.tracker.remove(group)
+
+    def _sweep(self) -> None:
+        for path in list(self._lingering):
+            try:
+                os.rmdir(path)
+            except OSError as exc:
+                if exc.errno != 16:  # EBUSY: still has processes
+                    self._lingering.discard(path)
+                continue
+            self._lingering.discard(path)
+
+    async def run_captured(
+        self,
+        argv: list[str],
+        *,
+        cwd: str,
+        env: dict[str, str],
+        timeout: float | None,
+        cap: int | None,
+    ) -> Captured:
+        """Run to completion, keeping capped output; on timeout kill the whole tree."""
+        output = CappedOutput(cap if cap is not None else self.config.max_output_bytes)
+        group = self.new_group("exec")
+        child = await self.spawner.spawn(
+            SpawnSpec(argv, cwd, env), group, output.on_stdout, output.on_stderr
+        )
+        timed_out = False
+        try:
+            code = await asyncio.wait_for(asyncio.shield(child.exited), timeout or None)
+        except TimeoutError:
+            timed_out = True
+            self.tracker.kill(group)
+            code = await child.exited
+        except asyncio.CancelledError:
+            # The caller went away (client disconnected): leave nothing running.
+            self.tracker.kill(group)
+            raise
+        await asyncio.wait({child.output_done}, timeout=DRAIN_AFTER_EXIT)
+        child.detach_output()
+        self.release_group(group)
+        return Captured(code, output, timed_out)

@@ -1,0 +1,199 @@
+"""The agent's HTTP/1.1 + WebSocket server on a unix socket.
+
+Only the control plane's proxy talks to it, so it implements the part of
+HTTP/1.1 that proxy uses (Content-Length bodies, keep-alive, upgrade), with
+the standard library alone: it starts in milliseconds inside every sandbox.
+Routing is a table of `(method, pattern) -> handler`; handlers raise
+`CoveError`s, which become Daytona's error envelope here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from cove.errors import SOURCE_AGENT, BadRequest, CoveError, InternalError, NotFound, to_envelope
+from cove.websocket import WebSocket, accept_key
+
+MAX_HEAD = 64 * 1024
+MAX_BODY = 64 * 1024 * 1024
+REASONS = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    101: "Switching Protocols",
+}
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes = b""
+    params: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        if not self.body:
+            return {}
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+
+
+def json_response(obj: Any, status: int = 200) -> Response:
+    return Response(status, json.dumps(obj, ensure_ascii=False).encode())
+
+
+def no_content() -> Response:
+    return Response(204)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+WsHandler = Callable[[Request, WebSocket], Awaitable[None]]
+
+
+class Router:
+    def __init__(self) -> None:
+        self._routes: list[tuple[str, re.Pattern[str], Any]] = []
+
+    @staticmethod
+    def _compile(pattern: str) -> re.Pattern[str]:
+        return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        self._routes.append((method, self._compile(pattern), handler))
+
+    def websocket(self, pattern: str, handler: WsHandler) -> None:
+        self._routes.append(("WS", self._compile(pattern), handler))
+
+    def match(self, method: str, path: str) -> tuple[Any, dict[str, str]]:
+        path_known = False
+        for m, regex, handler in self._routes:
+            found = regex.match(path)
+            if found is None:
+                continue
+            path_known = True
+            if m == method:
+                return handler, {k: unquote(v) for k, v in found.groupdict().items()}
+        if path_known:
+            raise BadRequest(f"method {method} is not allowed on {path}")
+        raise NotFound(f"no such endpoint: {method} {path}")
+
+
+class HttpServer:
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    async def serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            while await self._one_request(reader, writer):
+                pass
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    async def _one_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            return False
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                headers[k.strip().lower()] = v.strip()
+        path, _, qs = target.partition("?")
+        req = Request(method, path, dict(parse_qsl(qs)), headers)
+        length = int(headers.get("content-length") or 0)
+        if length > MAX_BODY:
+            await self._write(writer, self._error(BadRequest("request body too large"), path))
+            return False
+        if length:
+            req.body = await reader.readexactly(length)
+        if headers.get("upgrade", "").lower() == "websocket":
+            await self._websocket(req, reader, writer)
+            return False
+        response = await self._dispatch(req)
+        await self._write(writer, response)
+        return headers.get("connection", "").lower() != "close"
+
+    async def _dispatch(self, req: Request) -> Response:
+        try:
+            handler, req.params = self.router.match(req.method, req.path)
+            result: Response = await handler(req)
+            return result
+        except CoveError as err:
+            return self._error(err, req.path)
+        except Exception as exc:  # a bug: say what failed instead of dropping the connection
+            traceback.print_exc(file=sys.stderr)
+            return self._error(InternalError(f"agent error: {type(exc).__name__}: {exc}"), req.path)
+
+    @staticmethod
+    def _error(err: CoveError, path: str) -> Response:
+        return json_response(to_envelope(err, path, SOURCE_AGENT), err.status)
+
+    @staticmethod
+    async def _write(writer: asyncio.StreamWriter, r: Response) -> None:
+        head = f"HTTP/1.1 {r.status} {REASONS.get(r.status, 'Status')}\r\n"
+        if r.status != 204:
+            head += f"Content-Type: {r.content_type}\r\nContent-Length: {len(r.body)}\r\n"
+        writer.write(head.encode() + b"\r\n" + (r.body if r.status != 204 else b""))
+        await writer.drain()
+
+    async def _websocket(
+        self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            handler, req.params = self.router.match("WS", req.path)
+        except CoveError as err:
+            await self._write(writer, self._error(err, req.path))
+            return
+        key = req.headers.get("sec-websocket-key", "")
+        extra = ""
+        if proto := req.headers.get("sec-websocket-protocol"):
+            # Select the first offered subprotocol (the PTY exit-control one).
+            extra = f"Sec-WebSocket-Protocol: {proto.split(',')[0].strip()}\r\n"
+        writer.write(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept_key(key)}\r\n{extra}\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        ws = WebSocket(reader, writer, client=False)
+        try:
+            await handler(req, ws)
+        except CoveError as err:
+            await ws.close(4000 + err.status if err.status < 1000 else 1011, err.message)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            await ws.close(1011, f"agent error: {type(exc).__name__}")
+        else:
+            await ws.close(1000)

@@ -1,0 +1,101 @@
+"""Agent entry point: `python3 -m cove.agent CONFIG.json [--ready-fd N]`.
+
+It listens on the unix socket named in the config, then writes "ready" to the
+ready fd (the runtime backend waits on that pipe, not on a poll), and serves
+until SIGTERM, when it ends every process it started and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+
+from cove.agent.config import AgentConfig
+from cove.agent.core import Agent
+from cove.agent.execute import ExecuteRoutes
+from cove.agent.httpserver import HttpServer, Request, Response, Router, json_response
+from cove.agent.processes import harden_self
+
+
+def build_router(agent: Agent) -> Router:
+    router = Router()
+
+    async def health(_: Request) -> Response:
+        return json_response({"status": "ok", "sandboxId": agent.config.sandbox_id})
+
+    async def version(_: Request) -> Response:
+        return json_response({"version": "cove-agent/0.1"})
+
+    async def work_dir(_: Request) -> Response:
+        return json_response({"dir": agent.config.workdir})
+
+    router.add("GET", "/health", health)
+    router.add("GET", "/version", version)
+    router.add("GET", "/work-dir", work_dir)
+    router.add("GET", "/user-home-dir", work_dir)
+    ExecuteRoutes(agent).register(router)
+    for register in _feature_registrars():
+        register(agent, router)
+    return router
+
+
+def _feature_registrars() -> list[Callable[[Agent, Router], None]]:
+    """Features that live in their own modules register their routes here."""
+    registrars: list[Callable[[Agent, Router], None]] = []
+    with contextlib.suppress(ImportError):
+        from cove.agent.sessions import register as sessions
+
+        registrars.append(sessions)
+    with contextlib.suppress(ImportError):
+        from cove.agent.pty import register as pty
+
+        registrars.append(pty)
+    with contextlib.suppress(ImportError):
+        from cove.agent.interpreter import register as interpreter
+
+        registrars.append(interpreter)
+    return registrars
+
+
+async def serve(config: AgentConfig, ready_fd: int | None) -> None:
+    harden_self()
+    agent = Agent(config)
+    server = HttpServer(build_router(agent))
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(config.socket)
+    listener = await asyncio.start_unix_server(server.serve_connection, config.socket)
+    os.chmod(config.socket, 0o600)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if ready_fd is not None:
+        os.write(ready_fd, b"ready\n")
+        os.close(ready_fd)
+    async with listener:
+        await stop.wait()
+    await shutdown(agent)
+
+
+async def shutdown(agent: Agent) -> None:
+    """End every user process: SIGTERM, a grace period, then SIGKILL."""
+    hooks = getattr(agent, "shutdown_hooks", [])
+    for hook in hooks:
+        with contextlib.suppress(Exception):
+            await hook()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="cove-agent")
+    parser.add_argument("config")
+    parser.add_argument("--ready-fd", type=int)
+    args = parser.parse_args()
+    asyncio.run(serve(AgentConfig.load(args.config), args.ready_fd))
+
+
+if __name__ == "__main__":
+    main()

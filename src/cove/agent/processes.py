@@ -1,0 +1,186 @@
+"""Starting user processes, reaping every child, and reading their output.
+
+The agent is PID 1 of its sandbox (or a child subreaper outside one), so every
+orphan in the sandbox ends up as its child. One SIGCHLD handler reaps them all
+with `waitpid(-1)` and resolves the exit future of the processes the agent
+started itself; that is why nothing in the agent may use asyncio's own
+subprocess support, whose watchers would race this handler for exit statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cove.agent.cgroups import Group, Tracker, join_cgroups
+
+Sink = Callable[[bytes], None]
+
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def harden_self() -> None:
+    """Become the reaper of orphans, and untraceable by same-uid user code."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if os.getpid() != 1:
+            libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        # User code runs under our uid; a non-dumpable agent cannot be
+        # ptraced or have its /proc/1/mem written by it.
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except OSError:
+        pass
+
+
+def exit_code(status: int) -> int:
+    """Shell convention: a signal N death is 128+N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+class Reaper:
+    def __init__(self) -> None:
+        self._waiters: dict[int, asyncio.Future[int]] = {}
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_signal_handler(signal.SIGCHLD, self.reap)
+
+    def watch(self, pid: int) -> asyncio.Future[int]:
+        # Called right after fork, before the loop can run reap(), so no exit
+        # status can be consumed before its waiter exists.
+        fut = self._loop.create_future()
+        self._waiters[pid] = fut
+        return fut
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            fut = self._waiters.pop(pid, None)
+            if fut is not None and not fut.done():
+                fut.set_result(exit_code(status))
+
+
+class _PipeReader(asyncio.Protocol):
+    def __init__(self, sink: Sink, done: asyncio.Future[None]) -> None:
+        self.sink = sink
+        self.done = done
+
+    def data_received(self, data: bytes) -> None:
+        self.sink(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+@dataclass
+class SpawnSpec:
+    argv: list[str]
+    cwd: str
+    env: dict[str, str]
+    stdin_pipe: bool = False
+
+
+@dataclass
+class Child:
+    pid: int
+    group: Group
+    exited: asyncio.Future[int]
+    output_done: asyncio.Future[tuple[None, None]]
+    stdin_fd: int | None = None
+    _transports: list[asyncio.BaseTransport] = field(default_factory=list)
+
+    def close_stdin(self) -> None:
+        if self.stdin_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.stdin_fd)
+            self.stdin_fd = None
+
+    def detach_output(self) -> None:
+        """Stop reading (background processes may hold the pipes open forever)."""
+        for t in self._transports:
+            t.close()
+
+
+class Spawner:
+    def __init__(self, tracker: Tracker, reaper: Reaper) -> None:
+        self.tracker = tracker
+        self.reaper = reaper
+
+    async def spawn(self, spec: SpawnSpec, group: Group, on_stdout: Sink, on_stderr: Sink) -> Child:
+        loop = asyncio.get_running_loop()
+        files = self.tracker.enter_files(group)
+
+        def in_child() -> None:  # between fork and exec
+            join_cgroups(files)
+
+        proc = subprocess.Popen(
+            spec.argv,
+            cwd=spec.cwd,
+            env=spec.env,
+            stdin=subprocess.PIPE if spec.stdin_pipe else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=in_child,
+            close_fds=True,
+        )
+        exited = self.reaper.watch(proc.pid)
+        # Tell subprocess the child is ours to reap, so its own cleanup never
+        # calls waitpid on a pid that may since have been reused.
+        exited.add_done_callback(lambda f: setattr(proc, "returncode", f.result()))
+        group.pgid = proc.pid
+        done_out: asyncio.Future[None] = loop.create_future()
+        done_err: asyncio.Future[None] = loop.create_future()
+        assert proc.stdout is not None and proc.stderr is not None
+        t1, _ = await loop.connect_read_pipe(lambda: _PipeReader(on_stdout, done_out), proc.stdout)
+        t2, _ = await loop.connect_read_pipe(lambda: _PipeReader(on_stderr, done_err), proc.stderr)
+        stdin_fd = None
+        if proc.stdin is not None:
+            stdin_fd = os.dup(proc.stdin.fileno())
+            proc.stdin.close()
+        return Child(
+            proc.pid,
+            group,
+            exited,
+            asyncio.gather(done_out, done_err),
+            stdin_fd,
+            [t1, t2],
+        )
+
+
+class CappedOutput:
+    """stdout, stderr and their interleaving, each kept up to `cap` bytes."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+        self.combined = bytearray()
+        self.truncated = False
+
+    def _add(self, buf: bytearray, data: bytes) -> None:
+        room = self.cap - len(buf)
+        if len(data) > room:
+            self.truncated = True
+            data = data[: max(room, 0)]
+        buf += data
+
+    def on_stdout(self, data: bytes) -> None:
+        self._add(self.stdout, data)
+        self._add(self.combined, data)
+
+    def on_stderr(self, data: bytes) -> None:
+        self._add(self.stderr, data)
+        self._add(self.combined, data)

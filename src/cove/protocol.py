@@ -1,0 +1,123 @@
+"""Wire models shared by the agent, the server and the SDK.
+
+Names on the wire are Daytona's (camelCase). Fields Daytona does not have are
+additive: the official SDK ignores them, Cove's SDK uses them.
+Standard library only (the agent imports this inside sandboxes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cove.wiremodel import WireModel
+
+LANGUAGES = ("python", "javascript", "typescript", "bash")
+LANGUAGE_LABEL = "code-toolbox-language"
+
+# --------------------------------------------------------------------------
+# Toolbox: process execution
+
+
+@dataclass
+class ExecuteRequest(WireModel):
+    command: str
+    cwd: str | None = None
+    envs: dict[str, str] = field(default_factory=dict)
+    # Seconds; None or 0 means no limit.
+    timeout: float | None = None
+    # Per-stream cap; None takes the agent's configured default.
+    max_output_bytes: int | None = None
+
+
+@dataclass
+class ExecuteResponse(WireModel):
+    exit_code: int
+    # Daytona's field: stdout and stderr combined in the order they arrived.
+    result: str
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+    truncated: bool = False
+
+
+@dataclass
+class CodeRunRequest(WireModel):
+    code: str
+    language: str | None = None
+    argv: list[str] = field(default_factory=list)
+    envs: dict[str, str] = field(default_factory=dict)
+    timeout: float | None = None
+    max_output_bytes: int | None = None
+
+
+@dataclass
+class CodeRunResponse(ExecuteResponse):
+    # {"charts": [...]} in the shape the official SDK parses.
+    artifacts: dict[str, Any] = field(default_factory=lambda: {"charts": []})
+
+
+# --------------------------------------------------------------------------
+# Control plane: sandboxes
+
+
+@dataclass
+class CreateSandboxRequest(WireModel):
+    name: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    cpu: int | None = None
+    memory: int | None = None  # GiB
+    disk: int | None = None  # GiB
+    gpu: int | None = None
+    user: str | None = None
+    snapshot: str | None = None
+    target: str | None = None
+    public: bool | None = None
+    network_block_all: bool | None = None
+    auto_stop_interval: int | None = None  # minutes, 0 = never
+    auto_delete_interval: int | None = None  # minutes, <0 = never, 0 = on stop
+    # Cove: the command a sandbox runs at start, in the reserved session.
+    entrypoint: list[str] | None = None
+    build_info: dict[str, Any] | None = None
+
+
+@dataclass
+class Sandbox(WireModel):
+    """The Sandbox JSON; every key the official SDK requires is always present."""
+
+    id: str
+    name: str
+    state: str
+    env: dict[str, str]
+    labels: dict[str, str]
+    cpu: int
+    memory: int
+    disk: int
+    toolbox_proxy_url: str
+    created_at: str
+    updated_at: str
+    organization_id: str = "local"
+    user: str = "user"
+    public: bool = False
+    network_block_all: bool = True
+    kvm: bool = False
+    target: str = "local"
+    gpu: int = 0
+    snapshot: str = ""
+    error_reason: str | None = None
+    recoverable: bool = False
+    desired_state: str | None = None
+    last_activity_at: str | None = None
+    auto_stop_interval: int = 0
+    auto_delete_interval: int = -1
+    auto_archive_interval: int = 0
+    backup_state: str = "None"
+    volumes: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class SandboxList(WireModel):
+    items: list[Sandbox]
+    next_cursor: str | None = None
+    total: int = 0

@@ -1,0 +1,72 @@
+"""The runtime backend contract: where a sandbox's agent runs.
+
+Popen-shaped and small, so that a second backend (runc/gVisor, Kubernetes)
+is one new module passing the same contract tests (tests/contract). The
+control plane only ever talks to this interface and to the agent socket.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass
+class SandboxSpec:
+    """What the control plane asks a backend to run."""
+
+    id: str
+    cpus: float = 1.0
+    memory_bytes: int = 1 << 30
+    pids: int = 512
+    env: dict[str, str] = field(default_factory=dict)
+    language: str = "python"
+    workdir: str | None = None
+    entrypoint: list[str] | None = None
+    max_output_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass
+class RuntimeHandle:
+    """A backend's record of one sandbox; persisted by the store as JSON."""
+
+    sandbox_id: str
+    backend: str
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class RuntimeBackend(abc.ABC):
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    async def create(self, spec: SandboxSpec) -> RuntimeHandle:
+        """Allocate what the sandbox keeps across stop/start (workspace, uid). Not running yet."""
+
+    @abc.abstractmethod
+    async def start(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
+        """Run the agent; return once it answers. Raises SandboxError with the reason."""
+
+    @abc.abstractmethod
+    async def stop(self, handle: RuntimeHandle, grace: float = 5.0) -> None:
+        """End the agent and every process in the sandbox; the workspace stays."""
+
+    @abc.abstractmethod
+    async def destroy(self, handle: RuntimeHandle) -> None:
+        """Stop if running, then remove everything the sandbox had."""
+
+    @abc.abstractmethod
+    def is_running(self, handle: RuntimeHandle) -> bool:
+        """Whether the sandbox's agent process is alive (cheap, no I/O to the agent)."""
+
+    @abc.abstractmethod
+    def agent_socket(self, handle: RuntimeHandle) -> str:
+        """Path of the unix socket the agent serves the toolbox API on."""
+
+    @abc.abstractmethod
+    async def wait_exit(self, handle: RuntimeHandle) -> str:
+        """Resolve when the running agent exits, with a reason a person can act on."""
+
+    @abc.abstractmethod
+    async def cleanup_leftovers(self, known_ids: set[str]) -> list[str]:
+        """Remove runtime remains of sandboxes the store does not know; return their ids."""

@@ -1,0 +1,209 @@
+"""Host side of a sandbox's cgroups: make them, set the limits, clean them up.
+
+Layout (v1; the machines this was built on mount v1 memory/pids/cpu):
+
+    <ctrl>/<our cgroup>/<parent>/<sid>          agent + bwrap: limit + a reserve
+    <ctrl>/<our cgroup>/<parent>/<sid>/user     user code: the limits asked for
+    freezer/<our cgroup>/<parent>/<sid>/track   owned by the sandbox uid; the agent
+                                                makes one child per command in it
+
+`parent` is per control plane (`cove-<instance>`), so that two servers on
+one host never take each other's sandboxes for leftovers.
+
+The reserve keeps the agent alive when user code fills its own cgroup: a
+fork bomb hits the user pids limit, an allocation the user memory limit, and
+the OOM killer picks inside the user cgroup. v2 has one tree with the same
+shape (`agent` and `user` leaves, tracking children under `user`).
+
+`binds()` says which host paths the backend binds into the sandbox, at the
+names `cove.agent.cgroups.Tracker` looks for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+
+ROOT = "/sys/fs/cgroup"
+AGENT_RESERVE_MEMORY = 64 * 1024 * 1024
+AGENT_RESERVE_PIDS = 64
+CPU_PERIOD_US = 100_000
+
+
+@dataclass
+class Limits:
+    cpus: float
+    memory_bytes: int
+    pids: int
+
+
+def _own_path(controller: str) -> str:
+    """Our own cgroup in `controller`'s hierarchy ("" for v2), so sandboxes nest under it."""
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if controller in ctrls.split(",") or (controller == "" and ctrls == ""):
+                return path.strip("/")
+    return ""
+
+
+def detect() -> str | None:
+    """'v1', 'v2' or None (no usable cgroups: limits cannot be enforced)."""
+    if not os.access(ROOT, os.W_OK):
+        return None
+    if os.path.exists(f"{ROOT}/memory/memory.limit_in_bytes") and os.path.isdir(f"{ROOT}/pids"):
+        return "v1"
+    try:
+        with open(f"{ROOT}/cgroup.controllers") as f:
+            if {"memory", "pids"} <= set(f.read().split()):
+                return "v2"
+    except OSError:
+        pass
+    return None
+
+
+def _write(path: str, value: str | int) -> None:
+    with open(path, "w") as f:
+        f.write(str(value))
+
+
+@dataclass
+class SandboxCgroups:
+    """The cgroup directories of one sandbox (persisted with its runtime state)."""
+
+    version: str
+    dirs: dict[str, str] = field(default_factory=dict)  # controller -> <sid> dir
+
+    @classmethod
+    def create(
+        cls, parent: str, sid: str, limits: Limits, uid: int, version: str
+    ) -> SandboxCgroups:
+        cg = cls(version)
+        if version == "v1":
+            for ctrl in ("memory", "pids", "cpu", "freezer"):
+                own = _own_path(ctrl)
+                base = os.path.join(ROOT, ctrl, own, parent, sid)
+                os.makedirs(
+                    os.path.join(base, "user" if ctrl != "freezer" else "track"), exist_ok=True
+                )
+                cg.dirs[ctrl] = base
+            mem, pids, cpu = cg.dirs["memory"], cg.dirs["pids"], cg.dirs["cpu"]
+            _write(f"{mem}/memory.limit_in_bytes", limits.memory_bytes + AGENT_RESERVE_MEMORY)
+            _write(f"{mem}/user/memory.limit_in_bytes", limits.memory_bytes)
+            _write(f"{pids}/pids.max", limits.pids + AGENT_RESERVE_PIDS)
+            _write(f"{pids}/user/pids.max", limits.pids)
+            _write(f"{cpu}/cpu.cfs_period_us", CPU_PERIOD_US)
+            _write(f"{cpu}/cpu.cfs_quota_us", int(limits.cpus * CPU_PERIOD_US))
+            os.chown(f"{mem}/user/cgroup.procs", uid, -1)
+            os.chown(f"{pids}/user/cgroup.procs", uid, -1)
+            track = os.path.join(cg.dirs["freezer"], "track")
+            os.chown(track, uid, uid)
+            for name in ("cgroup.procs", "tasks", "freezer.state"):
+                os.chown(os.path.join(track, name), uid, -1)
+        else:
+            base = os.path.join(ROOT, _own_path(""), parent, sid)
+            os.makedirs(base, exist_ok=True)
+            _enable(os.path.dirname(base))
+            _enable(base)
+            for leaf in ("agent", "user"):
+                os.makedirs(os.path.join(base, leaf), exist_ok=True)
+            _write(f"{base}/memory.max", limits.memory_bytes + AGENT_RESERVE_MEMORY)
+            _write(f"{base}/pids.max", limits.pids + AGENT_RESERVE_PIDS)
+            _write(f"{base}/cpu.max", f"{int(limits.cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}")
+            _write(f"{base}/user/memory.max", limits.memory_bytes)
+            _write(f"{base}/user/pids.max", limits.pids)
+            # Delegation: the agent moves children from agent/ into user/<cmd>,
+            # which needs write access to their common ancestor's procs file.
+            user = os.path.join(base, "user")
+            os.chown(user, uid, uid)
+            for name in ("cgroup.procs", "cgroup.subtree_control", "cgroup.threads"):
+                os.chown(os.path.join(user, name), uid, -1)
+            os.chown(os.path.join(base, "cgroup.procs"), uid, -1)
+            cg.dirs["unified"] = base
+        return cg
+
+    def launcher_procs(self) -> list[str]:
+        """cgroup.procs files the sandbox's first process joins (as root, before exec)."""
+        if self.version == "v1":
+            return [os.path.join(d, "cgroup.procs") for d in self.dirs.values()]
+        return [os.path.join(self.dirs["unified"], "agent", "cgroup.procs")]
+
+    def binds(self) -> dict[str, str]:
+        """Name inside the sandbox's cgroup dir -> host path to bind there."""
+        if self.version == "v1":
+            return {
+                "memory.procs": f"{self.dirs['memory']}/user/cgroup.procs",
+                "pids.procs": f"{self.dirs['pids']}/user/cgroup.procs",
+                "track": f"{self.dirs['freezer']}/track",
+            }
+        return {"track": f"{self.dirs['unified']}/user"}
+
+    def oom_kills(self) -> int:
+        """How many processes the OOM killer took in this sandbox so far."""
+        if self.version == "v1":
+            paths = [
+                f"{self.dirs['memory']}/memory.oom_control",
+                f"{self.dirs['memory']}/user/memory.oom_control",
+            ]
+        else:
+            paths = [f"{self.dirs['unified']}/memory.events"]
+        total = 0
+        for path in paths:
+            with contextlib.suppress(OSError), open(path) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        total += int(value)
+        return total
+
+    def processes(self) -> list[int]:
+        """Host pids still in the sandbox (any controller)."""
+        pids: set[int] = set()
+        for base in self.dirs.values():
+            for dirpath, _, files in os.walk(base):
+                if "cgroup.procs" in files:
+                    with contextlib.suppress(OSError), open(f"{dirpath}/cgroup.procs") as f:
+                        pids.update(int(x) for x in f.read().split())
+        return sorted(pids)
+
+    def remove(self, wait: float = 2.0) -> None:
+        """Remove the directories, deepest first; they must be empty of processes.
+
+        The kernel unlinks an exited task from its cgroup slightly after the
+        exit is visible, so an EBUSY is retried briefly (bounded).
+        """
+        deadline = time.monotonic() + wait
+        for base in self.dirs.values():
+            if not os.path.isdir(base):
+                continue
+            for dirpath, _, _ in sorted(os.walk(base), key=lambda w: -w[0].count("/")):
+                while True:
+                    try:
+                        os.rmdir(dirpath)
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.01)
+
+
+def _enable(path: str) -> None:
+    with contextlib.suppress(OSError):
+        _write(f"{path}/cgroup.subtree_control", "+memory +pids +cpu")
+
+
+def list_leftovers(version: str, parent: str) -> dict[str, list[str]]:
+    """Sandbox ids with cgroups under our `parent` dirs (for start-up cleanup)."""
+    found: dict[str, list[str]] = {}
+    ctrls = ("memory", "pids", "cpu", "freezer") if version == "v1" else ("",)
+    for ctrl in ctrls:
+        top = os.path.join(ROOT, ctrl, _own_path(ctrl), parent)
+        with contextlib.suppress(OSError):
+            for sid in os.listdir(top):
+                if os.path.isdir(os.path.join(top, sid)):
+                    found.setdefault(sid, []).append(os.path.join(top, sid))
+    return found

@@ -1,0 +1,367 @@
+"""The `local` backend: bubblewrap + cgroups on this host.
+
+Each sandbox gets its own unprivileged host uid (never host root mapped
+through: bwrap runs after the uid drop), PID/mount/net/IPC/UTS namespaces,
+a seccomp filter, cgroup limits, and the agent as PID 1 inside. The agent
+is started in its own session, not tied to the control plane's lifetime, so
+a control-plane restart finds it still running (see `reattach` below).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from cove.errors import SandboxError
+from cove.runtime import cgroups, fs, staging
+from cove.runtime.base import RuntimeBackend, RuntimeHandle, SandboxSpec
+from cove.runtime.seccomp import build_filter
+
+UID_BASE = 600_000
+UID_SPAN = 1 << 24
+START_TIMEOUT = 15.0
+
+
+def _pid_start_time(pid: int) -> str | None:
+    """Kernel start time of `pid`, to tell a live process from a reused pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def default_sandbox_root(data_dir: Path) -> Path:
+    """Where workspaces live: must be reachable by the sandboxes' uids."""
+    if os.environ.get("COVE_SANDBOX_ROOT"):
+        return Path(os.environ["COVE_SANDBOX_ROOT"])
+    return Path("/var/lib/cove") if os.geteuid() == 0 else Path(data_dir) / "sandbox-root"
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
+
+
+@dataclass
+class _Live:
+    """What only this control-plane process knows about a sandbox it started."""
+
+    popen: subprocess.Popen[bytes] | None
+    stopping: bool = False
+
+
+class LocalBackend(RuntimeBackend):
+    name = "local"
+
+    def __init__(
+        self, data_dir: Path, runtime_dir: Path | None = None, sandbox_root: Path | None = None
+    ) -> None:
+        # One instance id per data directory: its sandboxes' directories and
+        # cgroups are namespaced by it.
+        self.instance = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
+        top = staging.make_root(sandbox_root or default_sandbox_root(data_dir))
+        self.root = top / self.instance
+        self.root.mkdir(exist_ok=True)
+        self.root.chmod(0o755)
+        self.cgroup_parent = f"cove-{self.instance}"
+        self.cgroup_version = cgroups.detect()
+        self.lib_dir = str(staging.stage_package(Path(__file__).resolve().parents[1], top))
+        self.runtime_dir = staging.stage_tree(runtime_dir, top, "runtime") if runtime_dir else None
+        self._seccomp = build_filter()
+        self._live: dict[str, _Live] = {}
+
+    # -- paths ---------------------------------------------------------------
+
+    def _dir(self, sid: str) -> Path:
+        return self.root / sid
+
+    def agent_socket(self, handle: RuntimeHandle) -> str:
+        return str(self._dir(handle.sandbox_id) / "control" / "agent.sock")
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def _allocate_uid(self, sid: str) -> int:
+        used = set()
+        with contextlib.suppress(OSError):
+            for entry in self.root.iterdir():
+                with contextlib.suppress(OSError):
+                    used.add((entry / "home").stat().st_uid)
+        uid = UID_BASE + int(hashlib.sha256(sid.encode()).hexdigest(), 16) % UID_SPAN
+        while uid in used:
+            uid = UID_BASE + (uid - UID_BASE + 1) % UID_SPAN
+        return uid
+
+    async def create(self, spec: SandboxSpec) -> RuntimeHandle:
+        uid = self._allocate_uid(spec.id)
+        base = self._dir(spec.id)
+        for sub in ("home", "control"):
+            path = base / sub
+            path.mkdir(parents=True, exist_ok=True)
+            os.chown(path, uid, uid)
+            path.chmod(0o700)
+        return RuntimeHandle(spec.id, self.name, {"uid": uid})
+
+    def _config(self, handle: RuntimeHandle, spec: SandboxSpec) -> dict[str, object]:
+        return {
+            "sandboxId": spec.id,
+            "socket": f"{fs.CONTROL}/agent.sock",
+            "workdir": fs.HOME,
+            "user": fs.SANDBOX_USER,
+            "env": spec.env,
+            "language": spec.language,
+            "maxOutputBytes": spec.max_output_bytes,
+            "cgroupDir": fs.CGROUP if self.cgroup_version else None,
+            "controlDir": fs.CONTROL,
+            "runtimeDir": fs.RUNTIME,
+            "entrypoint": spec.entrypoint,
+        }
+
+    async def start(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
+        if self.is_running(handle):
+            return
+        bwrap = bwrap_path()
+        if bwrap is None:
+            raise SandboxError("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
+        uid = int(handle.state["uid"])
+        base = self._dir(handle.sandbox_id)
+        control = base / "control"
+        config_path = control / "agent.json"
+        config_path.write_text(json.dumps(self._config(handle, spec)))
+        os.chown(config_path, uid, uid)
+        with contextlib.suppress(FileNotFoundError):
+            (control / "agent.sock").unlink()
+
+        cg = None
+        if self.cgroup_version:
+            with contextlib.suppress(OSError):
+                cgroups.SandboxCgroups(
+                    self.cgroup_version, handle.state.get("cgroups", {})
+                ).remove()
+            cg = cgroups.SandboxCgroups.create(
+                self.cgroup_parent,
+                handle.sandbox_id,
+                cgroups.Limits(spec.cpus, spec.memory_bytes, spec.pids),
+                uid,
+                self.cgroup_version,
+            )
+            handle.state["cgroups"] = cg.dirs
+        fa = fs.FdArgs()
+        ready_r, ready_w = os.pipe()
+        info_r, info_w = os.pipe()
+        log = open(control / "agent.log", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            fa.args = [
+                bwrap, "--unshare-user", "--uid", str(fs.SANDBOX_UID), "--gid", str(fs.SANDBOX_UID),
+                "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+                "--unshare-cgroup-try", "--hostname", "sandbox", "--disable-userns",
+                "--as-pid-1", "--new-session", "--clearenv",
+                "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
+                "--setenv", "HOME", fs.HOME, "--setenv", "LANG", "C.UTF-8",
+                "--setenv", "PYTHONPATH", fs.LIB, "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+            ]  # fmt: skip
+            fs.filesystem_args(
+                fa,
+                home=str(base / "home"),
+                control=str(control),
+                lib=self.lib_dir,
+                runtime=str(self.runtime_dir) if self.runtime_dir else None,
+                cgroup_binds=cg.binds() if cg else {},
+                tmp_bytes=spec.memory_bytes,
+            )
+            fa.args += ["--seccomp", fa.data_fd(self._seccomp), "--info-fd", str(info_w)]
+            fa.args += [
+                "/usr/bin/python3", "-s", "-m", "cove.agent",
+                f"{fs.CONTROL}/agent.json", "--ready-fd", str(ready_w),
+            ]  # fmt: skip
+            join = cg.launcher_procs() if cg else []
+
+            def become_sandbox() -> None:  # in the child: join cgroups as root, then drop
+                for path in join:
+                    with open(path, "w") as f:
+                        f.write("0")
+                os.setgroups([])
+                os.setresgid(uid, uid, uid)
+                os.setresuid(uid, uid, uid)
+
+            popen = subprocess.Popen(
+                fa.args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                pass_fds=[*fa.fds, ready_w, info_w],
+                start_new_session=True,
+                preexec_fn=become_sandbox,
+            )
+        finally:
+            fa.close()
+            log.close()
+            os.close(ready_w)
+            os.close(info_w)
+        self._live[handle.sandbox_id] = _Live(popen)
+        try:
+            info, ready = await asyncio.wait_for(
+                asyncio.gather(_read_until(info_r, b"}"), _read_until(ready_r, b"\n")),
+                START_TIMEOUT,
+            )
+        except TimeoutError:
+            popen.kill()
+            raise SandboxError(
+                f"sandbox agent did not become ready in {START_TIMEOUT:g}s; "
+                f"{self._log_tail(handle)}"
+            ) from None
+        if not ready.startswith(b"ready"):
+            code = await asyncio.to_thread(popen.wait)
+            raise SandboxError(
+                f"sandbox agent failed to start (exit status {code}): {self._log_tail(handle)}"
+            )
+        pid = json.loads(info)["child-pid"]
+        handle.state.update({"pid": pid, "pidStart": _pid_start_time(pid)})
+
+    def _log_tail(self, handle: RuntimeHandle, lines: int = 5) -> str:
+        path = self._dir(handle.sandbox_id) / "control" / "agent.log"
+        try:
+            tail = path.read_text(errors="replace").strip().splitlines()[-lines:]
+        except OSError:
+            return "no agent log"
+        return " | ".join(tail) or "the agent log is empty"
+
+    def is_running(self, handle: RuntimeHandle) -> bool:
+        pid = handle.state.get("pid")
+        if not pid:
+            return False
+        return _pid_start_time(int(pid)) == handle.state.get("pidStart")
+
+    async def wait_exit(self, handle: RuntimeHandle) -> str:
+        pid = int(handle.state.get("pid") or 0)
+        oom_before = self._oom_kills(handle)
+        if self.is_running(handle):
+            with contextlib.suppress(ProcessLookupError):
+                await _wait_pid(pid)
+        live = self._live.get(handle.sandbox_id)
+        status = None
+        if live and live.popen is not None:
+            status = await asyncio.to_thread(live.popen.wait)
+            if live.stopping:
+                return "stopped"
+        reason = "the sandbox agent exited"
+        if status is not None:
+            reason += f" with status {status}"
+            if status > 128:
+                with contextlib.suppress(ValueError):
+                    reason += f" ({signal.Signals(status - 128).name})"
+        ooms = self._oom_kills(handle)
+        if ooms > oom_before or (status == 128 + signal.SIGKILL and ooms):
+            reason += "; the sandbox ran out of memory"
+        tail = self._log_tail(handle, 2)
+        if tail and "empty" not in tail:
+            reason += f"; agent log: {tail}"
+        return reason
+
+    def _oom_kills(self, handle: RuntimeHandle) -> int:
+        if not self.cgroup_version or not handle.state.get("cgroups"):
+            return 0
+        return cgroups.SandboxCgroups(self.cgroup_version, handle.state["cgroups"]).oom_kills()
+
+    async def stop(self, handle: RuntimeHandle, grace: float = 5.0) -> None:
+        live = self._live.setdefault(handle.sandbox_id, _Live(None))
+        live.stopping = True
+        pid = int(handle.state.get("pid") or 0)
+        if self.is_running(handle):
+            # The agent ends its user processes on SIGTERM; SIGKILL of the
+            # namespace's PID 1 then takes down anything that is left.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(_wait_pid(pid), grace)
+            except (TimeoutError, ProcessLookupError):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    await _wait_pid(pid)
+        if live.popen is not None:
+            await asyncio.to_thread(live.popen.wait)
+        self._live.pop(handle.sandbox_id, None)
+        handle.state.pop("pid", None)
+        handle.state.pop("pidStart", None)
+        if self.cgroup_version and handle.state.get("cgroups"):
+            cg = cgroups.SandboxCgroups(self.cgroup_version, handle.state["cgroups"])
+            for p in cg.processes():  # e.g. the bwrap monitor of a previous control plane
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGKILL)
+            await asyncio.to_thread(cg.remove)
+            handle.state.pop("cgroups", None)
+
+    async def destroy(self, handle: RuntimeHandle) -> None:
+        await self.stop(handle, grace=1.0)
+        await asyncio.to_thread(shutil.rmtree, self._dir(handle.sandbox_id), True)
+
+    async def cleanup_leftovers(self, known_ids: set[str]) -> list[str]:
+        removed: set[str] = set()
+        if self.cgroup_version:
+            for sid, dirs in cgroups.list_leftovers(
+                self.cgroup_version, self.cgroup_parent
+            ).items():
+                if sid in known_ids:
+                    continue
+                cg = cgroups.SandboxCgroups(
+                    self.cgroup_version, {str(i): d for i, d in enumerate(dirs)}
+                )
+                for p in cg.processes():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(p, signal.SIGKILL)
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(cg.remove)
+                removed.add(sid)
+        with contextlib.suppress(OSError):
+            for entry in self.root.iterdir():
+                if entry.name not in known_ids:
+                    await asyncio.to_thread(shutil.rmtree, entry, True)
+                    removed.add(entry.name)
+        return sorted(removed)
+
+
+async def _read_until(fd: int, end: bytes) -> bytes:
+    """Read a pipe up to `end` (or EOF) without blocking the loop.
+
+    Not to EOF: bwrap's monitor process keeps its copy of the write end open
+    for as long as the sandbox runs.
+    """
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), pipe
+        )
+        try:
+            try:
+                return await reader.readuntil(end)
+            except asyncio.IncompleteReadError as exc:
+                return exc.partial
+        finally:
+            transport.close()
+
+
+async def _wait_pid(pid: int) -> None:
+    """Wait for any process (not only a child) to exit, through a pidfd."""
+    fd = os.pidfd_open(pid)
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def exited() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, exited)
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)

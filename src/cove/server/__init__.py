@@ -1,0 +1,1 @@
+"""The control plane: Daytona-compatible REST, the toolbox proxy, auth and the store."""

@@ -1,0 +1,152 @@
+"""The control-plane REST API under /api, in Daytona's shapes (wire page §3)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cove.errors import BadRequest, NotFound, PayloadTooLarge
+from cove.protocol import CreateSandboxRequest, Sandbox, SandboxList
+from cove.server.sandboxes import SandboxService
+from cove.server.store import SandboxRecord
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+def toolbox_url(request: Request) -> str:
+    """`http://HOST:PORT/toolbox`, as the client reached us (no trailing slash)."""
+    base = str(request.base_url).rstrip("/")
+    return f"{base}/toolbox"
+
+
+def render(r: SandboxRecord, request: Request) -> dict[str, Any]:
+    sp = r.spec
+    return Sandbox(
+        id=r.id,
+        name=r.name,
+        state=r.state,
+        env=sp["env"],
+        labels=sp["labels"],
+        cpu=int(sp["cpu"]),
+        memory=int(sp["memory"]),
+        disk=int(sp["disk"]),
+        toolbox_proxy_url=toolbox_url(request),
+        created_at=_iso(r.created_at),
+        updated_at=_iso(r.updated_at),
+        last_activity_at=_iso(r.last_activity_at),
+        error_reason=r.error_reason,
+        recoverable=r.state == "error",
+        public=bool(sp.get("public")),
+        auto_stop_interval=int(sp.get("autoStopInterval", 0)),
+        auto_delete_interval=int(sp.get("autoDeleteInterval", -1)),
+        desired_state="stopped" if r.state in ("stopped", "stopping") else "started",
+    ).to_wire()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused past `limit` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the {limit}-byte limit")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
+    return bytes(body)
+
+
+def parse_json(body: bytes) -> Any:
+    if not body:
+        return {}
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request's JSON body, bounded in size; clear 4xx errors otherwise."""
+    return parse_json(await read_body(request, limit))
+
+
+def owner(request: Request) -> str:
+    return str(request.state.owner)
+
+
+class SandboxRoutes:
+    def __init__(self, service: SandboxService, max_request_bytes: int) -> None:
+        self.service = service
+        self.limit = max_request_bytes
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/sandbox", self.create, methods=["POST"]),
+            Route("/sandbox", self.list, methods=["GET"]),
+            Route("/sandbox/{ref}", self.get, methods=["GET"]),
+            Route("/sandbox/{ref}", self.delete, methods=["DELETE"]),
+            Route("/sandbox/{ref}/start", self.start, methods=["POST"]),
+            Route("/sandbox/{ref}/stop", self.stop, methods=["POST"]),
+            Route("/sandbox/{ref}/toolbox-proxy-url", self.proxy_url, methods=["GET"]),
+            Route("/socket.io/{rest:path}", self.no_events, methods=["GET"]),
+        ]
+
+    async def create(self, request: Request) -> Response:
+        req = CreateSandboxRequest.from_wire(await read_json(request, self.limit))
+        record = await self.service.create(owner(request), req)
+        # Daytona answers 200 (its SDK ignores a 201 body); a failed start is
+        # reported in the record's state and errorReason, as Daytona does.
+        return JSONResponse(render(record, request))
+
+    async def list(self, request: Request) -> Response:
+        records = self.service.list(owner(request))
+        q = request.query_params
+        if "labels" in q:
+            try:
+                wanted = json.loads(q["labels"])
+            except ValueError:
+                raise BadRequest("query 'labels' must be a JSON object") from None
+            if not isinstance(wanted, dict):
+                raise BadRequest("query 'labels' must be a JSON object")
+            records = [
+                r for r in records if all(r.spec["labels"].get(k) == v for k, v in wanted.items())
+            ]
+        if states := q.getlist("states"):
+            records = [r for r in records if r.state in states]
+        if name := q.get("name"):
+            records = [r for r in records if r.name == name]
+        items = [Sandbox.from_wire(render(r, request)) for r in records]
+        return JSONResponse(SandboxList(items=items, total=len(items)).to_wire())
+
+    async def get(self, request: Request) -> Response:
+        return JSONResponse(
+            render(self.service.get(owner(request), request.path_params["ref"]), request)
+        )
+
+    async def delete(self, request: Request) -> Response:
+        record = await self.service.delete(owner(request), request.path_params["ref"])
+        return JSONResponse(render(record, request))
+
+    async def start(self, request: Request) -> Response:
+        record = await self.service.start(owner(request), request.path_params["ref"])
+        return JSONResponse(render(record, request))
+
+    async def stop(self, request: Request) -> Response:
+        record = await self.service.stop(owner(request), request.path_params["ref"])
+        return JSONResponse(render(record, request))
+
+    async def proxy_url(self, request: Request) -> Response:
+        self.service.get(owner(request), request.path_params["ref"])
+        return JSONResponse({"url": toolbox_url(request)})
+
+    async def no_events(self, request: Request) -> Response:
+        # The official SDK tries Socket.IO for state events; without it, it
+        # polls. create() answers "started" already, so there is nothing to wait for.
+        raise NotFound("this server has no event channel; clients fall back to polling")

@@ -1,0 +1,100 @@
+"""The control-plane application, built from explicit parts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from cove.errors import BadRequest, CoveError, NotFound
+from cove.runtime import make_backend
+from cove.server.api import SandboxRoutes
+from cove.server.auth import AuthMiddleware, KeyRing, load_or_generate_key
+from cove.server.errors import error_response, handle_cove_error, handle_unexpected
+from cove.server.sandboxes import SandboxService
+from cove.server.store import Store
+from cove.server.toolbox import ToolboxProxy
+from cove.settings import Settings
+
+log = logging.getLogger("cove.server")
+
+
+@dataclass
+class Server:
+    """Everything a running control plane holds (also what tests reach into)."""
+
+    settings: Settings
+    store: Store
+    service: SandboxService
+    proxy: ToolboxProxy
+    api_keys: list[str]
+    generated_key: bool
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    err: CoveError
+    if exc.status_code == 404:
+        err = NotFound(f"no such endpoint: {request.method} {request.url.path}")
+    elif exc.status_code == 405:
+        err = BadRequest(f"method {request.method} is not allowed on {request.url.path}")
+    else:
+        err = CoveError(str(exc.detail))
+        err.status = exc.status_code  # type: ignore[misc]
+    return error_response(err, request.url.path)
+
+
+def build_server(settings: Settings) -> Server:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.data_dir / "cove.db")
+    keys = list(settings.api_keys)
+    generated = False
+    if not keys:
+        key, generated = load_or_generate_key(settings.data_dir)
+        keys = [key]
+    backend = make_backend(settings.backend, settings.data_dir, settings.runtime_dir)
+    service = SandboxService(store, backend, settings)
+    proxy = ToolboxProxy(service, settings.max_request_bytes)
+    return Server(settings, store, service, proxy, keys, generated)
+
+
+def build_app(server: Server) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await server.service.startup()
+        try:
+            yield
+        finally:
+            await server.service.shutdown()
+            await server.proxy.clients.close()
+
+    async def health(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    routes = [
+        Route("/health", health),
+        Mount(
+            "/api", routes=SandboxRoutes(server.service, server.settings.max_request_bytes).routes()
+        ),
+        Mount("/toolbox", routes=server.proxy.routes()),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            CoveError: handle_cove_error,
+            HTTPException: _http_exception,
+            Exception: handle_unexpected,
+        },
+    )
+    app.add_middleware(
+        AuthMiddleware, keys=KeyRing(server.store, server.api_keys), open_paths=("/health",)
+    )
+    return app

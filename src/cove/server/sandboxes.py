@@ -1,0 +1,273 @@
+"""Sandbox lifecycle: the store's records and the runtime backend, kept in step.
+
+Every state change goes through here, under a per-sandbox lock. A watcher
+task per running sandbox turns an unexpected agent exit into state `error`
+with the backend's reason; `start` recovers such a sandbox with its
+workspace intact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from cove.errors import BadRequest, Conflict, CoveError, NotFound, SandboxError
+from cove.protocol import LANGUAGE_LABEL, LANGUAGES, CreateSandboxRequest
+from cove.runtime import RuntimeBackend, RuntimeHandle, SandboxSpec
+from cove.server.store import NameTaken, SandboxRecord, Store
+from cove.settings import GiB, Settings
+
+log = logging.getLogger("cove.server")
+
+STARTED, STOPPED, ERROR, CREATING, STARTING, STOPPING = (
+    "started", "stopped", "error", "creating", "starting", "stopping",
+)  # fmt: skip
+
+
+class SandboxService:
+    def __init__(self, store: Store, backend: RuntimeBackend, settings: Settings) -> None:
+        self.store = store
+        self.backend = backend
+        self.settings = settings
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._activity: dict[str, float] = {}
+        # Extension points for features built on the lifecycle (entrypoint
+        # parsing, auto-stop): each may adjust the spec of a new sandbox.
+        self.spec_hooks: list[Any] = []
+
+    # -- start-up and shut-down ---------------------------------------------
+
+    async def startup(self) -> None:
+        """Find our sandboxes again after a control-plane restart."""
+        records = self.store.list()
+        removed = await self.backend.cleanup_leftovers({r.id for r in records})
+        if removed:
+            log.info("removed runtime leftovers of unknown sandboxes: %s", ", ".join(removed))
+        for r in records:
+            if r.state != STARTED:
+                continue
+            handle = self._handle(r)
+            if self.backend.is_running(handle):
+                self._watch(r.id, handle)
+            else:
+                self._set(r, ERROR, "the sandbox was not running when the control plane started")
+
+    async def shutdown(self) -> None:
+        """Stop watching; sandboxes keep running for the next control plane."""
+        for task in self._watchers.values():
+            task.cancel()
+        self._flush_activity()
+
+    # -- records ---------------------------------------------------------------
+
+    def get(self, owner: str, id_or_name: str) -> SandboxRecord:
+        r = self.store.get(owner, id_or_name)
+        if r is None:
+            raise NotFound(f"sandbox {id_or_name!r} not found")
+        return r
+
+    def list(self, owner: str) -> list[SandboxRecord]:
+        return self.store.list(owner)
+
+    def _handle(self, r: SandboxRecord) -> RuntimeHandle:
+        return RuntimeHandle(r.id, r.backend, r.runtime)
+
+    def _set(self, r: SandboxRecord, state: str, reason: str | None = None) -> None:
+        r.state = state
+        r.error_reason = reason
+        self.store.save(r)
+
+    # -- create ---------------------------------------------------------------
+
+    def _spec(self, sid: str, req: CreateSandboxRequest) -> dict[str, Any]:
+        s = self.settings
+        language = req.labels.get(LANGUAGE_LABEL, "python")
+        if language not in LANGUAGES:
+            raise BadRequest(
+                f"label '{LANGUAGE_LABEL}' must be one of {', '.join(LANGUAGES)}, got {language!r}"
+            )
+        cpu = req.cpu if req.cpu is not None else s.default_cpus
+        memory = req.memory if req.memory is not None else s.default_memory_gib
+        disk = req.disk if req.disk is not None else s.default_disk_gib
+        for field, value, low, high in (
+            ("cpu", cpu, 1, 64),
+            ("memory", memory, 1, 256),
+            ("disk", disk, 1, 1024),
+        ):
+            if not low <= value <= high:
+                raise BadRequest(f"field '{field}' must be between {low} and {high}, got {value}")
+        if req.gpu:
+            raise BadRequest("field 'gpu': this server has no GPUs to give")
+        for key in req.env:
+            if not key or "=" in key or "\0" in key:
+                raise BadRequest(f"field 'env' has an invalid variable name {key!r}")
+        labels = dict(req.labels)
+        labels.setdefault(LANGUAGE_LABEL, language)
+        spec: dict[str, Any] = {
+            "env": req.env,
+            "labels": labels,
+            "cpu": cpu,
+            "memory": memory,
+            "disk": disk,
+            "language": language,
+            "entrypoint": req.entrypoint,
+            "autoStopInterval": req.auto_stop_interval or 0,
+            "autoDeleteInterval": -1
+            if req.auto_delete_interval is None
+            else req.auto_delete_interval,
+            "public": bool(req.public),
+        }
+        for hook in self.spec_hooks:
+            hook(spec, req)
+        return spec
+
+    def _runtime_spec(self, r: SandboxRecord) -> SandboxSpec:
+        sp = r.spec
+        return SandboxSpec(
+            id=r.id,
+            cpus=float(sp["cpu"]),
+            memory_bytes=int(sp["memory"]) * GiB,
+            pids=self.settings.default_pids,
+            env=sp["env"],
+            language=sp["language"],
+            workdir=sp.get("workdir"),
+            entrypoint=sp.get("entrypoint"),
+            max_output_bytes=self.settings.max_output_bytes,
+        )
+
+    async def create(self, owner: str, req: CreateSandboxRequest) -> SandboxRecord:
+        sid = str(uuid.uuid4())
+        name = req.name or sid
+        if len(name) > 255 or "/" in name or not name.strip():
+            raise BadRequest("field 'name' must be 1-255 characters without '/'")
+        r = SandboxRecord(sid, owner, name, CREATING, self._spec(sid, req), self.backend.name)
+        try:
+            self.store.insert(r)
+        except NameTaken:
+            raise Conflict(f"a sandbox named {name!r} already exists") from None
+        async with self._locks[sid]:
+            try:
+                handle = await self.backend.create(self._runtime_spec(r))
+                r.runtime = handle.state
+                await self._start_locked(r)
+            except CoveError as err:
+                self._set(r, ERROR, err.message)
+            except Exception as exc:
+                log.exception("creating sandbox %s failed", sid)
+                self._set(r, ERROR, f"creating the sandbox failed: {exc}")
+        return r
+
+    # -- start / stop / delete --------------------------------------------------
+
+    async def _start_locked(self, r: SandboxRecord) -> None:
+        handle = self._handle(r)
+        self._set(r, STARTING)
+        try:
+            await self.backend.start(handle, self._runtime_spec(r))
+        finally:
+            r.runtime = handle.state
+        r.last_activity_at = time.time()
+        self._set(r, STARTED)
+        self._watch(r.id, handle)
+
+    async def start(self, owner: str, id_or_name: str) -> SandboxRecord:
+        r = self.get(owner, id_or_name)
+        async with self._locks[r.id]:
+            r = self.get(owner, r.id)
+            if r.state == STARTED and self.backend.is_running(self._handle(r)):
+                return r
+            if r.state == ERROR:  # recover: clear what is left of the failed run
+                await self.backend.stop(self._handle(r), grace=1.0)
+            try:
+                await self._start_locked(r)
+            except CoveError as err:
+                self._set(r, ERROR, err.message)
+                raise SandboxError(f"sandbox {r.id} failed to start: {err.message}") from None
+        return r
+
+    async def stop(self, owner: str, id_or_name: str) -> SandboxRecord:
+        r = self.get(owner, id_or_name)
+        async with self._locks[r.id]:
+            r = self.get(owner, r.id)
+            await self._stop_locked(r)
+        return r
+
+    async def _stop_locked(self, r: SandboxRecord) -> None:
+        self._set(r, STOPPING)
+        self._unwatch(r.id)
+        handle = self._handle(r)
+        await self.backend.stop(handle)
+        r.runtime = handle.state
+        self._set(r, STOPPED)
+
+    async def delete(self, owner: str, id_or_name: str) -> SandboxRecord:
+        r = self.get(owner, id_or_name)
+        async with self._locks[r.id]:
+            self._unwatch(r.id)
+            await self.backend.destroy(self._handle(r))
+            self.store.delete(r.id)
+            r.state = "destroyed"
+        self._locks.pop(r.id, None)
+        self._activity.pop(r.id, None)
+        return r
+
+    # -- toolbox access -----------------------------------------------------------
+
+    def agent_socket(self, owner: str, sandbox_id: str) -> str:
+        """Where to reach a started sandbox's agent; a clear error otherwise."""
+        r = self.store.get(owner, sandbox_id)
+        if r is None or r.id != sandbox_id:
+            raise NotFound(f"sandbox {sandbox_id!r} not found")
+        if r.state != STARTED:
+            why = f": {r.error_reason}" if r.error_reason else ""
+            raise SandboxError(f"sandbox {sandbox_id} is {r.state}{why}", body={"state": r.state})
+        self._activity[r.id] = time.time()
+        return self.backend.agent_socket(self._handle(r))
+
+    def explain_unreachable(self, owner: str, sandbox_id: str) -> CoveError:
+        """Why an agent did not answer: a dead sandbox says so, with its reason."""
+        r = self.store.get(owner, sandbox_id)
+        if r is not None and not self.backend.is_running(self._handle(r)):
+            reason = r.error_reason or "its agent is no longer running"
+            return SandboxError(f"sandbox {sandbox_id} failed: {reason}", body={"state": ERROR})
+        from cove.errors import AgentUnavailable
+
+        return AgentUnavailable(f"the agent of sandbox {sandbox_id} did not answer; try again")
+
+    def _flush_activity(self) -> None:
+        for sid, when in self._activity.items():
+            self.store.touch(sid, when)
+        self._activity.clear()
+
+    # -- watching -------------------------------------------------------------
+
+    def _watch(self, sid: str, handle: RuntimeHandle) -> None:
+        self._unwatch(sid)
+        self._watchers[sid] = asyncio.create_task(self._watcher(sid, handle))
+
+    def _unwatch(self, sid: str) -> None:
+        task = self._watchers.pop(sid, None)
+        if task is not None:
+            task.cancel()
+
+    async def _watcher(self, sid: str, handle: RuntimeHandle) -> None:
+        reason = await self.backend.wait_exit(handle)
+        if self._watchers.get(sid) is not asyncio.current_task():
+            return  # a stop or delete took over
+        self._watchers.pop(sid, None)
+        r = self.store.get_any(sid)
+        if r is not None and r.state == STARTED:
+            log.warning("sandbox %s failed: %s", sid, reason)
+            self._set(r, ERROR, reason)
+
+    async def close(self) -> None:
+        for task in list(self._watchers.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,150 @@
+"""Sandbox records and API-key hashes in SQL (SQLite file by default).
+
+The only module that speaks SQL. Calls are synchronous: each is one small
+indexed statement on a local file in WAL mode (tens of microseconds), cheaper
+than a hop to a thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sandboxes (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    error_reason TEXT,
+    spec TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    runtime TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    last_activity_at REAL NOT NULL,
+    UNIQUE (owner, name)
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    hash TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+
+
+@dataclass
+class SandboxRecord:
+    id: str
+    owner: str
+    name: str
+    state: str
+    spec: dict[str, Any]
+    backend: str
+    runtime: dict[str, Any] = field(default_factory=dict)
+    error_reason: str | None = None
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    last_activity_at: float = field(default_factory=time.time)
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+        path.chmod(0o600)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- sandboxes -----------------------------------------------------------
+
+    @staticmethod
+    def _row(row: sqlite3.Row | tuple[Any, ...]) -> SandboxRecord:
+        (id_, owner, name, state, reason, spec, backend, runtime, created, updated, active) = row
+        return SandboxRecord(
+            id_, owner, name, state, json.loads(spec), backend, json.loads(runtime), reason,
+            created, updated, active,
+        )  # fmt: skip
+
+    _COLUMNS = (
+        "id, owner, name, state, error_reason, spec, backend, runtime, "
+        "created_at, updated_at, last_activity_at"
+    )
+
+    def insert(self, r: SandboxRecord) -> None:
+        try:
+            self.db.execute(
+                f"INSERT INTO sandboxes ({self._COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    r.id, r.owner, r.name, r.state, r.error_reason, json.dumps(r.spec),
+                    r.backend, json.dumps(r.runtime), r.created_at, r.updated_at,
+                    r.last_activity_at,
+                ),
+            )  # fmt: skip
+        except sqlite3.IntegrityError as exc:
+            raise NameTaken(r.name) from exc
+
+    def save(self, r: SandboxRecord) -> None:
+        r.updated_at = time.time()
+        self.db.execute(
+            "UPDATE sandboxes SET state=?, error_reason=?, spec=?, runtime=?, updated_at=?, "
+            "last_activity_at=? WHERE id=?",
+            (
+                r.state, r.error_reason, json.dumps(r.spec), json.dumps(r.runtime),
+                r.updated_at, r.last_activity_at, r.id,
+            ),
+        )  # fmt: skip
+
+    def touch(self, sandbox_id: str, when: float) -> None:
+        self.db.execute("UPDATE sandboxes SET last_activity_at=? WHERE id=?", (when, sandbox_id))
+
+    def delete(self, sandbox_id: str) -> None:
+        self.db.execute("DELETE FROM sandboxes WHERE id=?", (sandbox_id,))
+
+    def get(self, owner: str, id_or_name: str) -> SandboxRecord | None:
+        row = self.db.execute(
+            f"SELECT {self._COLUMNS} FROM sandboxes WHERE owner=? AND (id=? OR name=?) "
+            "ORDER BY id=? DESC LIMIT 1",
+            (owner, id_or_name, id_or_name, id_or_name),
+        ).fetchone()
+        return self._row(row) if row else None
+
+    def get_any(self, sandbox_id: str) -> SandboxRecord | None:
+        row = self.db.execute(
+            f"SELECT {self._COLUMNS} FROM sandboxes WHERE id=?", (sandbox_id,)
+        ).fetchone()
+        return self._row(row) if row else None
+
+    def list(self, owner: str | None = None) -> list[SandboxRecord]:
+        if owner is None:
+            rows = self.db.execute(f"SELECT {self._COLUMNS} FROM sandboxes ORDER BY created_at")
+        else:
+            rows = self.db.execute(
+                f"SELECT {self._COLUMNS} FROM sandboxes WHERE owner=? ORDER BY created_at",
+                (owner,),
+            )
+        return [self._row(r) for r in rows.fetchall()]
+
+    # -- API keys ------------------------------------------------------------
+
+    def add_key_hash(self, key_hash: str, label: str) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO api_keys (hash, label, created_at) VALUES (?,?,?)",
+            (key_hash, label, time.time()),
+        )
+
+    def key_hashes(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT hash FROM api_keys")}
+
+
+class NameTaken(Exception):
+    pass

@@ -1,0 +1,84 @@
+"""One settings object for the server, declared once; env vars and CLI flags map onto it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return Path(base) / "cove"
+
+
+def default_runtime_dir() -> Path | None:
+    """The read-only environment bound into sandboxes (Python packages, esbuild).
+
+    `make install` builds it next to the source tree; COVE_RUNTIME_DIR overrides.
+    """
+    candidate = Path(__file__).resolve().parents[2] / "build" / "sandbox-runtime"
+    return candidate if candidate.is_dir() else None
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 3000
+    data_dir: Path = field(default_factory=default_data_dir)
+    # Accepted keys; empty means "generate one and keep it in the data dir".
+    api_keys: list[str] = field(default_factory=list)
+    backend: str = "auto"
+    runtime_dir: Path | None = field(default_factory=default_runtime_dir)
+    max_output_bytes: int = 10 * MiB
+    max_request_bytes: int = 16 * MiB
+    default_cpus: int = 1
+    default_memory_gib: int = 1
+    default_disk_gib: int = 3
+    default_pids: int = 512
+    # How often the lifecycle sweeper checks auto-stop/auto-delete (seconds).
+    sweep_interval: float = 30.0
+
+    ENV = {
+        "host": "COVE_HOST",
+        "port": "COVE_PORT",
+        "data_dir": "COVE_DATA_DIR",
+        "api_keys": "COVE_API_KEY",
+        "backend": "COVE_BACKEND",
+        "runtime_dir": "COVE_RUNTIME_DIR",
+        "max_output_bytes": "COVE_MAX_OUTPUT_BYTES",
+    }
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Defaults, then environment variables, then explicit overrides (CLI flags)."""
+        env = os.environ if environ is None else environ
+        settings = cls()
+        types = {f.name: f.type for f in fields(cls)}
+        for name, var in cls.ENV.items():
+            if env.get(var):
+                setattr(settings, name, _parse(types[name], env[var], var))
+        for name, value in overrides.items():
+            if value is not None:
+                setattr(settings, name, value)
+        settings.data_dir = Path(settings.data_dir)
+        return settings
+
+
+def _parse(type_name: object, raw: str, var: str) -> object:
+    text = str(type_name)
+    try:
+        if text.startswith("int"):
+            return int(raw)
+        if text.startswith("list"):
+            return [k.strip() for k in raw.split(",") if k.strip()]
+        if "Path" in text:
+            return Path(raw)
+    except ValueError:
+        raise ValueError(f"{var}={raw!r} is not a valid value") from None
+    return raw

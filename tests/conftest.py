@@ -1,0 +1,83 @@
+"""Shared fixtures: a real server on a free port, the official SDK, real sandboxes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.serverproc import ServerProcess
+
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+os.environ["DAYTONA_USE_DEPRECATED_POLLING"] = "false"
+
+KEYS = ["test-key-alice", "test-key-bob"]
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[ServerProcess]:
+    with tempfile.TemporaryDirectory(prefix="cove-test-") as tmp:
+        proc = ServerProcess(Path(tmp) / "data", list(KEYS)).start()
+        try:
+            yield proc
+        finally:
+            _delete_all(proc)
+            proc.stop()
+
+
+def _delete_all(proc: ServerProcess) -> None:
+    """Leave no sandbox behind, whatever the tests did."""
+    if proc.proc is None:
+        return
+    for key in proc.keys:
+        headers = {"Authorization": f"Bearer {key}"}
+        try:
+            items = httpx.get(f"{proc.api_url}/sandbox", headers=headers, timeout=30).json()[
+                "items"
+            ]
+            for item in items:
+                httpx.delete(f"{proc.api_url}/sandbox/{item['id']}", headers=headers, timeout=30)
+        except (httpx.HTTPError, KeyError, ValueError):
+            pass
+
+
+@pytest.fixture(scope="session")
+def daytona(server: ServerProcess) -> Any:
+    """The official `daytona` SDK, unmodified, configured for the test server."""
+    from daytona import Daytona, DaytonaConfig
+
+    return Daytona(DaytonaConfig(api_key=server.key, api_url=server.api_url))
+
+
+@pytest.fixture(scope="session")
+def other_daytona(server: ServerProcess) -> Any:
+    """The official SDK with the second tenant's key."""
+    from daytona import Daytona, DaytonaConfig
+
+    return Daytona(DaytonaConfig(api_key=server.keys[1], api_url=server.api_url))
+
+
+@pytest.fixture(scope="module")
+def sandbox(daytona: Any) -> Iterator[Any]:
+    """One started sandbox shared by a test module (official SDK object)."""
+    sb = daytona.create()
+    try:
+        yield sb
+    finally:
+        daytona.delete(sb)
+
+
+@pytest.fixture
+def api(server: ServerProcess) -> Iterator[httpx.Client]:
+    """A raw HTTP client with the first key, for what the SDK does not expose."""
+    with httpx.Client(
+        base_url=server.url,
+        headers={"Authorization": f"Bearer {server.key}"},
+        timeout=60,
+    ) as client:
+        yield client

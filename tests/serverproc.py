@@ -1,0 +1,89 @@
+"""A real `cove serve` process on a free port, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+COVE = str(Path(sys.executable).parent / "cove")
+READY_LINE = "Uvicorn running on"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    data_dir: Path
+    keys: list[str]
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)
+    _drain: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api"
+
+    @property
+    def key(self) -> str:
+        return self.keys[0]
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        env = dict(os.environ, COVE_API_KEY=",".join(self.keys), NO_PROXY="127.0.0.1,localhost")
+        self.proc = subprocess.Popen(
+            [COVE, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        ready = threading.Event()
+        proc = self.proc
+
+        def drain() -> None:  # keep the pipe empty; note when uvicorn is listening
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                self.output.append(line)
+                if READY_LINE in line:
+                    ready.set()
+            ready.set()  # EOF: the server died; start() reports it
+
+        self._drain = threading.Thread(target=drain, daemon=True)
+        self._drain.start()
+        if not ready.wait(timeout) or proc.poll() is not None:
+            self.stop()
+            raise RuntimeError("cove serve did not start:\n" + "".join(self.output[-40:]))
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._drain is not None:
+            self._drain.join(timeout)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.proc = None
+
+    def kill9(self) -> None:
+        self.stop(signal.SIGKILL)
