@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import os
 import shutil
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from cove.agent.cgroups import Group, Tracker
@@ -34,6 +35,9 @@ class Agent:
         self.shell = shutil.which("bash", path="/usr/bin:/bin") or "/bin/sh"
         self._ids = itertools.count(1)
         self._lingering: set[str] = set()
+        # Features (sessions, PTYs, interpreters) add coroutines here that end
+        # their processes when the agent is told to stop (SIGTERM).
+        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
 
     def next_id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids)}"

@@ -83,8 +83,7 @@ async def serve(config: AgentConfig, ready_fd: int | None) -> None:
 
 async def shutdown(agent: Agent) -> None:
     """End every user process: SIGTERM, a grace period, then SIGKILL."""
-    hooks = getattr(agent, "shutdown_hooks", [])
-    for hook in hooks:
+    for hook in agent.shutdown_hooks:
         with contextlib.suppress(Exception):
             await hook()
 

@@ -90,6 +90,8 @@ class SpawnSpec:
     cwd: str
     env: dict[str, str]
     stdin_pipe: bool = False
+    # Extra descriptors the child inherits (e.g. a private channel to a worker).
+    pass_fds: tuple[int, ...] = ()
 
 
 @dataclass
@@ -135,6 +137,7 @@ class Spawner:
             start_new_session=True,
             preexec_fn=in_child,
             close_fds=True,
+            pass_fds=spec.pass_fds,
         )
         exited = self.reaper.watch(proc.pid)
         # Tell subprocess the child is ours to reap, so its own cleanup never

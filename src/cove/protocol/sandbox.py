@@ -1,9 +1,4 @@
-"""Wire models shared by the agent, the server and the SDK.
-
-Names on the wire are Daytona's (camelCase). Fields Daytona does not have are
-additive: the official SDK ignores them, Cove's SDK uses them.
-Standard library only (the agent imports this inside sandboxes).
-"""
+"""Control-plane wire models: sandboxes (Daytona's Sandbox JSON, wire page §3.3)."""
 
 from __future__ import annotations
 
@@ -12,53 +7,7 @@ from typing import Any
 
 from cove.wiremodel import WireModel
 
-LANGUAGES = ("python", "javascript", "typescript", "bash")
 LANGUAGE_LABEL = "code-toolbox-language"
-
-# --------------------------------------------------------------------------
-# Toolbox: process execution
-
-
-@dataclass
-class ExecuteRequest(WireModel):
-    command: str
-    cwd: str | None = None
-    envs: dict[str, str] = field(default_factory=dict)
-    # Seconds; None or 0 means no limit.
-    timeout: float | None = None
-    # Per-stream cap; None takes the agent's configured default.
-    max_output_bytes: int | None = None
-
-
-@dataclass
-class ExecuteResponse(WireModel):
-    exit_code: int
-    # Daytona's field: stdout and stderr combined in the order they arrived.
-    result: str
-    stdout: str = ""
-    stderr: str = ""
-    timed_out: bool = False
-    truncated: bool = False
-
-
-@dataclass
-class CodeRunRequest(WireModel):
-    code: str
-    language: str | None = None
-    argv: list[str] = field(default_factory=list)
-    envs: dict[str, str] = field(default_factory=dict)
-    timeout: float | None = None
-    max_output_bytes: int | None = None
-
-
-@dataclass
-class CodeRunResponse(ExecuteResponse):
-    # {"charts": [...]} in the shape the official SDK parses.
-    artifacts: dict[str, Any] = field(default_factory=lambda: {"charts": []})
-
-
-# --------------------------------------------------------------------------
-# Control plane: sandboxes
 
 
 @dataclass

@@ -1,0 +1,28 @@
+"""Wire models shared by the agent, the server and the SDK.
+
+Names on the wire are Daytona's (camelCase). Fields Daytona does not have are
+additive: the official SDK ignores them, Cove's SDK uses them. One module per
+area; everything is re-exported here. Standard library only (the agent
+imports these inside sandboxes).
+"""
+
+from cove.protocol.process import (
+    LANGUAGES,
+    CodeRunRequest,
+    CodeRunResponse,
+    ExecuteRequest,
+    ExecuteResponse,
+)
+from cove.protocol.sandbox import LANGUAGE_LABEL, CreateSandboxRequest, Sandbox, SandboxList
+
+__all__ = [
+    "LANGUAGES",
+    "LANGUAGE_LABEL",
+    "CodeRunRequest",
+    "CodeRunResponse",
+    "CreateSandboxRequest",
+    "ExecuteRequest",
+    "ExecuteResponse",
+    "Sandbox",
+    "SandboxList",
+]
