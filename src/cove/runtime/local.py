@@ -31,12 +31,15 @@ START_TIMEOUT = 15.0
 
 
 def _pid_start_time(pid: int) -> str | None:
-    """Kernel start time of `pid`, to tell a live process from a reused pid."""
+    """Kernel start time of a live `pid`, to tell it from a reused pid (None: gone)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
+            fields = f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+    if fields[0] in ("Z", "X"):  # exited, not yet reaped
+        return None
+    return fields[19]
 
 
 def default_sandbox_root(data_dir: Path) -> Path:
@@ -317,6 +320,9 @@ class LocalBackend(RuntimeBackend):
                 for p in cg.processes():
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(p, signal.SIGKILL)
+                live = self._live.pop(sid, None)
+                if live is not None and live.popen is not None:
+                    await asyncio.to_thread(live.popen.wait)
                 with contextlib.suppress(OSError):
                     await asyncio.to_thread(cg.remove)
                 removed.add(sid)

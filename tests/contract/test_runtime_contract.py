@@ -1,0 +1,156 @@
+"""The runtime backend contract. Every backend in `cove.runtime.BACKENDS` must pass.
+
+A new backend is added to the table and runs this same suite unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import tempfile
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cove.runtime import BACKENDS, RuntimeBackend, RuntimeHandle, SandboxSpec, make_backend
+from cove.settings import default_runtime_dir
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> Iterator[RuntimeBackend]:
+    with tempfile.TemporaryDirectory(prefix="cove-contract-") as tmp:
+        yield make_backend(request.param, Path(tmp), default_runtime_dir())
+
+
+def run(coro_fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(asyncio.wait_for(coro_fn(), 60))
+
+
+async def execute(be: RuntimeBackend, handle: RuntimeHandle, command: str) -> dict[str, Any]:
+    transport = httpx.AsyncHTTPTransport(uds=be.agent_socket(handle))
+    async with httpx.AsyncClient(transport=transport, base_url="http://agent") as client:
+        r = await client.post("/process/execute", json={"command": command})
+        r.raise_for_status()
+        body: dict[str, Any] = r.json()
+        return body
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+class Sandbox:
+    """create → start for a test; destroy on exit, whatever happened."""
+
+    def __init__(self, be: RuntimeBackend, spec: SandboxSpec) -> None:
+        self.be = be
+        self.spec = spec
+
+    async def __aenter__(self) -> RuntimeHandle:
+        self.handle = await self.be.create(self.spec)
+        await self.be.start(self.handle, self.spec)
+        return self.handle
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.be.destroy(self.handle)
+
+
+def new_spec(**kw: Any) -> SandboxSpec:
+    return SandboxSpec(id=f"contract-{os.urandom(4).hex()}", **kw)
+
+
+def test_start_means_the_agent_answers(backend: RuntimeBackend) -> None:
+    async def scenario() -> None:
+        async with Sandbox(backend, new_spec(env={"GREETING": "hi"})) as h:
+            assert backend.is_running(h)
+            body = await execute(backend, h, "echo $GREETING")
+            assert body["stdout"] == "hi\n"
+
+    run(scenario)
+
+
+def test_stop_ends_everything_and_start_keeps_the_workspace(backend: RuntimeBackend) -> None:
+    async def scenario() -> None:
+        spec = new_spec()
+        async with Sandbox(backend, spec) as h:
+            await execute(backend, h, "echo kept > file.txt; (sleep 300 &)")
+            await backend.stop(h, grace=2)
+            assert not backend.is_running(h)
+            await backend.start(h, spec)
+            body = await execute(backend, h, "cat file.txt; pgrep -c sleep || true")
+            assert body["stdout"] == "kept\n0\n"
+
+    run(scenario)
+
+
+def test_start_twice_is_harmless(backend: RuntimeBackend) -> None:
+    async def scenario() -> None:
+        spec = new_spec()
+        async with Sandbox(backend, spec) as h:
+            await backend.start(h, spec)
+            assert (await execute(backend, h, "echo ok"))["stdout"] == "ok\n"
+
+    run(scenario)
+
+
+def test_an_agent_that_dies_is_reported_with_a_reason(backend: RuntimeBackend) -> None:
+    async def scenario() -> None:
+        async with Sandbox(backend, new_spec()) as h:
+            waiter = asyncio.create_task(backend.wait_exit(h))
+            await asyncio.sleep(0)
+            assert not waiter.done()
+            os.kill(int(h.state["pid"]), signal.SIGKILL)
+            reason = await asyncio.wait_for(waiter, 10)
+            assert "exited" in reason and "SIGKILL" in reason
+            assert not backend.is_running(h)
+
+    run(scenario)
+
+
+def test_handle_state_survives_a_json_round_trip(backend: RuntimeBackend) -> None:
+    """What the store persists is enough for a new control plane to find the sandbox."""
+
+    async def scenario() -> None:
+        async with Sandbox(backend, new_spec()) as h:
+            copy = RuntimeHandle(h.sandbox_id, h.backend, json.loads(json.dumps(h.state)))
+            assert backend.is_running(copy)
+            assert (await execute(backend, copy, "echo again"))["stdout"] == "again\n"
+
+    run(scenario)
+
+
+def test_destroy_removes_everything(backend: RuntimeBackend) -> None:
+    async def scenario() -> None:
+        spec = new_spec()
+        h = await backend.create(spec)
+        await backend.start(h, spec)
+        socket = backend.agent_socket(h)
+        await backend.destroy(h)
+        assert not backend.is_running(h)
+        assert not os.path.exists(os.path.dirname(socket))
+
+    run(scenario)
+
+
+def test_leftovers_of_unknown_sandboxes_are_cleaned(backend: RuntimeBackend) -> None:
+    async def scenario() -> None:
+        spec = new_spec()
+        h = await backend.create(spec)
+        await backend.start(h, spec)
+        pid = int(h.state["pid"])
+        removed = await backend.cleanup_leftovers(known_ids=set())
+        assert spec.id in removed
+        assert not backend.is_running(h)
+        assert not _alive(pid)
+
+    run(scenario)
