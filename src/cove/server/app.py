@@ -18,6 +18,7 @@ from cove.runtime import make_backend
 from cove.server.api import SandboxRoutes
 from cove.server.auth import AuthMiddleware, KeyRing, load_or_generate_key
 from cove.server.errors import error_response, handle_cove_error, handle_unexpected
+from cove.server.openapi import openapi_endpoint
 from cove.server.sandboxes import SandboxService
 from cove.server.store import Store
 from cove.server.toolbox import ToolboxProxy
@@ -80,6 +81,7 @@ def build_app(server: Server) -> Starlette:
 
     routes = [
         Route("/health", health),
+        Route("/api/openapi.json", openapi_endpoint),  # before the /api mount
         Mount(
             "/api", routes=SandboxRoutes(server.service, server.settings.max_request_bytes).routes()
         ),
