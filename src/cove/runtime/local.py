@@ -177,7 +177,9 @@ class LocalBackend(RuntimeBackend):
                 lib=self.lib_dir,
                 runtime=str(self.runtime_dir) if self.runtime_dir else None,
                 cgroup_binds=cg.binds() if cg else {},
-                tmp_bytes=spec.memory_bytes,
+                # /tmp is tmpfs charged to the user's memory: half the limit, so a
+                # full /tmp still leaves room to run `rm`.
+                tmp_bytes=spec.memory_bytes // 2,
             )
             fa.args += ["--seccomp", fa.data_fd(self._seccomp), "--info-fd", str(info_w)]
             fa.args += [
