@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 
+from cove.agent import charts
 from cove.agent.core import Agent, Captured
 from cove.agent.httpserver import Request, Response, Router, json_response
 from cove.errors import BadRequest, ProcessTimeout
@@ -110,15 +111,35 @@ class ExecuteRoutes:
             src = os.path.join(workdir, SOURCE_NAMES[language])
             with open(src, "w", encoding="utf-8") as f:
                 f.write(body.code)
+            env = self.agent.child_env(body.envs)
+            chart_dir = _capture_charts(workdir, env) if language == "python" else None
             captured = await self.agent.run_captured(
                 [*self._argv(language, src, workdir), *body.argv],
                 cwd=self.agent.config.workdir,
-                env=self.agent.child_env(body.envs),
+                env=env,
                 timeout=body.timeout,
                 cap=body.max_output_bytes,
             )
+            found = charts.read_charts(chart_dir) if chart_dir else []
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         response = CodeRunResponse(**_fields(captured))  # type: ignore[arg-type]
-        response.artifacts = {"stdout": response.stdout, "charts": []}
+        response.artifacts = {"stdout": response.stdout, "charts": found}
         return _respond(response, captured.timed_out, body.timeout)
+
+
+def _capture_charts(workdir: str, env: dict[str, str]) -> str:
+    """Make a Python run save its matplotlib figures as SDK charts into a directory.
+
+    `charts.py` becomes the run's `sitecustomize` (first on PYTHONPATH), so the
+    user's file runs as itself, unwrapped: tracebacks and `__main__` are theirs.
+    """
+    boot = os.path.join(workdir, "boot")
+    out = os.path.join(workdir, "charts")
+    os.makedirs(boot)
+    os.makedirs(out)
+    shutil.copyfile(charts.__file__, os.path.join(boot, "sitecustomize.py"))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (boot, env.get("PYTHONPATH")) if p)
+    env["COVE_CHART_DIR"] = out
+    env.setdefault("MPLBACKEND", "Agg")
+    return out

@@ -6,6 +6,14 @@ area; everything is re-exported here. Standard library only (the agent
 imports these inside sandboxes).
 """
 
+from cove.protocol.interpreter import (
+    DEFAULT_CONTEXT_ID,
+    ContextList,
+    CreateContextRequest,
+    InterpreterContext,
+    InterruptResponse,
+    RunCodeRequest,
+)
 from cove.protocol.process import (
     LANGUAGES,
     CodeRunRequest,
@@ -16,13 +24,19 @@ from cove.protocol.process import (
 from cove.protocol.sandbox import LANGUAGE_LABEL, CreateSandboxRequest, Sandbox, SandboxList
 
 __all__ = [
+    "DEFAULT_CONTEXT_ID",
     "LANGUAGES",
     "LANGUAGE_LABEL",
     "CodeRunRequest",
     "CodeRunResponse",
+    "ContextList",
+    "CreateContextRequest",
     "CreateSandboxRequest",
     "ExecuteRequest",
     "ExecuteResponse",
+    "InterpreterContext",
+    "InterruptResponse",
+    "RunCodeRequest",
     "Sandbox",
     "SandboxList",
 ]

@@ -1,0 +1,349 @@
+"""One interpreter context, agent side: its worker process and its runs.
+
+A context owns at most one worker (`interp_worker.py`) at a time, started
+lazily and in its own cgroup. Runs on a context queue on a lock, so two
+clients never interleave their code in one namespace. A run that must stop
+(timeout, explicit interrupt, client gone) is first interrupted with SIGINT
+to the worker's process group, like Ctrl-C in a terminal, so the context
+keeps its variables; only a worker that ignores that for `GRACE` seconds is
+killed, and the context remembers to tell the next run its state was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import enum
+import fcntl
+import json
+import os
+import signal
+import socket
+import struct
+import termios
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cove.agent.cgroups import Group
+from cove.agent.core import Agent
+from cove.agent.processes import Child, SpawnSpec
+from cove.errors import InternalError
+from cove.protocol.interpreter import InterpreterContext
+
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "interp_worker.py")
+# How long an interrupted run may take to unwind before its worker is killed.
+GRACE = 2.0
+START_TIMEOUT = 20.0
+CHANNEL_LIMIT = 256 * 1024 * 1024  # one frame may carry a large PNG or HTML table
+STRAY_CAP = 8192
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+class Outcome(enum.Enum):
+    DONE = "done"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+    DISCONNECTED = "disconnected"
+
+
+class RunControl:
+    """How a caller stops one run (its own, never the one queued before it)."""
+
+    def __init__(self) -> None:
+        self.stopped = asyncio.Event()
+        self.outcome = Outcome.INTERRUPTED
+
+    def stop(self, outcome: Outcome) -> bool:
+        if self.stopped.is_set():
+            return False
+        self.outcome = outcome
+        self.stopped.set()
+        return True
+
+
+def _pending_bytes(fd: int) -> int:
+    try:
+        buf = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", buf)[0])
+
+
+class WorkerProcess:
+    def __init__(
+        self,
+        child: Child,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        pipe_fds: list[int],
+    ) -> None:
+        self.child = child
+        self.reader = reader
+        self.writer = writer
+        self.pipe_fds = pipe_fds
+        self.messages: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.reading = asyncio.create_task(self._read())
+
+    @property
+    def group(self) -> Group:
+        return self.child.group
+
+    @property
+    def alive(self) -> bool:
+        return not self.child.exited.done() and not self.reading.done()
+
+    async def _read(self) -> None:
+        """Channel lines become messages; EOF or garbage ends the worker (None)."""
+        try:
+            while line := await self.reader.readline():
+                msg = json.loads(line)
+                if not isinstance(msg, dict):
+                    break
+                self.messages.put_nowait(msg)
+        except (ValueError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            self.messages.put_nowait(None)
+
+    def send(self, msg: dict[str, Any]) -> None:
+        self.writer.write((json.dumps(msg) + "\n").encode())
+
+    async def drain_output(self) -> None:
+        """Let the pipe readers take what the worker wrote before its last message.
+
+        Control messages and output travel on different descriptors, so a
+        message can be seen before output written earlier; everything the
+        worker wrote is already in the kernel's pipe buffers by then.
+        """
+        for _ in range(1000):  # bounded: a background child may write forever
+            if not any(_pending_bytes(fd) for fd in self.pipe_fds):
+                return
+            await asyncio.sleep(0)
+
+    def interrupt(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.child.pid, signal.SIGINT)
+
+
+class Context:
+    def __init__(self, agent: Agent, context_id: str, cwd: str, language: str = "python") -> None:
+        self.agent = agent
+        self.id = context_id
+        self.cwd = cwd
+        self.language = language
+        self.created_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.worker: WorkerProcess | None = None
+        self.lost: str | None = None  # why the last worker was killed, told to the next run
+        self.lock = asyncio.Lock()
+        self._sink: Emit | None = None
+        self._decoders: dict[str, codecs.IncrementalDecoder] = {}
+        self._running: RunControl | None = None
+        self._stray = bytearray()
+        self.closed = False
+
+    def info(self) -> InterpreterContext:
+        active = self.worker is not None and self.worker.alive
+        return InterpreterContext(self.id, active, self.created_at, self.cwd, self.language)
+
+    # -- output -------------------------------------------------------------
+    def _output(self, stream: str, data: bytes) -> None:
+        sink = self._sink
+        if sink is None:
+            # Between runs (a background thread printing, a failed start): keep a tail.
+            self._stray += data
+            del self._stray[:-STRAY_CAP]
+            return
+        decoder = self._decoders.setdefault(
+            stream, codecs.getincrementaldecoder("utf-8")("replace")
+        )
+        text = decoder.decode(data)
+        if text:
+            sink({"type": stream, "text": text})
+
+    def _flush_decoders(self) -> None:
+        for stream, decoder in self._decoders.items():
+            text = decoder.decode(b"", final=True)
+            if text and self._sink is not None:
+                self._sink({"type": stream, "text": text})
+        self._decoders.clear()
+
+    # -- worker lifecycle -----------------------------------------------------
+    async def start(self) -> WorkerProcess:
+        if self.worker is not None and self.worker.alive:
+            return self.worker
+        ours, theirs = socket.socketpair()
+        env = self.agent.child_env(None)
+        env["MPLBACKEND"] = "Agg"  # no display in a sandbox; figures come back as PNG
+        group = self.agent.new_group("interp")
+        self._stray.clear()
+        try:
+            child = await self.agent.spawner.spawn(
+                SpawnSpec(
+                    [self.agent.config.python, "-u", WORKER, str(theirs.fileno())],
+                    self.cwd,
+                    env,
+                    pass_fds=(theirs.fileno(),),
+                ),
+                group,
+                lambda d: self._output("stdout", d),
+                lambda d: self._output("stderr", d),
+            )
+        except OSError as exc:
+            ours.close()
+            self.agent.release_group(group)
+            raise InternalError(f"cannot start the interpreter worker: {exc}") from None
+        finally:
+            theirs.close()
+        reader, writer = await asyncio.open_unix_connection(sock=ours, limit=CHANNEL_LIMIT)
+        pipes = [t.get_extra_info("pipe") for t in child._transports]
+        worker = WorkerProcess(child, reader, writer, [p.fileno() for p in pipes if p])
+        try:
+            ready = await asyncio.wait_for(worker.messages.get(), START_TIMEOUT)
+        except TimeoutError:
+            ready = None
+        if ready is None or ready.get("type") != "ready":
+            await self._kill(worker)
+            tail = bytes(self._stray).decode("utf-8", "replace").strip()
+            raise InternalError(f"the interpreter worker failed to start: {tail or 'no output'}")
+        self.worker = worker
+        return worker
+
+    async def _kill(self, worker: WorkerProcess) -> None:
+        """End the worker and everything it started (its whole cgroup)."""
+        self.agent.tracker.kill(worker.group)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(worker.child.exited), 5)
+        worker.child.detach_output()
+        worker.writer.close()
+        worker.reading.cancel()
+        self.agent.release_group(worker.group)
+        if self.worker is worker:
+            self.worker = None
+
+    async def close(self) -> None:
+        self.closed = True
+        if self._running is not None:
+            self._running.stop(Outcome.INTERRUPTED)
+        if self.worker is not None:
+            await self._kill(self.worker)
+
+    # -- runs -----------------------------------------------------------------
+    def interrupt(self) -> bool:
+        """Ask the running execution to stop; False if nothing is running."""
+        running = self._running
+        return running is not None and running.stop(Outcome.INTERRUPTED)
+
+    async def run(
+        self,
+        code: str,
+        envs: dict[str, str],
+        timeout: float | None,
+        emit: Emit,
+        control: RunControl,
+    ) -> Outcome:
+        async with self.lock:
+            if control.stopped.is_set():  # its client left while it waited in line
+                return control.outcome
+            if self.closed:
+                emit(_error("ContextDeleted", f"context {self.id!r} was deleted"))
+                return Outcome.DONE
+            if self.lost is not None:
+                # Said once, plainly, instead of running code whose setup is gone.
+                emit(_error("ContextRestarted", self.lost))
+                self.lost = None
+                return Outcome.DONE
+            worker = await self.start()
+            self._sink = emit
+            self._running = control
+            try:
+                return await self._run(worker, code, envs, timeout, emit, control)
+            finally:
+                self._flush_decoders()
+                self._sink = None
+                self._running = None
+
+    async def _run(
+        self,
+        worker: WorkerProcess,
+        code: str,
+        envs: dict[str, str],
+        timeout: float | None,
+        emit: Emit,
+        control: RunControl,
+    ) -> Outcome:
+        worker.send({"code": code, "envs": envs})
+        pump = asyncio.create_task(self._pump(worker, emit))
+        aborted = asyncio.create_task(control.stopped.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {pump, aborted}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if pump in done:
+                return Outcome.DONE
+            outcome = control.outcome if control.stopped.is_set() else Outcome.TIMEOUT
+            worker.interrupt()
+            done, _ = await asyncio.wait({pump}, timeout=GRACE)
+            if pump not in done:
+                await self._kill(worker)
+                self.lost = (
+                    f"context {self.id!r} was restarted: its worker did not stop within "
+                    f"{GRACE:g}s of an interrupt ({outcome.value}) and was killed, "
+                    "so its state (variables, imports) was lost"
+                )
+            return outcome
+        except asyncio.CancelledError:
+            # The agent is shutting down mid-run: leave nothing running.
+            await self._kill(worker)
+            raise
+        finally:
+            aborted.cancel()
+            pump.cancel()
+
+    async def _pump(self, worker: WorkerProcess, emit: Emit) -> None:
+        """Forward the worker's frames until it says the run is done."""
+        while True:
+            msg = await worker.messages.get()
+            await worker.drain_output()
+            if msg is None:
+                code = await _exit_code(worker)
+                await self._kill(worker)
+                emit(
+                    _error(
+                        "ContextRestarted",
+                        f"the interpreter process of context {self.id!r} exited ({code}); "
+                        "its state was lost and the next run starts a fresh one",
+                    )
+                )
+                return
+            kind = msg.get("type")
+            if kind == "done":
+                return
+            if kind == "result" and isinstance(msg.get("data"), dict):
+                emit(
+                    {
+                        "type": "result",
+                        "data": msg["data"],
+                        "isMainResult": bool(msg.get("isMainResult")),
+                    }
+                )
+            elif kind == "error":
+                emit(
+                    _error(
+                        str(msg.get("name", "")), str(msg.get("value", "")), msg.get("traceback")
+                    )
+                )
+
+
+async def _exit_code(worker: WorkerProcess) -> str:
+    try:
+        code = await asyncio.wait_for(asyncio.shield(worker.child.exited), 1)
+    except TimeoutError:
+        return "closed its channel"
+    return f"exit code {code}"
+
+
+def _error(name: str, value: str, tb: Any = None) -> dict[str, Any]:
+    return {"type": "error", "name": name, "value": value, "traceback": str(tb or "")}
