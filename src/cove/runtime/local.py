@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,9 +137,11 @@ class LocalBackend(RuntimeBackend):
         uid = int(handle.state["uid"])
         base = self._dir(handle.sandbox_id)
         control = base / "control"
-        config_path = control / "agent.json"
-        config_path.write_text(json.dumps(self._config(handle, spec)))
-        os.chown(config_path, uid, uid)
+        # Through `_open_control_file`: the sandbox's user can plant links here.
+        fd = _open_control_file(control / "agent.json", os.O_WRONLY | os.O_TRUNC)
+        with os.fdopen(fd, "wb") as f:
+            f.write(json.dumps(self._config(handle, spec)).encode())
+            os.fchown(f.fileno(), uid, uid)
         with contextlib.suppress(FileNotFoundError):
             (control / "agent.sock").unlink()
 
@@ -159,7 +162,7 @@ class LocalBackend(RuntimeBackend):
         fa = fs.FdArgs()
         ready_r, ready_w = os.pipe()
         info_r, info_w = os.pipe()
-        log = open(control / "agent.log", "ab")  # noqa: SIM115 - handed to the child
+        log = os.fdopen(_open_control_file(control / "agent.log", os.O_WRONLY | os.O_APPEND), "ab")
         try:
             fa.args = [
                 bwrap, "--unshare-user", "--uid", str(fs.SANDBOX_UID), "--gid", str(fs.SANDBOX_UID),
@@ -232,10 +235,16 @@ class LocalBackend(RuntimeBackend):
 
     def _log_tail(self, handle: RuntimeHandle, lines: int = 5) -> str:
         path = self._dir(handle.sandbox_id) / "control" / "agent.log"
-        try:
-            tail = path.read_text(errors="replace").strip().splitlines()[-lines:]
+        try:  # not through a link the sandbox planted, and only the end of it
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return "no agent log"
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return "no agent log"
+            f.seek(max(0, os.fstat(fd).st_size - 16384))
+            text = f.read().decode(errors="replace")
+        tail = text.strip().splitlines()[-lines:]
         return " | ".join(tail) or "the agent log is empty"
 
     def is_running(self, handle: RuntimeHandle) -> bool:
@@ -334,6 +343,35 @@ class LocalBackend(RuntimeBackend):
                     await asyncio.to_thread(shutil.rmtree, entry, True)
                     removed.add(entry.name)
         return sorted(removed)
+
+
+def _open_control_file(path: Path, flags: int) -> int:
+    """Open (creating) a host-written file of the control dir, as a regular file only.
+
+    The control dir is writable inside the sandbox, so its user can put a
+    symlink, a FIFO or a directory where the host expects its own file. Root
+    following such a link would write or chown a host file of the user's
+    choosing (a FIFO would block the event loop): whatever is not a plain file
+    is removed first, and O_NOFOLLOW closes the race with a re-planted link.
+    """
+    for _ in range(3):
+        try:
+            fd = os.open(
+                path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644
+            )
+        except OSError:  # ELOOP (a link), ENXIO (a FIFO), EISDIR...
+            fd = -1
+        if fd >= 0:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.set_blocking(fd, True)
+                return fd
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                shutil.rmtree(path)  # never follows links inside
+            else:
+                os.unlink(path)
+    raise SandboxError(f"cannot write {path.name} in the sandbox's control directory")
 
 
 async def _read_until(fd: int, end: bytes) -> bytes:
