@@ -1,0 +1,300 @@
+"""Escape attempts from inside a sandbox: each one is denied.
+
+The code runs as the sandbox's user through the toolbox, as an attacker would;
+what it prints is checked here. Host-side canaries (files, listeners) are made
+by the test, so a success would show as changed or reached canaries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.security.helpers import host_ip, python, run, sandbox_dir
+from tests.serverproc import ServerProcess
+
+PROBE = """
+import json, os
+def probe(fn):
+    try:
+        fn()
+        return "ok"
+    except OSError as e:
+        return type(e).__name__
+"""
+
+
+def _probe(api: httpx.Client, sid: str, code: str) -> dict[str, str]:
+    out = python(api, sid, PROBE + code)
+    assert out["exitCode"] == 0, out
+    result: dict[str, str] = json.loads(out["stdout"].strip().splitlines()[-1])
+    return result
+
+
+@pytest.fixture(scope="module")
+def sibling(other_daytona: Any) -> Iterator[Any]:
+    """A second tenant's sandbox next to the one under attack."""
+    sb = other_daytona.create()
+    try:
+        yield sb
+    finally:
+        other_daytona.delete(sb)
+
+
+def test_proc_paths_do_not_reach_the_host(api: httpx.Client, sandbox: Any) -> None:
+    # PID 1 is the agent, non-dumpable: its /proc entries are closed to the user.
+    got = _probe(
+        api,
+        sandbox.id,
+        """
+paths = ["/proc/1/root/etc", "/proc/1/cwd", "/proc/1/fd", "/proc/1/ns"]
+r = {p: probe(lambda p=p: os.listdir(p)) for p in paths}
+for p in ["/proc/1/environ", "/proc/1/mem", "/proc/1/root/etc/passwd", "/proc/kcore"]:
+    r[p] = probe(lambda p=p: open(p, "rb").read(1))
+for p in ["/proc/sysrq-trigger", "/proc/sys/kernel/hostname", "/proc/sys/vm/drop_caches"]:
+    r[p] = probe(lambda p=p: open(p, "w").write("1"))
+print(json.dumps(r))
+""",
+    )
+    assert all(v in ("PermissionError", "OSError", "FileNotFoundError") for v in got.values()), got
+
+
+def test_host_files_are_not_reachable_through_any_proc_root(
+    api: httpx.Client, sandbox: Any, tmp_path: Path
+) -> None:
+    canary = Path("/var/tmp") / f"cove-canary-{uuid.uuid4().hex}"
+    canary.write_text("host secret\n")
+    canary.chmod(0o644)  # world-readable on the host: only the mount namespace hides it
+    try:
+        got = _probe(
+            api,
+            sandbox.id,
+            f"""
+target = {str(canary)!r}
+r = {{"direct": probe(lambda: open(target).read())}}
+for pid in [p for p in os.listdir("/proc") if p.isdigit()] + ["self", "thread-self"]:
+    r[pid] = probe(lambda pid=pid: open(f"/proc/{{pid}}/root" + target).read())
+r["shadow"] = probe(lambda: open("/etc/shadow").read())
+print(json.dumps(r))
+""",
+        )
+        assert "ok" not in got.values(), got
+    finally:
+        canary.unlink()
+
+
+def test_control_dir_symlinks_do_not_make_the_host_write_or_chown(
+    server: ServerProcess, api: httpx.Client, daytona: Any, tmp_path: Path
+) -> None:
+    """The control dir is writable inside; the host must not follow links planted there."""
+    sb = daytona.create()
+    canaries = {name: tmp_path / f"{name}.canary" for name in ("agent.json", "agent.log")}
+    try:
+        for path in canaries.values():
+            path.write_text("untouched\n")
+            path.chmod(0o600)
+        links = "; ".join(
+            f"rm -f /run/cove/{name}; ln -s {path} /run/cove/{name}"
+            for name, path in canaries.items()
+        )
+        assert run(api, sb.id, links)["exitCode"] == 0
+        sb.stop()
+        sb.start()
+        for path in canaries.values():
+            assert path.read_text() == "untouched\n", path
+            st = path.stat()
+            assert (st.st_uid, st.st_mode & 0o777) == (0, 0o600), path
+        assert sb.process.exec("echo alive").result == "alive\n"
+        # A FIFO would block the host's open; a directory would fail its write.
+        plant = "cd /run/cove && rm -f agent.log agent.json && mkfifo agent.log && mkdir agent.json"
+        assert run(api, sb.id, plant)["exitCode"] == 0
+        sb.stop()
+        sb.start()
+        assert sb.process.exec("echo alive").result == "alive\n"
+    finally:
+        daytona.delete(sb)
+    for path in canaries.values():
+        assert path.read_text() == "untouched\n"
+
+
+def test_workspace_symlinks_out_are_not_followed_by_the_host(
+    server: ServerProcess, api: httpx.Client, daytona: Any, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("keep\n")
+    sb = daytona.create()
+    try:
+        cmd = f"ln -s {victim} ~/out && ln -s / ~/root && ls ~/out/ 2>&1; cat ~/root/etc/shadow"
+        out = run(api, sb.id, cmd)
+        assert "keep.txt" not in out["stdout"]
+        assert out["exitCode"] != 0
+    finally:
+        daytona.delete(sb)  # the host removes the workspace: links must not be followed
+    assert (victim / "keep.txt").read_text() == "keep\n"
+    assert not sandbox_dir(server, sb.id).exists()
+
+
+def test_ptrace_of_the_agent_and_the_host_is_denied(api: httpx.Client, sandbox: Any) -> None:
+    got = _probe(
+        api,
+        sandbox.id,
+        """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+r = {}
+for pid in (1, os.getppid() if os.getppid() != 1 else 1):
+    rc = libc.ptrace(16, pid, None, None)  # PTRACE_ATTACH
+    r[f"attach-{pid}"] = "ok" if rc == 0 else os.strerror(ctypes.get_errno())
+    rc = libc.ptrace(0x4206, pid, None, None)  # PTRACE_SEIZE
+    r[f"seize-{pid}"] = "ok" if rc == 0 else os.strerror(ctypes.get_errno())
+print(json.dumps(r))
+""",
+    )
+    assert set(got.values()) <= {"Operation not permitted", "No such process"}, got
+
+
+def test_mount_is_denied(api: httpx.Client, sandbox: Any) -> None:
+    got = _probe(
+        api,
+        sandbox.id,
+        """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+os.makedirs("/tmp/m", exist_ok=True)
+r = {}
+rc = libc.mount(b"none", b"/tmp/m", b"tmpfs", 0, None)
+r["mount"] = "ok" if rc == 0 else os.strerror(ctypes.get_errno())
+rc = libc.umount2(b"/proc", 2)  # MNT_DETACH
+r["umount"] = "ok" if rc == 0 else os.strerror(ctypes.get_errno())
+rc = libc.mount(None, b"/usr", None, 32 | 4096, None)  # MS_REMOUNT|MS_BIND: make /usr rw
+r["remount"] = "ok" if rc == 0 else os.strerror(ctypes.get_errno())
+print(json.dumps(r))
+""",
+    )
+    assert "ok" not in got.values(), got
+    out = run(api, sandbox.id, "mount -t tmpfs none /tmp 2>&1; echo rc=$?; touch /usr/x 2>&1")
+    assert "rc=0" not in out["stdout"]
+    assert "Read-only" in out["stdout"] or "denied" in out["stdout"]
+
+
+def test_new_namespaces_are_denied(api: httpx.Client, sandbox: Any) -> None:
+    got = _probe(
+        api,
+        sandbox.id,
+        """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+r = {}
+for name, flag in [("user", 0x10000000), ("mnt", 0x20000), ("net", 0x40000000),
+                   ("pid", 0x20000000), ("cgroup", 0x02000000)]:
+    rc = libc.unshare(flag)
+    r[name] = "ok" if rc == 0 else os.strerror(ctypes.get_errno())
+for ns in ("mnt", "user", "net", "pid"):
+    def enter(ns=ns):
+        fd = os.open(f"/proc/1/ns/{ns}", os.O_RDONLY)
+        try:
+            if libc.setns(fd, 0) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+        finally:
+            os.close(fd)
+    r["setns-" + ns] = probe(enter)
+print(json.dumps(r))
+""",
+    )
+    assert "ok" not in got.values(), got
+    out = run(
+        api,
+        sandbox.id,
+        "unshare -Ur true 2>&1; echo rc=$?; unshare -n true 2>&1; echo rc=$?;"
+        " if command -v bwrap >/dev/null; then bwrap --ro-bind / / true 2>&1; echo rc=$?; fi",
+    )
+    assert "rc=0" not in out["stdout"], out
+
+
+def test_control_plane_port_is_unreachable(
+    server: ServerProcess, api: httpx.Client, sandbox: Any
+) -> None:
+    targets = [("127.0.0.1", server.port)]
+    if ip := host_ip():
+        targets.append((ip, server.port))
+    got = _probe(
+        api,
+        sandbox.id,
+        f"""
+import socket
+r = {{}}
+for host, port in {targets!r}:
+    def connect(host=host, port=port):
+        with socket.create_connection((host, port), timeout=3):
+            pass
+    r[f"{{host}}:{{port}}"] = probe(connect)
+print(json.dumps(r))
+""",
+    )
+    assert "ok" not in got.values(), got
+
+
+def test_host_abstract_unix_sockets_are_unreachable(api: httpx.Client, sandbox: Any) -> None:
+    name = f"\0cove-test-{uuid.uuid4().hex}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(name)
+        listener.listen()
+        got = _probe(
+            api,
+            sandbox.id,
+            f"""
+import socket
+def connect():
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(3)
+        s.connect({name!r})
+print(json.dumps({{"abstract": probe(connect)}}))
+""",
+        )
+    assert got["abstract"] != "ok", got
+
+
+def test_another_sandboxes_agent_socket_is_unreachable(
+    server: ServerProcess, api: httpx.Client, sandbox: Any, sibling: Any
+) -> None:
+    theirs = sandbox_dir(server, sibling.id)
+    assert (theirs / "control" / "agent.sock").exists()
+    got = _probe(
+        api,
+        sandbox.id,
+        f"""
+import socket
+r = {{}}
+def connect(path):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(3)
+        s.connect(path)
+r["their-socket"] = probe(lambda: connect({str(theirs / "control" / "agent.sock")!r}))
+r["their-home"] = probe(lambda: os.listdir({str(theirs / "home")!r}))
+r["sandbox-root"] = probe(lambda: os.listdir({str(theirs.parent)!r}))
+print(json.dumps(r))
+""",
+    )
+    assert "ok" not in got.values(), got
+    # Even a mount mistake would not be enough: the sandboxes run as different
+    # host uids, and each one's directories are 0700.
+    mine = sandbox_dir(server, sandbox.id)
+    my_uid, their_uid = (d.joinpath("home").stat().st_uid for d in (mine, theirs))
+    assert my_uid != their_uid and 0 not in (my_uid, their_uid)
+    for sub in ("home", "control"):
+        assert theirs.joinpath(sub).stat().st_mode & 0o077 == 0
+    as_me = ["setpriv", f"--reuid={my_uid}", f"--regid={my_uid}", "--clear-groups"]
+    for target in (theirs / "control" / "agent.json", theirs / "home"):
+        done = subprocess.run([*as_me, "ls", str(target)], capture_output=True, text=True)
+        assert done.returncode != 0 and "Permission denied" in done.stderr, done
+    assert os.geteuid() == 0 or pytest.skip("needs root to act as the sandbox uid")
