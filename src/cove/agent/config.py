@@ -27,6 +27,9 @@ class AgentConfig(WireModel):
     python: str = "/usr/bin/python3"
     node: str = "/usr/bin/node"
     entrypoint: list[str] | None = None
+    # Default cwd of sessions and the entrypoint (an image's WORKDIR); relative
+    # paths are under `workdir`, a missing directory is created.
+    session_cwd: str | None = None
 
     @classmethod
     def load(cls, path: str) -> AgentConfig:

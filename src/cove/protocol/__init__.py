@@ -22,6 +22,20 @@ from cove.protocol.process import (
     ExecuteResponse,
 )
 from cove.protocol.sandbox import LANGUAGE_LABEL, CreateSandboxRequest, Sandbox, SandboxList
+from cove.protocol.sessions import (
+    Command,
+    CommandSignalRequest,
+    CreateSessionRequest,
+    PtyCreateRequest,
+    PtyResizeRequest,
+    PtySessionInfo,
+    PtySessionList,
+    Session,
+    SessionCommandLogs,
+    SessionExecuteRequest,
+    SessionExecuteResponse,
+    SessionInputRequest,
+)
 
 __all__ = [
     "DEFAULT_CONTEXT_ID",
@@ -29,14 +43,26 @@ __all__ = [
     "LANGUAGE_LABEL",
     "CodeRunRequest",
     "CodeRunResponse",
+    "Command",
+    "CommandSignalRequest",
     "ContextList",
     "CreateContextRequest",
     "CreateSandboxRequest",
+    "CreateSessionRequest",
     "ExecuteRequest",
     "ExecuteResponse",
     "InterpreterContext",
     "InterruptResponse",
+    "PtyCreateRequest",
+    "PtyResizeRequest",
+    "PtySessionInfo",
+    "PtySessionList",
     "RunCodeRequest",
     "Sandbox",
     "SandboxList",
+    "Session",
+    "SessionCommandLogs",
+    "SessionExecuteRequest",
+    "SessionExecuteResponse",
+    "SessionInputRequest",
 ]

@@ -126,6 +126,7 @@ class LocalBackend(RuntimeBackend):
             "controlDir": fs.CONTROL,
             "runtimeDir": fs.RUNTIME,
             "entrypoint": spec.entrypoint,
+            "sessionCwd": spec.workdir,
         }
 
     async def start(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
