@@ -1,0 +1,226 @@
+"""`Cove` and `AsyncCove`: the clients, named and shaped like Daytona's.
+
+Configuration (`api_url`, `api_key`, or `COVE_API_URL` / `COVE_API_KEY`)
+picks a server; with no URL at all, the client runs embedded (see
+`embedded.py`). A client used as a context manager, or closed, deletes the
+sandboxes it created unless it was made with `keep=True`; an embedded client
+that is never closed does the same at interpreter exit, because its control
+plane ends with the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import dataclasses
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from cove.errors import AuthError, CoveError
+from cove.sdk import embedded
+from cove.sdk._base import CoveConfig, Endpoints, default_embedded_dir, headers
+from cove.sdk._transport import AsyncTransport, SyncTransport
+from cove.sdk.models import CreateSandboxParams
+from cove.sdk.sandbox import AsyncSandbox, Sandbox, SandboxCalls, check_started
+
+_PARAM_NAMES = [f.name for f in dataclasses.fields(CreateSandboxParams)]
+
+
+def merge_params(params: Any, overrides: dict[str, Any]) -> CreateSandboxParams:
+    """`create()`'s arguments: a params object (Cove's or Daytona's), then keywords."""
+    values: dict[str, Any] = {}
+    if params is not None:
+        values = {
+            n: getattr(params, n) for n in _PARAM_NAMES if getattr(params, n, None) is not None
+        }
+        resources = getattr(params, "resources", None)  # Daytona's image params
+        for n in ("cpu", "memory", "disk"):
+            if resources is not None and getattr(resources, n, None) is not None:
+                values[n] = getattr(resources, n)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return CreateSandboxParams(**values)
+
+
+class _ClientBase:
+    """Configuration, embedded server and the sandboxes to clean up: no I/O here."""
+
+    def __init__(
+        self, config: CoveConfig | None, api_url: str | None, api_key: str | None,
+        data_dir: str | None, keep: bool,
+    ) -> None:  # fmt: skip
+        cfg = (config or CoveConfig(api_url, api_key, data_dir)).resolved()
+        self.keep = keep
+        self.embedded: embedded.EmbeddedServer | None = None
+        self._created: list[str] = []
+        if cfg.api_url is None:
+            self.embedded = embedded.acquire(Path(cfg.data_dir or default_embedded_dir()))
+            self.api_url, self.api_key, self._trust_env = (
+                self.embedded.api_url, self.embedded.api_key, False,
+            )  # fmt: skip
+            atexit.register(self._at_exit)
+        else:
+            if not cfg.api_key:
+                raise AuthError(
+                    f"no API key for {cfg.api_url}: set COVE_API_KEY or pass api_key= "
+                    "(`cove serve` prints the key)"
+                )
+            self.api_url, self.api_key, self._trust_env = cfg.api_url, cfg.api_key, True
+        self._calls = SandboxCalls(Endpoints(self.api_url))
+
+    def _to_clean(self) -> list[str]:
+        ids, self._created = ([] if self.keep else list(self._created)), []
+        return ids
+
+    def _release(self) -> None:
+        if self.embedded is not None:
+            atexit.unregister(self._at_exit)
+            srv, self.embedded = self.embedded, None
+            embedded.release(srv)
+
+    def _at_exit(self) -> None:
+        """Interpreter exit with an embedded client still open: clean up without the client."""
+        with httpx.Client(headers=headers(self.api_key, ""), trust_env=False, timeout=60) as http:
+            for sid in self._to_clean():
+                with contextlib.suppress(httpx.HTTPError):
+                    http.delete(f"{self.api_url}/sandbox/{sid}")
+        self._release()
+
+
+class Cove(_ClientBase):
+    """Synchronous client: `Cove()`, `Cove(api_url=..., api_key=...)` or `Cove(CoveConfig(...))`."""
+
+    def __init__(
+        self, config: CoveConfig | None = None, *, api_url: str | None = None,
+        api_key: str | None = None, data_dir: str | None = None, keep: bool = False,
+    ) -> None:  # fmt: skip
+        super().__init__(config, api_url, api_key, data_dir, keep)
+        self._t = SyncTransport(self.api_url, self.api_key, self._trust_env)
+
+    def create(
+        self, params: Any = None, *, timeout: float | None = 120, language: str | None = None,
+        env_vars: dict[str, str] | None = None, labels: dict[str, str] | None = None,
+        name: str | None = None, cpu: int | None = None, memory: int | None = None,
+        disk: int | None = None, auto_stop_interval: int | None = None,
+        auto_delete_interval: int | None = None, entrypoint: list[str] | None = None,
+    ) -> Sandbox:  # fmt: skip
+        """Create and start a sandbox; memory and disk in GiB."""
+        p = merge_params(params, {k: v for k, v in locals().items() if k in _PARAM_NAMES})
+        call = self._calls.create(p)
+        call.timeout = timeout
+        wire = self._t.call(call)
+        self._created.append(wire.id)
+        try:
+            check_started(wire)
+        except CoveError:
+            with contextlib.suppress(CoveError):
+                self._t.call(self._calls.delete(wire.id, timeout))
+            raise
+        return Sandbox(self._t, self._calls, wire)
+
+    def get(self, sandbox_id_or_name: str) -> Sandbox:
+        return Sandbox(self._t, self._calls, self._t.call(self._calls.get(sandbox_id_or_name)))
+
+    def list(self, labels: dict[str, str] | None = None) -> list[Sandbox]:
+        return [Sandbox(self._t, self._calls, w) for w in self._t.call(self._calls.list(labels))]
+
+    def delete(self, sandbox: Sandbox | str, timeout: float | None = 60) -> None:
+        sid = sandbox if isinstance(sandbox, str) else sandbox.id
+        self._t.call(self._calls.delete(sid, timeout))
+
+    def start(self, sandbox: Sandbox, timeout: float | None = 60) -> None:
+        sandbox.start(timeout)
+
+    def stop(self, sandbox: Sandbox, timeout: float | None = 60) -> None:
+        sandbox.stop(timeout)
+
+    def close(self) -> None:
+        """Delete the sandboxes this client created (unless `keep`), stop an embedded server."""
+        try:
+            for sid in self._to_clean():
+                with contextlib.suppress(CoveError):
+                    self._t.call(self._calls.delete(sid, 60))
+        finally:
+            self._t.close()
+            self._release()
+
+    def __enter__(self) -> Cove:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        self.close()
+
+
+class AsyncCove(_ClientBase):
+    """Asynchronous client, same names as `Cove` with coroutines."""
+
+    def __init__(
+        self, config: CoveConfig | None = None, *, api_url: str | None = None,
+        api_key: str | None = None, data_dir: str | None = None, keep: bool = False,
+    ) -> None:  # fmt: skip
+        super().__init__(config, api_url, api_key, data_dir, keep)
+        self._t = AsyncTransport(self.api_url, self.api_key, self._trust_env)
+
+    async def create(
+        self, params: Any = None, *, timeout: float | None = 120, language: str | None = None,
+        env_vars: dict[str, str] | None = None, labels: dict[str, str] | None = None,
+        name: str | None = None, cpu: int | None = None, memory: int | None = None,
+        disk: int | None = None, auto_stop_interval: int | None = None,
+        auto_delete_interval: int | None = None, entrypoint: list[str] | None = None,
+    ) -> AsyncSandbox:  # fmt: skip
+        """Create and start a sandbox; memory and disk in GiB."""
+        p = merge_params(params, {k: v for k, v in locals().items() if k in _PARAM_NAMES})
+        call = self._calls.create(p)
+        call.timeout = timeout
+        wire = await self._t.call(call)
+        self._created.append(wire.id)
+        try:
+            check_started(wire)
+        except CoveError:
+            with contextlib.suppress(CoveError):
+                await self._t.call(self._calls.delete(wire.id, timeout))
+            raise
+        return AsyncSandbox(self._t, self._calls, wire)
+
+    async def get(self, sandbox_id_or_name: str) -> AsyncSandbox:
+        wire = await self._t.call(self._calls.get(sandbox_id_or_name))
+        return AsyncSandbox(self._t, self._calls, wire)
+
+    async def list(self, labels: dict[str, str] | None = None) -> list[AsyncSandbox]:
+        wires = await self._t.call(self._calls.list(labels))
+        return [AsyncSandbox(self._t, self._calls, w) for w in wires]
+
+    async def delete(self, sandbox: AsyncSandbox | str, timeout: float | None = 60) -> None:
+        sid = sandbox if isinstance(sandbox, str) else sandbox.id
+        await self._t.call(self._calls.delete(sid, timeout))
+
+    async def start(self, sandbox: AsyncSandbox, timeout: float | None = 60) -> None:
+        await sandbox.start(timeout)
+
+    async def stop(self, sandbox: AsyncSandbox, timeout: float | None = 60) -> None:
+        await sandbox.stop(timeout)
+
+    async def close(self) -> None:
+        """Delete the sandboxes this client created (unless `keep`), stop an embedded server."""
+        try:
+            for sid in self._to_clean():
+                with contextlib.suppress(CoveError):
+                    await self._t.call(self._calls.delete(sid, 60))
+        finally:
+            await self._t.close()
+            await asyncio.to_thread(self._release)  # joins the server thread
+
+    async def __aenter__(self) -> AsyncCove:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        await self.close()

@@ -1,0 +1,352 @@
+"""`sandbox.process`: exec, code_run, sessions and their logs (wire page §4).
+
+`ProcessCalls` builds every request once; `Process` (sync) and `AsyncProcess`
+only send them, so the two faces cannot drift in what they put on the wire.
+Log following is a WebSocket; Daytona makes its `*_async` log methods
+coroutines even on the sync client, so both faces have them as coroutines,
+and the sync face adds a blocking `follow_session_command_logs`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed
+
+from cove.sdk._base import Call, Toolbox, exec_timeout, seg
+from cove.sdk._streams import LogDemux, log_close_error
+from cove.sdk._transport import AsyncTransport, SyncTransport, open_async_websocket
+from cove.sdk.models import (
+    CodeRunParams,
+    Command,
+    ExecuteResponse,
+    Session,
+    SessionCommandLogsResponse,
+    SessionExecuteRequest,
+    SessionExecuteResponse,
+)
+
+LogCallback = Callable[[str], Any]
+
+
+class ProcessCalls:
+    def __init__(self, toolbox: Toolbox) -> None:
+        self.tb = toolbox
+
+    def exec(
+        self, command: str, cwd: str | None, env: dict[str, str] | None, timeout: float | None
+    ) -> Call[ExecuteResponse]:
+        body: dict[str, Any] = {"command": command}
+        if cwd is not None:
+            body["cwd"] = cwd
+        if env:
+            body["envs"] = dict(env)
+        if timeout:
+            body["timeout"] = timeout
+        return self.tb.call(
+            "POST",
+            "/process/execute",
+            "exec",
+            ExecuteResponse.from_wire,
+            body,
+            exec_timeout(timeout),
+        )
+
+    def code_run(
+        self, code: str, params: CodeRunParams | None, timeout: float | None
+    ) -> Call[ExecuteResponse]:
+        body: dict[str, Any] = {"code": code, "language": self.tb.language}
+        if params is not None and params.argv:
+            body["argv"] = list(params.argv)
+        if params is not None and params.env:
+            body["envs"] = dict(params.env)
+        if timeout:
+            body["timeout"] = timeout
+        return self.tb.call(
+            "POST", "/process/code-run", "code_run", ExecuteResponse.from_wire, body,
+            exec_timeout(timeout),
+        )  # fmt: skip
+
+    def create_session(self, session_id: str) -> Call[None]:
+        return self.tb.void("POST", "/process/session", "create session", {"sessionId": session_id})
+
+    def get_session(self, session_id: str) -> Call[Session]:
+        path = f"/process/session/{seg(session_id)}"
+        return self.tb.call("GET", path, "get session", Session.from_wire)
+
+    def list_sessions(self) -> Call[list[Session]]:
+        return self.tb.call(
+            "GET", "/process/session", "list sessions", lambda d: [Session.from_wire(s) for s in d]
+        )
+
+    def delete_session(self, session_id: str) -> Call[None]:
+        return self.tb.void("DELETE", f"/process/session/{seg(session_id)}", "delete session")
+
+    def execute_session_command(
+        self, session_id: str, req: SessionExecuteRequest, timeout: float | None
+    ) -> Call[SessionExecuteResponse]:
+        wait = timeout if timeout is not None else req.timeout
+        return self.tb.call(
+            "POST", f"/process/session/{seg(session_id)}/exec", "execute session command",
+            SessionExecuteResponse.from_wire, req.to_wire(),
+            None if req.run_async or req.var_async else exec_timeout(wait),
+        )  # fmt: skip
+
+    def _command(self, session_id: str, command_id: str) -> str:
+        return f"/process/session/{seg(session_id)}/command/{seg(command_id)}"
+
+    def get_session_command(self, session_id: str, command_id: str) -> Call[Command]:
+        path = self._command(session_id, command_id)
+        return self.tb.call("GET", path, "get session command", Command.from_wire)
+
+    def get_session_command_logs(
+        self, session_id: str, command_id: str
+    ) -> Call[SessionCommandLogsResponse]:
+        path = self._command(session_id, command_id) + "/logs"
+        return self.tb.call("GET", path, "get command logs", SessionCommandLogsResponse.from_wire)
+
+    def send_session_command_input(self, session_id: str, command_id: str, data: str) -> Call[None]:
+        path = self._command(session_id, command_id) + "/input"
+        return self.tb.void("POST", path, "send command input", {"data": data})
+
+    def close_session_command_input(self, session_id: str, command_id: str) -> Call[None]:
+        path = self._command(session_id, command_id) + "/input/close"
+        return self.tb.void("POST", path, "close command input")
+
+    def kill_session_command(
+        self, session_id: str, command_id: str, signal: str | int | None
+    ) -> Call[None]:
+        path = self._command(session_id, command_id) + "/kill"
+        body = {} if signal is None else {"signal": signal}
+        return self.tb.void("POST", path, "kill session command", body)
+
+    def get_entrypoint_session(self) -> Call[Session]:
+        return self.tb.call(
+            "GET", "/process/session/entrypoint", "get entrypoint session", Session.from_wire
+        )
+
+    def get_entrypoint_logs(self) -> Call[SessionCommandLogsResponse]:
+        return self.tb.call(
+            "GET", "/process/session/entrypoint/logs", "get entrypoint logs",
+            SessionCommandLogsResponse.from_wire,
+        )  # fmt: skip
+
+    def logs_url(self, session_id: str | None, command_id: str | None, offset: int) -> str:
+        if session_id is None:
+            path = "/process/session/entrypoint/logs?follow=true"
+        else:
+            path = self._command(session_id, str(command_id)) + "/logs?follow=true"
+        return self.tb.url(path + (f"&offset={int(offset)}" if offset else ""))
+
+
+def _deliver(demux_out: list[tuple[str, str]], out: LogCallback, err: LogCallback) -> list[Any]:
+    return [(out if ch == "stdout" else err)(text) for ch, text in demux_out]
+
+
+async def _maybe_await(results: list[Any]) -> None:
+    for r in results:
+        if inspect.isawaitable(r):
+            await r
+
+
+async def follow_logs_async(
+    transport_kwargs: dict[str, Any], url: str, what: str, on_stdout: LogCallback,
+    on_stderr: LogCallback,
+) -> None:  # fmt: skip
+    """Stream a followed log into (sync or async) callbacks until the server closes it."""
+    demux = LogDemux()
+    ws = await open_async_websocket(url, what, transport_kwargs)
+    async with ws:
+        with contextlib.suppress(ConnectionClosed):  # the close code is judged below
+            async for frame in ws:
+                await _maybe_await(_deliver(demux.feed(frame), on_stdout, on_stderr))
+    await _maybe_await(_deliver(demux.flush(), on_stdout, on_stderr))
+    err = log_close_error(ws.close_code, ws.close_reason or "", what)
+    if err is not None:
+        raise err
+
+
+class _Shared:
+    calls: ProcessCalls
+
+    def _ws_kwargs(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def get_session_command_logs_async(
+        self, session_id: str, command_id: str, on_stdout: LogCallback, on_stderr: LogCallback,
+        offset: int = 0,
+    ) -> None:  # fmt: skip
+        """Stream a command's output, from byte `offset` of its log, until it exits."""
+        url = self.calls.logs_url(session_id, command_id, offset)
+        await follow_logs_async(self._ws_kwargs(), url, "follow command logs", on_stdout, on_stderr)
+
+    async def get_entrypoint_logs_async(
+        self, on_stdout: LogCallback, on_stderr: LogCallback, offset: int = 0
+    ) -> None:
+        url = self.calls.logs_url(None, None, offset)
+        await follow_logs_async(
+            self._ws_kwargs(), url, "follow entrypoint logs", on_stdout, on_stderr
+        )
+
+
+class Process(_Shared):
+    def __init__(self, transport: SyncTransport, toolbox: Toolbox) -> None:
+        self._t = transport
+        self.calls = ProcessCalls(toolbox)
+
+    def _ws_kwargs(self) -> dict[str, Any]:
+        return self._t.ws_kwargs(None)
+
+    def exec(
+        self, command: str, cwd: str | None = None, env: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> ExecuteResponse:  # fmt: skip
+        """Run a shell command to completion; a timeout raises `CommandTimeout` (`.response`)."""
+        return self._t.call(self.calls.exec(command, cwd, env, timeout))
+
+    def code_run(
+        self, code: str, params: CodeRunParams | None = None, timeout: float | None = None
+    ) -> ExecuteResponse:
+        """Run code in a fresh interpreter of the sandbox's language."""
+        return self._t.call(self.calls.code_run(code, params, timeout))
+
+    def create_session(self, session_id: str) -> None:
+        self._t.call(self.calls.create_session(session_id))
+
+    def get_session(self, session_id: str) -> Session:
+        return self._t.call(self.calls.get_session(session_id))
+
+    def list_sessions(self) -> list[Session]:
+        return self._t.call(self.calls.list_sessions())
+
+    def delete_session(self, session_id: str) -> None:
+        self._t.call(self.calls.delete_session(session_id))
+
+    def execute_session_command(
+        self, session_id: str, req: SessionExecuteRequest, timeout: float | None = None
+    ) -> SessionExecuteResponse:
+        return self._t.call(self.calls.execute_session_command(session_id, req, timeout))
+
+    def get_session_command(self, session_id: str, command_id: str) -> Command:
+        return self._t.call(self.calls.get_session_command(session_id, command_id))
+
+    def get_session_command_logs(
+        self, session_id: str, command_id: str
+    ) -> SessionCommandLogsResponse:
+        return self._t.call(self.calls.get_session_command_logs(session_id, command_id))
+
+    def send_session_command_input(self, session_id: str, command_id: str, data: str) -> None:
+        self._t.call(self.calls.send_session_command_input(session_id, command_id, data))
+
+    def close_session_command_input(self, session_id: str, command_id: str) -> None:
+        """Close the command's stdin (it reads EOF)."""
+        self._t.call(self.calls.close_session_command_input(session_id, command_id))
+
+    def kill_session_command(
+        self, session_id: str, command_id: str, signal: str | int | None = None
+    ) -> None:
+        """Kill the command's whole process tree (or send it `signal`, e.g. "SIGINT")."""
+        self._t.call(self.calls.kill_session_command(session_id, command_id, signal))
+
+    def get_entrypoint_session(self) -> Session:
+        return self._t.call(self.calls.get_entrypoint_session())
+
+    def get_entrypoint_logs(self) -> SessionCommandLogsResponse:
+        return self._t.call(self.calls.get_entrypoint_logs())
+
+    def follow_session_command_logs(
+        self, session_id: str | None, command_id: str | None, on_stdout: LogCallback,
+        on_stderr: LogCallback, offset: int = 0,
+    ) -> None:  # fmt: skip
+        """Blocking log follow (entrypoint when `session_id` is None), from byte `offset`."""
+        demux = LogDemux()
+        what = "follow command logs"
+        url = self.calls.logs_url(session_id, command_id, offset)
+        # ConnectionClosed is suppressed: the close code is judged below.
+        with self._t.websocket(url, what) as ws, contextlib.suppress(ConnectionClosed):
+            for frame in ws:
+                _deliver(demux.feed(frame), on_stdout, on_stderr)
+        _deliver(demux.flush(), on_stdout, on_stderr)
+        err = log_close_error(ws.close_code, ws.close_reason or "", what)
+        if err is not None:
+            raise err
+
+
+class AsyncProcess(_Shared):
+    def __init__(self, transport: AsyncTransport, toolbox: Toolbox) -> None:
+        self._t = transport
+        self.calls = ProcessCalls(toolbox)
+
+    def _ws_kwargs(self) -> dict[str, Any]:
+        return self._t.ws_kwargs(None)
+
+    async def exec(
+        self, command: str, cwd: str | None = None, env: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> ExecuteResponse:  # fmt: skip
+        """Run a shell command to completion; a timeout raises `CommandTimeout` (`.response`)."""
+        return await self._t.call(self.calls.exec(command, cwd, env, timeout))
+
+    async def code_run(
+        self, code: str, params: CodeRunParams | None = None, timeout: float | None = None
+    ) -> ExecuteResponse:
+        """Run code in a fresh interpreter of the sandbox's language."""
+        return await self._t.call(self.calls.code_run(code, params, timeout))
+
+    async def create_session(self, session_id: str) -> None:
+        await self._t.call(self.calls.create_session(session_id))
+
+    async def get_session(self, session_id: str) -> Session:
+        return await self._t.call(self.calls.get_session(session_id))
+
+    async def list_sessions(self) -> list[Session]:
+        return await self._t.call(self.calls.list_sessions())
+
+    async def delete_session(self, session_id: str) -> None:
+        await self._t.call(self.calls.delete_session(session_id))
+
+    async def execute_session_command(
+        self, session_id: str, req: SessionExecuteRequest, timeout: float | None = None
+    ) -> SessionExecuteResponse:
+        return await self._t.call(self.calls.execute_session_command(session_id, req, timeout))
+
+    async def get_session_command(self, session_id: str, command_id: str) -> Command:
+        return await self._t.call(self.calls.get_session_command(session_id, command_id))
+
+    async def get_session_command_logs(
+        self, session_id: str, command_id: str
+    ) -> SessionCommandLogsResponse:
+        return await self._t.call(self.calls.get_session_command_logs(session_id, command_id))
+
+    async def send_session_command_input(self, session_id: str, command_id: str, data: str) -> None:
+        await self._t.call(self.calls.send_session_command_input(session_id, command_id, data))
+
+    async def close_session_command_input(self, session_id: str, command_id: str) -> None:
+        """Close the command's stdin (it reads EOF)."""
+        await self._t.call(self.calls.close_session_command_input(session_id, command_id))
+
+    async def kill_session_command(
+        self, session_id: str, command_id: str, signal: str | int | None = None
+    ) -> None:
+        """Kill the command's whole process tree (or send it `signal`, e.g. "SIGINT")."""
+        await self._t.call(self.calls.kill_session_command(session_id, command_id, signal))
+
+    async def get_entrypoint_session(self) -> Session:
+        return await self._t.call(self.calls.get_entrypoint_session())
+
+    async def get_entrypoint_logs(self) -> SessionCommandLogsResponse:
+        return await self._t.call(self.calls.get_entrypoint_logs())
+
+    async def follow_session_command_logs(
+        self, session_id: str | None, command_id: str | None, on_stdout: LogCallback,
+        on_stderr: LogCallback, offset: int = 0,
+    ) -> None:  # fmt: skip
+        """Log follow (entrypoint when `session_id` is None), from byte `offset`."""
+        url = self.calls.logs_url(session_id, command_id, offset)
+        await follow_logs_async(self._ws_kwargs(), url, "follow command logs", on_stdout, on_stderr)
+
+
+__all__ = ["AsyncProcess", "Process", "ProcessCalls"]

@@ -1,0 +1,172 @@
+"""Sandbox objects: their data, lifecycle calls, and their `process` and
+`code_interpreter` (wire page §3). `SandboxCalls` builds the control-plane
+requests for both faces; `Sandbox` and `AsyncSandbox` only send them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cove.errors import SandboxError
+from cove.protocol import LANGUAGE_LABEL
+from cove.protocol import Sandbox as WireSandbox
+from cove.sdk._base import Call, Endpoints, Toolbox, seg
+from cove.sdk._transport import AsyncTransport, SyncTransport
+from cove.sdk.interpreter import AsyncCodeInterpreter, CodeInterpreter
+from cove.sdk.models import CreateSandboxParams
+from cove.sdk.process import AsyncProcess, Process
+
+FAILED_STATES = ("error", "build_failed")
+
+
+def _sandbox(data: Any) -> WireSandbox:
+    return WireSandbox.from_wire(data, "sandbox")
+
+
+class SandboxCalls:
+    def __init__(self, endpoints: Endpoints) -> None:
+        self.ep = endpoints
+
+    def create(self, p: CreateSandboxParams) -> Call[WireSandbox]:
+        labels = dict(p.labels or {})
+        labels[LANGUAGE_LABEL] = p.language or labels.get(LANGUAGE_LABEL) or "python"
+        body: dict[str, Any] = {"env": dict(p.env_vars or {}), "labels": labels, "volumes": []}
+        for key, value in (
+            ("name", p.name), ("cpu", p.cpu), ("memory", p.memory), ("disk", p.disk),
+            ("autoStopInterval", p.auto_stop_interval),
+            ("autoDeleteInterval", p.auto_delete_interval),
+            ("entrypoint", p.entrypoint), ("public", p.public),
+        ):  # fmt: skip
+            if value is not None:
+                body[key] = value
+        return Call("POST", self.ep.api("/sandbox"), "create sandbox", _sandbox, body)
+
+    def get(self, ref: str) -> Call[WireSandbox]:
+        return Call("GET", self.ep.api(f"/sandbox/{seg(ref)}"), "get sandbox", _sandbox)
+
+    def list(self, labels: dict[str, str] | None) -> Call[list[WireSandbox]]:
+        params = {"labels": json.dumps(labels)} if labels else None
+
+        def parse(data: Any) -> list[WireSandbox]:
+            return [_sandbox(item) for item in (data or {}).get("items") or []]
+
+        return Call("GET", self.ep.api("/sandbox"), "list sandboxes", parse, params=params)
+
+    def action(self, sandbox_id: str, action: str, timeout: float | None) -> Call[WireSandbox]:
+        url = self.ep.api(f"/sandbox/{seg(sandbox_id)}/{action}")
+        return Call("POST", url, f"{action} sandbox", _sandbox, timeout=timeout)
+
+    def delete(self, sandbox_id: str, timeout: float | None) -> Call[None]:
+        url = self.ep.api(f"/sandbox/{seg(sandbox_id)}")
+        return Call("DELETE", url, "delete sandbox", lambda _: None, timeout=timeout)
+
+    def toolbox(self, wire: WireSandbox) -> Toolbox:
+        base = wire.toolbox_proxy_url or self.ep.api_url.removesuffix("/api") + "/toolbox"
+        return Toolbox(base, wire.id, wire.labels.get(LANGUAGE_LABEL, "python"))
+
+
+def check_started(wire: WireSandbox) -> WireSandbox:
+    if wire.state in FAILED_STATES:
+        raise SandboxError(
+            f"sandbox {wire.id} entered state {wire.state}: "
+            f"{wire.error_reason or 'no reason given'}"
+        )
+    return wire
+
+
+class SandboxData:
+    """The sandbox's fields, refreshed from every answer about it."""
+
+    id: str
+    name: str
+    state: str
+    env: dict[str, str]
+    labels: dict[str, str]
+    cpu: int
+    memory: int
+    disk: int
+    error_reason: str | None
+    created_at: str
+    toolbox_proxy_url: str
+
+    def _apply(self, wire: WireSandbox) -> None:
+        self.id, self.name, self.state = wire.id, wire.name, wire.state
+        self.env, self.labels = dict(wire.env), dict(wire.labels)
+        self.cpu, self.memory, self.disk = wire.cpu, wire.memory, wire.disk
+        self.error_reason = wire.error_reason
+        self.created_at = wire.created_at
+        self.toolbox_proxy_url = wire.toolbox_proxy_url
+
+    @property
+    def language(self) -> str:
+        return self.labels.get(LANGUAGE_LABEL, "python")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id} {self.state} {self.language}>"
+
+
+class Sandbox(SandboxData):
+    def __init__(self, transport: SyncTransport, calls: SandboxCalls, wire: WireSandbox) -> None:
+        self._t = transport
+        self._calls = calls
+        self._apply(wire)
+        toolbox = calls.toolbox(wire)
+        self._toolbox = toolbox
+        self.process = Process(transport, toolbox)
+        self.code_interpreter = CodeInterpreter(transport, toolbox)
+
+    def refresh_data(self) -> None:
+        self._apply(self._t.call(self._calls.get(self.id)))
+
+    def start(self, timeout: float | None = 60) -> None:
+        self._apply(check_started(self._t.call(self._calls.action(self.id, "start", timeout))))
+
+    def stop(self, timeout: float | None = 60) -> None:
+        self._apply(self._t.call(self._calls.action(self.id, "stop", timeout)))
+
+    def delete(self, timeout: float | None = 60) -> None:
+        self._t.call(self._calls.delete(self.id, timeout))
+        self.state = "destroyed"
+
+    def get_work_dir(self) -> str:
+        call = self._toolbox.call("GET", "/work-dir", "get work dir", lambda d: str(d["dir"]))
+        return self._t.call(call)
+
+    def get_user_home_dir(self) -> str:
+        call = self._toolbox.call("GET", "/user-home-dir", "get home dir", lambda d: str(d["dir"]))
+        return self._t.call(call)
+
+
+class AsyncSandbox(SandboxData):
+    def __init__(self, transport: AsyncTransport, calls: SandboxCalls, wire: WireSandbox) -> None:
+        self._t = transport
+        self._calls = calls
+        self._apply(wire)
+        toolbox = calls.toolbox(wire)
+        self._toolbox = toolbox
+        self.process = AsyncProcess(transport, toolbox)
+        self.code_interpreter = AsyncCodeInterpreter(transport, toolbox)
+
+    async def refresh_data(self) -> None:
+        self._apply(await self._t.call(self._calls.get(self.id)))
+
+    async def start(self, timeout: float | None = 60) -> None:
+        self._apply(
+            check_started(await self._t.call(self._calls.action(self.id, "start", timeout)))
+        )
+
+    async def stop(self, timeout: float | None = 60) -> None:
+        self._apply(await self._t.call(self._calls.action(self.id, "stop", timeout)))
+
+    async def delete(self, timeout: float | None = 60) -> None:
+        await self._t.call(self._calls.delete(self.id, timeout))
+        self.state = "destroyed"
+
+    async def get_work_dir(self) -> str:
+        call = self._toolbox.call("GET", "/work-dir", "get work dir", lambda d: str(d["dir"]))
+        return await self._t.call(call)
+
+    async def get_user_home_dir(self) -> str:
+        call = self._toolbox.call("GET", "/user-home-dir", "get home dir", lambda d: str(d["dir"]))
+        return await self._t.call(call)
