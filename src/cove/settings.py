@@ -41,8 +41,8 @@ class Settings:
     default_memory_gib: int = 1
     default_disk_gib: int = 3
     default_pids: int = 512
-    # How often the lifecycle sweeper checks auto-stop/auto-delete (seconds).
-    sweep_interval: float = 30.0
+    # Seconds in a "minute" of autoStopInterval/autoDeleteInterval (tests shorten it).
+    lifecycle_minute: float = 60.0
 
     ENV = {
         "host": "COVE_HOST",
@@ -52,6 +52,7 @@ class Settings:
         "backend": "COVE_BACKEND",
         "runtime_dir": "COVE_RUNTIME_DIR",
         "max_output_bytes": "COVE_MAX_OUTPUT_BYTES",
+        "lifecycle_minute": "COVE_LIFECYCLE_MINUTE_SECONDS",
     }
 
     @classmethod
@@ -75,6 +76,8 @@ def _parse(type_name: object, raw: str, var: str) -> object:
     try:
         if text.startswith("int"):
             return int(raw)
+        if text.startswith("float"):
+            return float(raw)
         if text.startswith("list"):
             return [k.strip() for k in raw.split(",") if k.strip()]
         if "Path" in text:

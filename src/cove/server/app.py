@@ -21,6 +21,7 @@ from cove.server.errors import error_response, handle_cove_error, handle_unexpec
 from cove.server.openapi import openapi_endpoint
 from cove.server.sandboxes import SandboxService
 from cove.server.store import Store
+from cove.server.sweeper import LifecycleSweeper
 from cove.server.toolbox import ToolboxProxy
 from cove.settings import Settings
 
@@ -70,9 +71,12 @@ def build_app(server: Server) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await server.service.startup()
+        sweeper = LifecycleSweeper(server.service, minute=server.settings.lifecycle_minute)
+        sweeper.start()
         try:
             yield
         finally:
+            await sweeper.stop()
             await server.service.shutdown()
             await server.proxy.clients.close()
 

@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from cove.errors import BadRequest, Conflict, CoveError, NotFound, SandboxError
@@ -37,9 +38,11 @@ class SandboxService:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._activity: dict[str, float] = {}
-        # Extension points for features built on the lifecycle (entrypoint
-        # parsing, auto-stop): each may adjust the spec of a new sandbox.
+        # Extension points for features built on the lifecycle: spec hooks
+        # may adjust the spec of a new sandbox (entrypoint parsing); change
+        # callbacks hear of every state change (the auto-stop sweeper).
         self.spec_hooks: list[Any] = []
+        self.on_change: list[Callable[[], None]] = []
 
     # -- start-up and shut-down ---------------------------------------------
 
@@ -62,7 +65,7 @@ class SandboxService:
         """Stop watching; sandboxes keep running for the next control plane."""
         for task in self._watchers.values():
             task.cancel()
-        self._flush_activity()
+        self.flush_activity()
 
     # -- records ---------------------------------------------------------------
 
@@ -82,6 +85,8 @@ class SandboxService:
         r.state = state
         r.error_reason = reason
         self.store.save(r)
+        for callback in self.on_change:
+            callback()
 
     # -- create ---------------------------------------------------------------
 
@@ -240,7 +245,11 @@ class SandboxService:
 
         return AgentUnavailable(f"the agent of sandbox {sandbox_id} did not answer; try again")
 
-    def _flush_activity(self) -> None:
+    def last_activity(self, sandbox_id: str) -> float:
+        """Latest toolbox use seen by this process (0 if none since the last flush)."""
+        return self._activity.get(sandbox_id, 0.0)
+
+    def flush_activity(self) -> None:
         for sid, when in self._activity.items():
             self.store.touch(sid, when)
         self._activity.clear()
