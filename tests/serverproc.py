@@ -28,6 +28,7 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
     _drain: threading.Thread | None = None
 
     @property
@@ -44,6 +45,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         env = dict(os.environ, COVE_API_KEY=",".join(self.keys), NO_PROXY="127.0.0.1,localhost")
+        env.update(self.env)
         self.proc = subprocess.Popen(
             [COVE, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
             env=env,

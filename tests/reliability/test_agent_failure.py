@@ -1,0 +1,97 @@
+"""The agent is what answers for a sandbox: its death is reported, not a bare 502,
+and user code cannot bring it down."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Any
+
+import httpx
+
+from tests.reliability.helpers import agent_pid, sandbox_pids, wait_for
+
+
+def _state(api: httpx.Client, sandbox_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = api.get(f"/api/sandbox/{sandbox_id}").json()
+    return body
+
+
+def test_a_dead_agent_is_an_error_with_a_reason_and_start_recovers(
+    daytona: Any, api: httpx.Client
+) -> None:
+    sb = daytona.create()
+    try:
+        sb.process.exec("echo precious > keep.txt")
+        os.kill(agent_pid(sb.id), signal.SIGKILL)
+        failed = wait_for(
+            lambda: (s := _state(api, sb.id))["state"] == "error" and s, 15, "state error"
+        )
+        assert "exited" in failed["errorReason"] and "SIGKILL" in failed["errorReason"]
+        r = api.post(f"/toolbox/{sb.id}/process/execute", json={"command": "true"})
+        assert r.status_code == 409
+        assert "SIGKILL" in r.json()["message"]
+        sb.start()
+        assert _state(api, sb.id)["state"] == "started"
+        assert sb.process.exec("cat keep.txt").result == "precious\n"
+    finally:
+        daytona.delete(sb)
+
+
+def _agent_answers(api: httpx.Client, sandbox_id: str) -> bool:
+    r = api.get(f"/toolbox/{sandbox_id}/version", timeout=5)
+    return r.status_code == 200
+
+
+def _execute(api: httpx.Client, sandbox_id: str, command: str, **extra: Any) -> dict[str, Any]:
+    r = api.post(
+        f"/toolbox/{sandbox_id}/process/execute", json={"command": command, **extra}, timeout=60
+    )
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def test_a_fork_bomb_does_not_take_the_agent_down(api: httpx.Client, sandbox: Any) -> None:
+    result: dict[str, Any] = {}
+    command = "b() { b | b & }; b; sleep 60"
+    bomb = threading.Thread(
+        target=lambda: result.update(_execute(api, sandbox.id, command, timeout=5))
+    )
+    bomb.start()
+    try:
+        # Seen from the host: the bomb fills the sandbox's pids limit (512)...
+        wait_for(lambda: len(sandbox_pids(sandbox.id)) >= 400, 10, "the bomb to fill the pids")
+        # ...and the agent, outside the user cgroup, still answers.
+        assert _agent_answers(api, sandbox.id)
+    finally:
+        bomb.join(30)
+    assert result["timedOut"] is True
+    assert len(sandbox_pids(sandbox.id)) < 10  # the timeout took the whole tree
+    assert _execute(api, sandbox.id, "echo alive")["stdout"] == "alive\n"
+
+
+def test_memory_exhaustion_kills_only_the_hog(api: httpx.Client, sandbox: Any) -> None:
+    hog = _execute(
+        api,
+        sandbox.id,
+        "python3 -c 'x = bytearray(3 * 1024**3); print(len(x))'",
+        timeout=60,
+    )
+    assert hog["exitCode"] == 137, hog
+    assert _agent_answers(api, sandbox.id)
+    assert _execute(api, sandbox.id, "echo alive")["stdout"] == "alive\n"
+
+
+def test_kill_minus_one_spares_the_agent(api: httpx.Client, sandbox: Any) -> None:
+    _execute(api, sandbox.id, "kill -9 -1")
+    assert _agent_answers(api, sandbox.id)
+    assert _execute(api, sandbox.id, "echo alive")["stdout"] == "alive\n"
+
+
+def test_a_full_tmp_leaves_the_sandbox_usable(api: httpx.Client, sandbox: Any) -> None:
+    fill = _execute(api, sandbox.id, "dd if=/dev/zero of=/tmp/fill bs=1M count=4096", timeout=60)
+    assert fill["exitCode"] != 0
+    assert "No space left" in fill["stderr"]
+    assert _agent_answers(api, sandbox.id)
+    assert _execute(api, sandbox.id, "rm /tmp/fill && echo cleaned")["stdout"] == "cleaned\n"

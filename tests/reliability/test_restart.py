@@ -1,0 +1,100 @@
+"""A control-plane restart (even kill -9) loses no sandbox and stops no process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.reliability.helpers import agent_pid, sandbox_pids, wait_for
+from tests.serverproc import ServerProcess
+
+KEY = "restart-key"
+
+
+@pytest.fixture
+def own_server() -> Iterator[ServerProcess]:
+    """A server of this test's own, on a data dir that outlives its restarts."""
+    with tempfile.TemporaryDirectory(prefix="cove-restart-") as tmp:
+        proc = ServerProcess(Path(tmp) / "data", [KEY]).start()
+        try:
+            yield proc
+        finally:
+            if proc.proc is None:
+                proc.start()
+            with httpx.Client(base_url=proc.url, headers=_auth(), timeout=30) as c:
+                for item in c.get("/api/sandbox").json()["items"]:
+                    c.delete(f"/api/sandbox/{item['id']}")
+            proc.stop()
+
+
+def _auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEY}"}
+
+
+def _client(server: ServerProcess) -> httpx.Client:
+    return httpx.Client(base_url=server.url, headers=_auth(), timeout=60)
+
+
+def _exec(c: httpx.Client, sid: str, command: str) -> dict[str, Any]:
+    body: dict[str, Any] = c.post(
+        f"/toolbox/{sid}/process/execute", json={"command": command}
+    ).json()
+    return body
+
+
+COUNTER = (
+    "nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > count; sleep 0.05; done' >/dev/null 2>&1 &"
+)
+
+
+def test_kill_9_of_the_server_loses_nothing(own_server: ServerProcess) -> None:
+    with _client(own_server) as c:
+        sid = c.post("/api/sandbox", json={"name": "survivor"}).json()["id"]
+        _exec(c, sid, f"echo kept > file.txt; {COUNTER}")
+        wait_for(lambda: _exec(c, sid, "cat count 2>/dev/null")["stdout"].strip(), 10, "counter")
+    own_server.kill9()
+    own_server.start()
+    with _client(own_server) as c:
+        record = c.get("/api/sandbox/survivor").json()
+        assert record["id"] == sid and record["state"] == "started"
+        first = int(_exec(c, sid, "cat count")["stdout"])
+        # The process started before the restart is still counting.
+        wait_for(lambda: int(_exec(c, sid, "cat count")["stdout"]) > first, 10, "counting on")
+        assert _exec(c, sid, "cat file.txt")["stdout"] == "kept\n"
+        # And the new control plane watches the sandbox again.
+        os.kill(agent_pid(sid), signal.SIGKILL)
+        wait_for(lambda: c.get(f"/api/sandbox/{sid}").json()["state"] == "error", 15, "error")
+
+
+def test_a_graceful_restart_keeps_sandboxes_running_too(own_server: ServerProcess) -> None:
+    with _client(own_server) as c:
+        sid = c.post("/api/sandbox", json={}).json()["id"]
+        pid = agent_pid(sid)
+    own_server.stop()
+    own_server.start()
+    with _client(own_server) as c:
+        assert agent_pid(sid) == pid
+        assert _exec(c, sid, "echo still here")["stdout"] == "still here\n"
+
+
+def test_leftovers_of_sandboxes_the_store_forgot_are_removed(own_server: ServerProcess) -> None:
+    with _client(own_server) as c:
+        sid = c.post("/api/sandbox", json={}).json()["id"]
+    assert sandbox_pids(sid)
+    own_server.kill9()
+    db = sqlite3.connect(own_server.data_dir / "cove.db")
+    with db:
+        db.execute("DELETE FROM sandboxes WHERE id=?", (sid,))
+    db.close()
+    own_server.start()
+    assert sandbox_pids(sid) == []
+    cgroup_dirs = [p for p in Path("/sys/fs/cgroup").glob(f"*/**/{sid}") if p.is_dir()]
+    assert cgroup_dirs == []
