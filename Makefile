@@ -41,5 +41,13 @@ check: test-deps
 test: check
 	$(VENV)/bin/pytest
 
+$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-test.txt -r requirements-bench.txt
+	@touch $@
+
+## bench: measure against same-run baselines; writes bench/REPORT.md and bench/plots/ (~10 min)
+bench: install $(VENV)/.bench-installed
+	$(PY) -m bench
+
 clean:
 	rm -rf $(VENV) build

@@ -1,0 +1,99 @@
+"""The harness's view of a running Cove server: plain HTTP and WebSocket calls.
+
+Requests go straight over httpx (keep-alive, loopback) rather than through
+an SDK, so that the figures measure the server and not a client's model
+validation. The wire shapes are the official SDK's (wire page §3, §4, §5).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from tests.serverproc import ServerProcess
+
+CREATE_BODY: dict[str, Any] = {
+    "env": {},
+    "labels": {"code-toolbox-language": "python"},
+    "volumes": [],
+}
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def _check(r: httpx.Response, what: str) -> httpx.Response:
+    if r.status_code >= 300:
+        raise BenchError(f"{what}: HTTP {r.status_code} {r.text[:300]}")
+    return r
+
+
+@dataclass
+class Cove:
+    server: ServerProcess
+
+    def __post_init__(self) -> None:
+        self.headers = {"Authorization": f"Bearer {self.server.key}"}
+        self.http = httpx.Client(base_url=self.server.url, headers=self.headers, timeout=120)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def aclient(self, connections: int = 100) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        return httpx.AsyncClient(
+            base_url=self.server.url, headers=self.headers, timeout=120, limits=limits
+        )
+
+    def ws_url(self, sid: str, path: str) -> str:
+        return f"ws://127.0.0.1:{self.server.port}/toolbox/{sid}{path}"
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def create(self) -> str:
+        r = _check(self.http.post("/api/sandbox", json=CREATE_BODY), "create")
+        body = r.json()
+        if body.get("state") != "started":
+            raise BenchError(f"create: sandbox is {body.get('state')}: {body.get('errorReason')}")
+        return str(body["id"])
+
+    def delete(self, sid: str) -> None:
+        _check(self.http.delete(f"/api/sandbox/{sid}"), "delete")
+
+    def list_ids(self) -> list[str]:
+        return [i["id"] for i in _check(self.http.get("/api/sandbox"), "list").json()["items"]]
+
+    # -- toolbox -----------------------------------------------------------------
+
+    def post(self, sid: str, path: str, body: dict[str, Any]) -> Any:
+        r = _check(self.http.post(f"/toolbox/{sid}{path}", json=body), path)
+        return r.json() if r.content else None
+
+    def exec(self, sid: str, command: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.post(sid, "/process/execute", {"command": command})
+        return out
+
+    def code_run(self, sid: str, code: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.post(
+            sid, "/process/code-run", {"code": code, "language": "python"}
+        )
+        return out
+
+
+async def acreate(client: httpx.AsyncClient) -> str:
+    r = _check(await client.post("/api/sandbox", json=CREATE_BODY), "create")
+    body = r.json()
+    if body.get("state") != "started":
+        raise BenchError(f"create: sandbox is {body.get('state')}: {body.get('errorReason')}")
+    return str(body["id"])
+
+
+async def aexec(client: httpx.AsyncClient, sid: str, command: str) -> dict[str, Any]:
+    r = _check(
+        await client.post(f"/toolbox/{sid}/process/execute", json={"command": command}), "exec"
+    )
+    out: dict[str, Any] = json.loads(r.content)
+    return out

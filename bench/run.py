@@ -1,0 +1,101 @@
+"""`python -m bench [--quick]`: start a real `cove serve`, measure, write the report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.serverproc import ServerProcess
+
+from bench import report
+from bench.cases import density, execute, interpreter, lifecycle, streaming
+from bench.client import Cove
+from bench.stats import Row
+
+GiB = 1 << 30
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench")
+    p.add_argument("--quick", action="store_true", help="small run counts (smoke test)")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    p.add_argument(
+        "--only", default="", help="areas, comma-separated: exec,interp,stream,tti,density"
+    )
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse()
+    q = args.quick
+    only = set(filter(None, args.only.split(",")))
+    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+    started = time.perf_counter()
+    rows: list[Row] = []
+
+    def area(name: str, fn: Callable[[], list[Row]]) -> None:
+        if only and name not in only:
+            return
+        t0 = time.perf_counter()
+        print(f"[bench] {name} ...", flush=True)
+        try:
+            got = fn()
+        except Exception as exc:  # one broken area must not lose the others' figures
+            traceback.print_exc()
+            got = [Row(name, name, None, note=f"not measured: the run failed: {exc}")]
+        for r in got:
+            print(f"[bench]   {r.title}: {r.cove.cell() if r.cove else r.note}", flush=True)
+        print(f"[bench]   ({time.perf_counter() - t0:.1f} s)", flush=True)
+        rows.extend(got)
+
+    with tempfile.TemporaryDirectory(prefix="cove-bench-") as tmp:
+        server = ServerProcess(Path(tmp) / "data", ["bench-key"]).start(timeout=60)
+        cove = Cove(server)
+        try:
+            warm = cove.create()
+            area(
+                "exec",
+                lambda: [
+                    execute.exec_rtt(cove, warm, 60 if q else 300),
+                    execute.code_run(cove, warm, 20 if q else 100),
+                ],
+            )
+            area(
+                "interp",
+                lambda: interpreter.measure(
+                    cove, warm, 30 if q else 200, 3 if q else 10, 1 if q else 3
+                ),
+            )
+            area(
+                "stream",
+                lambda: [streaming.measure(cove, warm, (GiB // 8) if q else GiB, 1 if q else 3)],
+            )
+            area(
+                "tti",
+                lambda: [lifecycle.sequential(cove, 8 if q else 30)],
+            )
+            kept: list[str] = [warm]
+
+            def many() -> list[Row]:
+                burst, ids = lifecycle.burst(cove, 10 if q else 50)
+                kept.extend(ids)
+                got, all_ids = density.density(cove, list(kept), 20 if q else 200)
+                kept[:] = all_ids
+                conc = density.concurrency(cove, all_ids[: 10 if q else 50], 10, 5 if q else 10)
+                return [burst, *got, conc]
+
+            area("density", many)
+            density.delete_many(cove, cove.list_ids())
+        finally:
+            cove.close()
+            server.stop()
+    seconds = time.perf_counter() - started
+    path = report.write(rows, "python -m bench" + (" --quick" if q else ""), seconds, args.out)
+    print(f"[bench] wrote {path} in {seconds:.0f} s")
+    sys.exit(0)
