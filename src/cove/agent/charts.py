@@ -230,8 +230,14 @@ def install_code_run_capture(directory: str) -> None:
     """The sitecustomize side: figures shown or open at exit go to `directory`."""
     save = _save_chart_to(directory)
     os.environ.setdefault("MPLBACKEND", "Agg")
-    on_pyplot(lambda pyplot: patch_show(pyplot, save))
-    atexit.register(lambda: emit_open_figures(save))
+
+    def on_import(pyplot: Any) -> None:
+        patch_show(pyplot, save)
+        # Registered after pyplot's own exit hook (which closes every figure),
+        # so it runs before it: atexit is last in, first out.
+        atexit.register(emit_open_figures, save)
+
+    on_pyplot(on_import)
 
 
 def read_charts(directory: str) -> list[dict[str, Any]]:
