@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import os
 import signal
+import struct
 import subprocess
+import termios
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -161,6 +164,55 @@ class Spawner:
             stdin_fd,
             [t1, t2],
         )
+
+
+@dataclass
+class PtyChild:
+    """A process on a pseudo-terminal: the agent holds the master side."""
+
+    pid: int
+    group: Group
+    master_fd: int
+    exited: asyncio.Future[int]
+
+
+def set_winsize(fd: int, cols: int, rows: int) -> None:
+    """Resize the terminal; the kernel sends SIGWINCH to its foreground job."""
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def spawn_pty(spawner: Spawner, spec: SpawnSpec, group: Group, cols: int, rows: int) -> PtyChild:
+    """Start `spec` as a session leader whose controlling terminal is a new PTY."""
+    master, slave = os.openpty()  # both non-inheritable; Popen dups the slave onto 0-2
+    files = spawner.tracker.enter_files(group)
+
+    def in_child() -> None:  # after setsid (start_new_session), before exec
+        join_cgroups(files)
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    try:
+        set_winsize(master, cols, rows)
+        proc = subprocess.Popen(
+            spec.argv,
+            cwd=spec.cwd,
+            env=spec.env,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            preexec_fn=in_child,
+            close_fds=True,
+        )
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)  # once the child is gone, reads of the master end with EIO
+    exited = spawner.reaper.watch(proc.pid)
+    exited.add_done_callback(lambda f: setattr(proc, "returncode", f.result()))
+    group.pgid = proc.pid
+    os.set_blocking(master, False)
+    return PtyChild(proc.pid, group, master, exited)
 
 
 class CappedOutput:

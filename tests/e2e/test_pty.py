@@ -1,0 +1,94 @@
+"""PTY sessions over WebSocket (wire page §4.4), driven by the official SDK:
+an interactive shell that is typed into, shared by two clients, resized and killed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+
+def read_until(handle: Any, marker: bytes, timeout: float = 15) -> bytes:
+    """Read a PTY's output until `marker` shows up (bounded by `timeout`)."""
+    seen = bytearray()
+    deadline = time.monotonic() + timeout
+    while marker not in seen and time.monotonic() < deadline:
+        result = handle.wait(on_data=seen.extend, timeout=0.3)
+        if result.exit_code is not None:
+            break
+    assert marker in seen, f"{marker!r} not in {bytes(seen)!r}"
+    return bytes(seen)
+
+
+def test_type_into_a_shell_and_read_the_answer(sandbox: Any) -> None:
+    from daytona import PtySize
+
+    handle = sandbox.process.create_pty_session(
+        "shell-1", cwd="/tmp", envs={"GREET": "hi"}, pty_size=PtySize(cols=100, rows=30)
+    )
+    try:
+        handle.send_input("echo $((6*7))-$GREET-$(pwd) $(tput cols)\n")
+        # The typed line is echoed with the expression unexpanded; only the shell's answer has 42.
+        read_until(handle, b"42-hi-/tmp 100")
+        info = sandbox.process.get_pty_session_info("shell-1")
+        assert (info.id, info.active, info.cols, info.rows) == ("shell-1", True, 100, 30)
+        assert info.envs == {"GREET": "hi"} and info.cwd == "/tmp"
+        assert any(s.id == "shell-1" for s in sandbox.process.list_pty_sessions())
+
+        handle.resize(PtySize(cols=120, rows=40))
+        handle.send_input("echo size=$(stty size)\n")
+        read_until(handle, b"size=40 120")
+
+        handle.send_input("exit 3\n")
+        result = handle.wait(timeout=15)
+        assert result.exit_code == 3
+    finally:
+        handle.disconnect()
+    assert all(s.id != "shell-1" for s in sandbox.process.list_pty_sessions())
+
+
+def test_two_clients_share_one_pty(sandbox: Any) -> None:
+    first = sandbox.process.create_pty_session("shared")
+    second = None
+    try:
+        first.send_input("export MARK=shared-$((20+1))\n")
+        second = sandbox.process.connect_pty_session("shared")
+        second.send_input("echo seen-by-both-$MARK\n")
+        read_until(first, b"seen-by-both-shared-21")
+        read_until(second, b"seen-by-both-shared-21")
+        first.send_input("exit\n")
+        assert first.wait(timeout=15).exit_code == 0
+        assert second.wait(timeout=15).exit_code == 0
+    finally:
+        first.disconnect()
+        if second is not None:
+            second.disconnect()
+
+
+def test_kill_ends_the_shell_and_what_it_started(sandbox: Any) -> None:
+    handle = sandbox.process.create_pty_session("doomed")
+    try:
+        handle.send_input("setsid sleep 321 & echo started-$((1+1))\n")
+        read_until(handle, b"started-2")
+        handle.kill()
+        result = handle.wait(timeout=15)
+        assert result.exit_code == 137
+    finally:
+        handle.disconnect()
+    left = sandbox.process.exec("ps -eo args | grep -c '[s]leep 321'").result.strip()
+    assert left == "0"
+
+
+def test_pty_errors(sandbox: Any) -> None:
+    from daytona import DaytonaError, DaytonaNotFoundError
+
+    with pytest.raises(DaytonaNotFoundError):
+        sandbox.process.get_pty_session_info("no-such-pty")
+    handle = sandbox.process.create_pty_session("taken")
+    try:
+        with pytest.raises(DaytonaError):
+            sandbox.process.create_pty_session("taken")
+    finally:
+        handle.kill()
+        handle.disconnect()
