@@ -52,7 +52,29 @@ def _execute(api: httpx.Client, sandbox_id: str, command: str, **extra: Any) -> 
     return body
 
 
+class Bystander:
+    """A session with a long-running command, to show that an attack spares it."""
+
+    def __init__(self, api: httpx.Client, sandbox_id: str, name: str) -> None:
+        self.api = api
+        self.base = f"/toolbox/{sandbox_id}/process/session/{name}"
+        api.post(f"/toolbox/{sandbox_id}/process/session", json={"sessionId": name})
+        r = api.post(f"{self.base}/exec", json={"command": "sleep 600", "runAsync": True})
+        self.cmd = r.json()["cmdId"]
+
+    def still_running(self) -> bool:
+        return self.api.get(f"{self.base}/command/{self.cmd}").json()["exitCode"] is None
+
+    def usable(self) -> bool:
+        r = self.api.post(f"{self.base}/exec", json={"command": "echo usable"})
+        return r.status_code == 200 and r.json()["stdout"] == "usable\n"
+
+    def close(self) -> None:
+        self.api.delete(self.base)
+
+
 def test_a_fork_bomb_does_not_take_the_agent_down(api: httpx.Client, sandbox: Any) -> None:
+    bystander = Bystander(api, sandbox.id, "fork-bystander")
     result: dict[str, Any] = {}
     command = "b() { b | b & }; b; sleep 60"
     bomb = threading.Thread(
@@ -69,9 +91,12 @@ def test_a_fork_bomb_does_not_take_the_agent_down(api: httpx.Client, sandbox: An
     assert result["timedOut"] is True
     assert len(sandbox_pids(sandbox.id)) < 10  # the timeout took the whole tree
     assert _execute(api, sandbox.id, "echo alive")["stdout"] == "alive\n"
+    assert bystander.still_running() and bystander.usable()
+    bystander.close()
 
 
 def test_memory_exhaustion_kills_only_the_hog(api: httpx.Client, sandbox: Any) -> None:
+    bystander = Bystander(api, sandbox.id, "oom-bystander")
     hog = _execute(
         api,
         sandbox.id,
@@ -81,17 +106,27 @@ def test_memory_exhaustion_kills_only_the_hog(api: httpx.Client, sandbox: Any) -
     assert hog["exitCode"] == 137, hog
     assert _agent_answers(api, sandbox.id)
     assert _execute(api, sandbox.id, "echo alive")["stdout"] == "alive\n"
+    assert bystander.still_running() and bystander.usable()
+    bystander.close()
 
 
 def test_kill_minus_one_spares_the_agent(api: httpx.Client, sandbox: Any) -> None:
+    bystander = Bystander(api, sandbox.id, "kill-bystander")
     _execute(api, sandbox.id, "kill -9 -1")
     assert _agent_answers(api, sandbox.id)
     assert _execute(api, sandbox.id, "echo alive")["stdout"] == "alive\n"
+    # Its command shared our uid and died with everything else; the session did not.
+    assert not bystander.still_running()
+    assert bystander.usable()
+    bystander.close()
 
 
 def test_a_full_tmp_leaves_the_sandbox_usable(api: httpx.Client, sandbox: Any) -> None:
+    bystander = Bystander(api, sandbox.id, "tmp-bystander")
     fill = _execute(api, sandbox.id, "dd if=/dev/zero of=/tmp/fill bs=1M count=4096", timeout=60)
     assert fill["exitCode"] != 0
     assert "No space left" in fill["stderr"]
     assert _agent_answers(api, sandbox.id)
+    assert bystander.still_running() and bystander.usable()
     assert _execute(api, sandbox.id, "rm /tmp/fill && echo cleaned")["stdout"] == "cleaned\n"
+    bystander.close()

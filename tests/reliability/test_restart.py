@@ -98,3 +98,63 @@ def test_leftovers_of_sandboxes_the_store_forgot_are_removed(own_server: ServerP
     assert sandbox_pids(sid) == []
     cgroup_dirs = [p for p in Path("/sys/fs/cgroup").glob(f"*/**/{sid}") if p.is_dir()]
     assert cgroup_dirs == []
+
+
+def _demux(data: bytes) -> bytes:
+    """Payload bytes of a log-follow stream (markers removed)."""
+    return data.replace(b"\x01\x01\x01", b"").replace(b"\x02\x02\x02", b"")
+
+
+def _follow(
+    server: ServerProcess, sid: str, cmd: str, offset: int, sink: list[bytes]
+) -> int | None:
+    """Follow a command's log from `offset` until the stream ends; the close code."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    url = (
+        f"ws://127.0.0.1:{server.port}/toolbox/{sid}/process/session/svc/command/{cmd}"
+        f"/logs?follow=true&offset={offset}"
+    )
+    with connect(url, additional_headers=_auth(), open_timeout=10) as ws:
+        try:
+            while True:
+                message = ws.recv(timeout=30)
+                sink.append(message if isinstance(message, bytes) else message.encode())
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+
+
+def test_a_log_follower_resumes_after_a_restart_and_nothing_is_lost(
+    own_server: ServerProcess,
+) -> None:
+    import threading
+
+    with _client(own_server) as c:
+        sid = c.post("/api/sandbox", json={}).json()["id"]
+        c.post(f"/toolbox/{sid}/process/session", json={"sessionId": "svc"})
+        cmd = c.post(
+            f"/toolbox/{sid}/process/session/svc/exec",
+            json={
+                "command": "for i in $(seq 1 40); do echo line$i; sleep 0.1; done",
+                "runAsync": True,
+            },
+        ).json()["cmdId"]
+    received: list[bytes] = []
+    first = threading.Thread(target=lambda: _follow(own_server, sid, cmd, 0, received), daemon=True)
+    first.start()
+    wait_for(lambda: b"line5\n" in _demux(b"".join(received)), 15, "the first lines")
+    own_server.kill9()  # the follower's connection drops mid-stream
+    first.join(15)
+    before = _demux(b"".join(received))
+    own_server.start()
+    rest: list[bytes] = []
+    code = _follow(own_server, sid, cmd, len(before), rest)
+    assert code == 1000
+    whole = (before + _demux(b"".join(rest))).decode()
+    assert whole == "".join(f"line{i}\n" for i in range(1, 41))
+    with _client(own_server) as c:
+        logs = c.get(f"/toolbox/{sid}/process/session/svc/command/{cmd}/logs").json()
+        command = c.get(f"/toolbox/{sid}/process/session/svc/command/{cmd}").json()
+    assert logs["stdout"] == whole
+    assert command["exitCode"] == 0
