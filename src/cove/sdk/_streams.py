@@ -25,7 +25,10 @@ INTERPRETER_TIMEOUT_CLOSE = 4008
 class LogDemux:
     """Bytes in, (channel, text) chunks out; `channel` is "stdout" or "stderr"."""
 
-    def __init__(self) -> None:
+    def __init__(self, offset: int = 0) -> None:
+        # Bytes of the combined output seen so far: where a resumed follow
+        # (`offset=`) picks up. The agent's escaping keeps payload lengths.
+        self.position = offset
         # Daytona's client drops bytes before the first marker; Cove's agent
         # always starts with one, so treating them as stdout loses nothing.
         self.channel = "stdout"
@@ -73,6 +76,7 @@ class LogDemux:
         return out
 
     def _emit(self, out: list[tuple[str, str]], chunk: bytes) -> None:
+        self.position += len(chunk)
         if chunk:
             text = self._decoders[self.channel].decode(chunk)
             if text:

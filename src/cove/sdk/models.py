@@ -196,12 +196,18 @@ class SessionExecuteResponse:
 class Command:
     id: str
     command: str
-    exit_code: int | None = None
+    exit_code: int | None = None  # None while it runs
+    timed_out: bool = False  # Cove: its per-command timeout killed it
+    truncated: bool = False  # Cove: the log cap dropped output
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Command:
         return cls(
-            id=str(data["id"]), command=str(data.get("command", "")), exit_code=data.get("exitCode")
+            id=str(data["id"]),
+            command=str(data.get("command", "")),
+            exit_code=data.get("exitCode"),
+            timed_out=bool(data.get("timedOut", False)),
+            truncated=bool(data.get("truncated", False)),
         )
 
 

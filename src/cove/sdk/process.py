@@ -112,16 +112,16 @@ class ProcessCalls:
         path = self._command(session_id, command_id) + "/input"
         return self.tb.void("POST", path, "send command input", {"data": data})
 
-    def close_session_command_input(self, session_id: str, command_id: str) -> Call[None]:
-        path = self._command(session_id, command_id) + "/input/close"
-        return self.tb.void("POST", path, "close command input")
+    def close_session_command_input(self, session_id: str, command_id: str) -> Call[Command]:
+        path = self._command(session_id, command_id) + "/stdin/close"
+        return self.tb.call("POST", path, "close command input", Command.from_wire, {})
 
     def kill_session_command(
         self, session_id: str, command_id: str, signal: str | int | None
-    ) -> Call[None]:
+    ) -> Call[Command]:
         path = self._command(session_id, command_id) + "/kill"
-        body = {} if signal is None else {"signal": signal}
-        return self.tb.void("POST", path, "kill session command", body)
+        body = {} if signal is None else {"signal": str(signal)}
+        return self.tb.call("POST", path, "kill session command", Command.from_wire, body)
 
     def get_entrypoint_session(self) -> Call[Session]:
         return self.tb.call(
@@ -154,10 +154,13 @@ async def _maybe_await(results: list[Any]) -> None:
 
 async def follow_logs_async(
     transport_kwargs: dict[str, Any], url: str, what: str, on_stdout: LogCallback,
-    on_stderr: LogCallback,
-) -> None:  # fmt: skip
-    """Stream a followed log into (sync or async) callbacks until the server closes it."""
-    demux = LogDemux()
+    on_stderr: LogCallback, offset: int = 0,
+) -> int:  # fmt: skip
+    """Stream a followed log into (sync or async) callbacks until the server closes it.
+
+    Returns the byte offset reached in the combined output (for `offset=` on a resume).
+    """
+    demux = LogDemux(offset)
     ws = await open_async_websocket(url, what, transport_kwargs)
     async with ws:
         with contextlib.suppress(ConnectionClosed):  # the close code is judged below
@@ -167,6 +170,7 @@ async def follow_logs_async(
     err = log_close_error(ws.close_code, ws.close_reason or "", what)
     if err is not None:
         raise err
+    return demux.position
 
 
 class _Shared:
@@ -178,18 +182,18 @@ class _Shared:
     async def get_session_command_logs_async(
         self, session_id: str, command_id: str, on_stdout: LogCallback, on_stderr: LogCallback,
         offset: int = 0,
-    ) -> None:  # fmt: skip
-        """Stream a command's output, from byte `offset` of its log, until it exits."""
+    ) -> int:  # fmt: skip
+        """Stream a command's output from byte `offset` until it exits; returns the end offset."""
         url = self.calls.logs_url(session_id, command_id, offset)
-        await follow_logs_async(self._ws_kwargs(), url, "follow command logs", on_stdout, on_stderr)
+        what = "follow command logs"
+        return await follow_logs_async(self._ws_kwargs(), url, what, on_stdout, on_stderr, offset)
 
     async def get_entrypoint_logs_async(
         self, on_stdout: LogCallback, on_stderr: LogCallback, offset: int = 0
-    ) -> None:
+    ) -> int:
         url = self.calls.logs_url(None, None, offset)
-        await follow_logs_async(
-            self._ws_kwargs(), url, "follow entrypoint logs", on_stdout, on_stderr
-        )
+        what = "follow entrypoint logs"
+        return await follow_logs_async(self._ws_kwargs(), url, what, on_stdout, on_stderr, offset)
 
 
 class Process(_Shared):
@@ -241,15 +245,15 @@ class Process(_Shared):
     def send_session_command_input(self, session_id: str, command_id: str, data: str) -> None:
         self._t.call(self.calls.send_session_command_input(session_id, command_id, data))
 
-    def close_session_command_input(self, session_id: str, command_id: str) -> None:
-        """Close the command's stdin (it reads EOF)."""
-        self._t.call(self.calls.close_session_command_input(session_id, command_id))
+    def close_session_command_input(self, session_id: str, command_id: str) -> Command:
+        """Close the command's stdin (it reads EOF after the input already sent)."""
+        return self._t.call(self.calls.close_session_command_input(session_id, command_id))
 
     def kill_session_command(
         self, session_id: str, command_id: str, signal: str | int | None = None
-    ) -> None:
-        """Kill the command's whole process tree (or send it `signal`, e.g. "SIGINT")."""
-        self._t.call(self.calls.kill_session_command(session_id, command_id, signal))
+    ) -> Command:
+        """Kill the command's whole process tree (or send it `signal`, e.g. "INT")."""
+        return self._t.call(self.calls.kill_session_command(session_id, command_id, signal))
 
     def get_entrypoint_session(self) -> Session:
         return self._t.call(self.calls.get_entrypoint_session())
@@ -260,9 +264,12 @@ class Process(_Shared):
     def follow_session_command_logs(
         self, session_id: str | None, command_id: str | None, on_stdout: LogCallback,
         on_stderr: LogCallback, offset: int = 0,
-    ) -> None:  # fmt: skip
-        """Blocking log follow (entrypoint when `session_id` is None), from byte `offset`."""
-        demux = LogDemux()
+    ) -> int:  # fmt: skip
+        """Blocking log follow (entrypoint when `session_id` is None) from byte `offset`.
+
+        Returns the offset reached, to resume from after a disconnect.
+        """
+        demux = LogDemux(offset)
         what = "follow command logs"
         url = self.calls.logs_url(session_id, command_id, offset)
         # ConnectionClosed is suppressed: the close code is judged below.
@@ -273,6 +280,7 @@ class Process(_Shared):
         err = log_close_error(ws.close_code, ws.close_reason or "", what)
         if err is not None:
             raise err
+        return demux.position
 
 
 class AsyncProcess(_Shared):
@@ -324,15 +332,15 @@ class AsyncProcess(_Shared):
     async def send_session_command_input(self, session_id: str, command_id: str, data: str) -> None:
         await self._t.call(self.calls.send_session_command_input(session_id, command_id, data))
 
-    async def close_session_command_input(self, session_id: str, command_id: str) -> None:
-        """Close the command's stdin (it reads EOF)."""
-        await self._t.call(self.calls.close_session_command_input(session_id, command_id))
+    async def close_session_command_input(self, session_id: str, command_id: str) -> Command:
+        """Close the command's stdin (it reads EOF after the input already sent)."""
+        return await self._t.call(self.calls.close_session_command_input(session_id, command_id))
 
     async def kill_session_command(
         self, session_id: str, command_id: str, signal: str | int | None = None
-    ) -> None:
-        """Kill the command's whole process tree (or send it `signal`, e.g. "SIGINT")."""
-        await self._t.call(self.calls.kill_session_command(session_id, command_id, signal))
+    ) -> Command:
+        """Kill the command's whole process tree (or send it `signal`, e.g. "INT")."""
+        return await self._t.call(self.calls.kill_session_command(session_id, command_id, signal))
 
     async def get_entrypoint_session(self) -> Session:
         return await self._t.call(self.calls.get_entrypoint_session())
@@ -343,10 +351,11 @@ class AsyncProcess(_Shared):
     async def follow_session_command_logs(
         self, session_id: str | None, command_id: str | None, on_stdout: LogCallback,
         on_stderr: LogCallback, offset: int = 0,
-    ) -> None:  # fmt: skip
-        """Log follow (entrypoint when `session_id` is None), from byte `offset`."""
+    ) -> int:  # fmt: skip
+        """Log follow (entrypoint when `session_id` is None) from byte `offset`; returns the end."""
         url = self.calls.logs_url(session_id, command_id, offset)
-        await follow_logs_async(self._ws_kwargs(), url, "follow command logs", on_stdout, on_stderr)
+        what = "follow command logs"
+        return await follow_logs_async(self._ws_kwargs(), url, what, on_stdout, on_stderr, offset)
 
 
 __all__ = ["AsyncProcess", "Process", "ProcessCalls"]
