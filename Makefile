@@ -33,8 +33,8 @@ test-deps: install $(VENV)/.test-installed
 
 ## check: lint, format and types
 check: test-deps
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench loadtest
+	$(VENV)/bin/ruff format --check src tests bench loadtest
 	$(VENV)/bin/mypy
 
 ## test: install and run every check and test
@@ -48,6 +48,11 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 ## bench: measure against same-run baselines; writes bench/REPORT.md and bench/plots/ (~10 min)
 bench: install $(VENV)/.bench-installed
 	$(PY) -m bench
+
+## load: 100 concurrent clients for 60 s, and the noisy-neighbour factor (RELIABILITY.md)
+load: test-deps
+	$(PY) -m loadtest.load
+	$(PY) -m loadtest.neighbours
 
 clean:
 	rm -rf $(VENV) build
