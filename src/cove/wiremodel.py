@@ -10,6 +10,7 @@ otherwise. Validation errors are `BadRequest`s that name the field.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Self, TypeVar, Union
@@ -54,7 +55,13 @@ def _check(value: Any, tp: Any, where: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an integer literal past any float
+                number = math.inf
+            if not math.isfinite(number):
+                raise BadRequest(f"field '{where}' must be a finite number")
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value

@@ -63,13 +63,21 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse_json(body: bytes) -> Any:
     if not body:
         return {}
     try:
-        return json.loads(body)
+        # NaN and Infinity are Python's extensions, not JSON: refused here so
+        # that no model ever sees a non-finite number.
+        return json.loads(body, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("request body is not valid JSON: nested too deeply") from None
 
 
 async def read_json(request: Request, limit: int) -> Any:
