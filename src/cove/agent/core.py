@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
 import os
 import shutil
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from cove.agent.cgroups import Group, Tracker
 from cove.agent.config import AgentConfig
 from cove.agent.processes import CappedOutput, Reaper, Spawner, SpawnSpec
-from cove.errors import BadRequest
+from cove.errors import BadRequest, Conflict
 
 # After the main process exits, how long to keep reading output that its
 # background children may still be writing into the inherited pipes.
@@ -74,6 +75,8 @@ class Agent:
             return self.config.workdir
         if "\0" in cwd:
             raise BadRequest("field 'cwd' contains a NUL byte")
+        if len(cwd) >= 4096:  # PATH_MAX; makedirs would recurse per component first
+            raise BadRequest("field 'cwd' is longer than a path can be")
         path = os.path.normpath(os.path.join(self.config.workdir, cwd))
         if os.path.isdir(path):
             return path
@@ -83,7 +86,7 @@ class Agent:
             raise BadRequest(f"cwd {cwd!r} does not exist")
         try:
             os.makedirs(path, exist_ok=True)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not encodable (lone surrogates)
             raise BadRequest(f"cwd {cwd!r} does not exist and cannot be created: {exc}") from None
         return path
 
@@ -122,9 +125,18 @@ class Agent:
         """Run to completion, keeping capped output; on timeout kill the whole tree."""
         output = CappedOutput(cap if cap is not None else self.config.max_output_bytes)
         group = self.new_group("exec")
-        child = await self.spawner.spawn(
-            SpawnSpec(argv, cwd, env), group, output.on_stdout, output.on_stderr
-        )
+        try:
+            child = await self.spawner.spawn(
+                SpawnSpec(argv, cwd, env), group, output.on_stdout, output.on_stderr
+            )
+        except (OSError, ValueError) as exc:
+            # The command could not start: say why instead of a 500 (E2BIG env, a cwd
+            # the user cannot enter, text the OS cannot take, the pids limit reached).
+            self.release_group(group)
+            if isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.ENOMEM):
+                raise Conflict(f"cannot start the command now: {exc.strerror}") from None
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise BadRequest(f"cannot start the command: {reason}") from None
         timed_out = False
         try:
             code = await asyncio.wait_for(asyncio.shield(child.exited), timeout or None)
