@@ -1,0 +1,399 @@
+"""Bad input gets a clear 4xx (or is handled) and the server stays well.
+
+Malformed JSON, wrong types, oversized bodies, path tricks in ids and cwd,
+invalid UTF-8 and lone surrogates, NUL bytes, huge env maps and absurd
+numbers, sent raw to a real server and through its toolbox proxy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.serverproc import ServerProcess
+
+MiB = 1 << 20
+
+
+def _envelope(r: httpx.Response, *statuses: int) -> dict[str, Any]:
+    """A clear error: one of `statuses`, Daytona's envelope, a message that says something."""
+    assert r.status_code in statuses, (r.status_code, r.text[:500])
+    body: dict[str, Any] = r.json()
+    assert body["statusCode"] == r.status_code and body["message"], body
+    return body
+
+
+@pytest.fixture(autouse=True)
+def server_stays_well(server: ServerProcess, api: httpx.Client) -> Iterator[None]:
+    """After each test: the server is up, answers, and logged no unhandled error."""
+    seen = len(server.output)
+    yield
+    assert api.get("/health").status_code == 200
+    assert server.proc is not None and server.proc.poll() is None
+    new = server.output[seen:]
+    assert not any("Traceback" in line for line in new), "".join(new[-40:])
+
+
+@pytest.fixture(scope="module")
+def sid(sandbox: Any) -> str:
+    return str(sandbox.id)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"{", b"{'a': 1}", b"nul", b'{"command": "x"', b"\xff\xfe{}", b'{"a": 1}{"b": 2}', b"[1,"],
+)
+def test_malformed_json_is_a_400(api: httpx.Client, sid: str, raw: bytes) -> None:
+    headers = {"Content-Type": "application/json"}
+    for path in (
+        "/api/sandbox",
+        f"/toolbox/{sid}/process/execute",
+        f"/toolbox/{sid}/process/code-run",
+    ):
+        body = _envelope(api.post(path, content=raw, headers=headers), 400)
+        assert "JSON" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/sandbox", [], "body"),
+        ("/api/sandbox", "text", "body"),
+        ("/api/sandbox", 12, "body"),
+        ("/api/sandbox", {"cpu": "2"}, "cpu"),
+        ("/api/sandbox", {"cpu": 1.5}, "cpu"),
+        ("/api/sandbox", {"memory": True}, "memory"),
+        ("/api/sandbox", {"env": []}, "env"),
+        ("/api/sandbox", {"env": {"A": 1}}, "env.A"),
+        ("/api/sandbox", {"labels": "x"}, "labels"),
+        ("/api/sandbox", {"name": 7}, "name"),
+        ("/api/sandbox", {"entrypoint": "sleep 1"}, "entrypoint"),
+        ("/api/sandbox", {"cpu": 10**30}, "cpu"),
+        ("/api/sandbox", {"memory": -1}, "memory"),
+        ("/api/sandbox", {"labels": {"code-toolbox-language": "cobol"}}, "code-toolbox-language"),
+        ("execute", [], "body"),
+        ("execute", {}, "command"),
+        ("execute", {"command": None}, "command"),
+        ("execute", {"command": 5}, "command"),
+        ("execute", {"command": ["ls"]}, "command"),
+        ("execute", {"command": "true", "envs": "A=1"}, "envs"),
+        ("execute", {"command": "true", "envs": {"A": None}}, "envs.A"),
+        ("execute", {"command": "true", "timeout": "5"}, "timeout"),
+        ("execute", {"command": "true", "timeout": -1}, "timeout"),
+        ("execute", {"command": "true", "cwd": 3}, "cwd"),
+        ("execute", {"command": "true", "maxOutputBytes": "big"}, "maxOutputBytes"),
+        ("code-run", {"code": 1}, "code"),
+        ("code-run", {"code": "1", "language": "cobol"}, "language"),
+        ("code-run", {"code": "1", "argv": "x"}, "argv"),
+        ("code-run", {"code": "1", "argv": [1]}, "argv[0]"),
+    ],
+)
+def test_wrong_types_name_the_field(
+    api: httpx.Client, sid: str, path: str, body: Any, field: str
+) -> None:
+    if not path.startswith("/"):
+        path = f"/toolbox/{sid}/process/{path}"
+    err = _envelope(api.post(path, json=body), 400)
+    assert field in err["message"], err
+
+
+def _raw_request(server: ServerProcess, head: str, body_sizes: Iterator[bytes]) -> tuple[int, int]:
+    """Send a request head then body chunks until the server answers; (status, bytes sent)."""
+    sent = 0
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+        s.sendall(head.encode())
+        s.settimeout(0)  # non-blocking: look for an early answer between chunks
+        response = b""
+        for chunk in body_sizes:
+            with contextlib.suppress(BlockingIOError):
+                response += s.recv(65536)
+            if response:
+                break
+            try:
+                s.settimeout(30)
+                s.sendall(chunk)
+                s.settimeout(0)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(chunk)
+        s.settimeout(30)
+        while b"\r\n" not in response:
+            more = s.recv(65536)
+            if not more:
+                break
+            response += more
+    return int(response.split(b" ", 2)[1]), sent
+
+
+def _chunks(total: int, size: int = MiB) -> Iterator[bytes]:
+    for _ in range(total // size):
+        yield b"x" * size
+
+
+@pytest.mark.parametrize("where", ["api", "toolbox"])
+def test_64_mib_body_with_content_length_is_refused_before_it_is_sent(
+    server: ServerProcess, sid: str, where: str
+) -> None:
+    path = "/api/sandbox" if where == "api" else f"/toolbox/{sid}/process/execute"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {64 * MiB}\r\n\r\n"
+    )
+    started = time.monotonic()
+    status, sent = _raw_request(server, head, _chunks(64 * MiB))
+    assert status == 413
+    assert sent < 64 * MiB
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("where", ["api", "toolbox"])
+def test_64_mib_chunked_body_is_cut_off_at_the_limit(
+    server: ServerProcess, sid: str, where: str
+) -> None:
+    path = "/api/sandbox" if where == "api" else f"/toolbox/{sid}/process/execute"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.key}\r\n"
+        f"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+
+    def chunked() -> Iterator[bytes]:
+        for data in _chunks(64 * MiB):
+            yield f"{len(data):x}\r\n".encode() + data + b"\r\n"
+        yield b"0\r\n\r\n"
+
+    started = time.monotonic()
+    status, sent = _raw_request(server, head, chunked())
+    assert status == 413
+    assert sent < 40 * MiB  # refused near the 16 MiB limit, not after the whole body
+    assert time.monotonic() - started < 20
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "..%2F..%2Fetc%2Fpasswd",
+        "%2e%2e",
+        "a%00b",
+        "%00",
+        "x" * 5000,
+        "%F0%9F%92%A5",
+        "%ff%fe",
+        "'; DROP TABLE sandboxes; --",
+        "*",
+        "%25",
+    ],
+)
+def test_path_tricks_in_sandbox_ids_are_not_found(api: httpx.Client, ref: str) -> None:
+    for method, path in [
+        ("GET", f"/api/sandbox/{ref}"),
+        ("DELETE", f"/api/sandbox/{ref}"),
+        ("POST", f"/api/sandbox/{ref}/start"),
+        ("GET", f"/toolbox/{ref}/version"),
+        ("POST", f"/toolbox/{ref}/process/execute"),
+    ]:
+        r = api.request(method, path, json={"command": "true"})
+        _envelope(r, 400, 404)
+    assert api.get("/api/sandbox").status_code == 200  # the table is still there
+
+
+def test_path_tricks_after_the_sandbox_id_stay_in_the_agent(
+    server: ServerProcess, api: httpx.Client, sid: str
+) -> None:
+    for rest in ("../../api/sandbox", "%2e%2e/%2e%2e/api/sandbox", "..%2F..%2Fhealth", "//etc"):
+        status, body = _raw_get(server, f"/toolbox/{sid}/{rest}")
+        # Whatever the dots resolve to, it is this sandbox's agent that answers
+        # (its /health at most), never the control plane's /api.
+        assert status in (200, 400, 404), (rest, status, body)
+        assert b'"items"' not in body
+        if status == 200:
+            assert sid.encode() in body, body
+
+
+def _raw_get(server: ServerProcess, target: str) -> tuple[int, bytes]:
+    """GET a target exactly as written (httpx would normalise the dots away)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+        s.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.key}\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+@pytest.mark.parametrize(
+    "cwd",
+    [
+        "../../../etc",
+        "/",
+        "/proc/1/root",
+        "a/../../..",
+        "/etc/passwd",
+        "x" * 5000,
+        "a/" * 3000,
+        "/dev/null",
+        "/proc/self/fd/0",
+    ],
+)
+def test_cwd_tricks_are_handled_inside_the_sandbox(api: httpx.Client, sid: str, cwd: str) -> None:
+    r = api.post(f"/toolbox/{sid}/process/execute", json={"command": "pwd", "cwd": cwd})
+    if r.status_code == 200:
+        # Anywhere it lands is inside the sandbox's own filesystem.
+        assert r.json()["exitCode"] == 0
+    else:
+        _envelope(r, 400)
+
+
+def test_nul_bytes_are_refused_where_the_os_cannot_take_them(api: httpx.Client, sid: str) -> None:
+    url = f"/toolbox/{sid}/process/execute"
+    for body in [
+        {"command": "echo a\0b"},
+        {"command": "true", "cwd": "a\0b"},
+        {"command": "true", "envs": {"A\0B": "1"}},
+        {"command": "true", "envs": {"A": "1\x002"}},
+    ]:
+        _envelope(api.post(url, json=body), 400)
+    r = api.post(f"/toolbox/{sid}/process/code-run", json={"code": "print('a\\0b'.split())"})
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"command": "echo '\ud800'"},  # a lone surrogate: valid JSON, not encodable
+        {"command": "echo '\udcff'"},
+        {"command": "true", "envs": {"A": "\ud800"}},
+        {"command": "true", "envs": {"\udfff": "1"}},
+        {"command": "pwd", "cwd": "\ud800"},
+    ],
+)
+def test_lone_surrogates_in_commands_are_a_400(
+    api: httpx.Client, sid: str, body: dict[str, Any]
+) -> None:
+    # json.dumps escapes them (\\ud800), as a client in any language may send.
+    raw = json.dumps(body).encode()
+    r = api.post(
+        f"/toolbox/{sid}/process/execute",
+        content=raw,
+        headers={"Content-Type": "application/json"},
+    )
+    if r.status_code == 200:
+        return  # carried through as bytes (surrogateescape): handled
+    _envelope(r, 400)
+
+
+def test_invalid_utf8_in_the_body_is_a_400(api: httpx.Client, sid: str) -> None:
+    raw = b'{"command": "echo \xff\xfe"}'
+    r = api.post(
+        f"/toolbox/{sid}/process/execute",
+        content=raw,
+        headers={"Content-Type": "application/json"},
+    )
+    _envelope(r, 400)
+
+
+def test_invalid_utf8_in_output_comes_back_replaced(api: httpx.Client, sid: str) -> None:
+    r = api.post(
+        f"/toolbox/{sid}/process/execute",
+        json={"command": "printf 'a\\377\\376b\\300\\n'; printf '\\355\\240\\200' >&2"},
+    )
+    assert r.status_code == 200
+    body = r.json()
+    assert body["stdout"].startswith("a") and "b" in body["stdout"]
+    assert "\ufffd" in body["stdout"] and "\ufffd" in body["stderr"]
+    r = api.post(
+        f"/toolbox/{sid}/process/code-run",
+        json={"code": "import sys; sys.stdout.buffer.write(bytes(range(256)))"},
+    )
+    assert r.status_code == 200 and r.json()["exitCode"] == 0
+
+
+def test_huge_env_maps_are_refused_or_handled(api: httpx.Client, sid: str) -> None:
+    url = f"/toolbox/{sid}/process/execute"
+    # ~4 MiB of environment: past what execve takes (E2BIG), under the body limit.
+    envs = {f"V{i}": "x" * 200 for i in range(20000)}
+    r = api.post(url, json={"command": "true", "envs": envs})
+    if r.status_code != 200:
+        _envelope(r, 400, 413)
+    # One value past the kernel's per-string limit (128 KiB).
+    r = api.post(url, json={"command": "true", "envs": {"BIG": "x" * (200 * 1024)}})
+    if r.status_code != 200:
+        _envelope(r, 400, 413)
+    # Past the body limit: 413 from the proxy.
+    envs = {f"V{i}": "x" * 1000 for i in range(20000)}
+    _envelope(api.post(url, json={"command": "true", "envs": envs}), 413)
+    # A huge env map on create.
+    r = api.post("/api/sandbox", json={"env": {f"V{i}": "x" * 200 for i in range(20000)}})
+    if r.status_code == 200:
+        sb = r.json()
+        try:
+            assert sb["state"] in ("started", "error")
+        finally:
+            api.delete(f"/api/sandbox/{sb['id']}")
+    else:
+        _envelope(r, 400, 413)
+    assert api.post(url, json={"command": "echo ok"}).json()["result"] == "ok\n"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"timeout": 1e308},
+        {"timeout": 10**400},
+        {"timeout": 1e-300},
+        {"maxOutputBytes": -1},
+        {"maxOutputBytes": 0},
+        {"maxOutputBytes": 10**20},
+        {"maxOutputBytes": 10**400},
+    ],
+)
+def test_absurd_numbers_are_refused_or_handled(
+    api: httpx.Client, sid: str, extra: dict[str, Any]
+) -> None:
+    r = api.post(f"/toolbox/{sid}/process/execute", json={"command": "echo hi", **extra})
+    if r.status_code != 200:
+        _envelope(r, 400, 408)
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
+def test_non_finite_numbers_are_refused(api: httpx.Client, sid: str, literal: bytes) -> None:
+    raw = b'{"command": "echo hi", "timeout": ' + literal + b"}"
+    r = api.post(
+        f"/toolbox/{sid}/process/execute", content=raw, headers={"Content-Type": "application/json"}
+    )
+    _envelope(r, 400)
+    raw = b'{"cpu": ' + literal + b"}"
+    r = api.post("/api/sandbox", content=raw, headers={"Content-Type": "application/json"})
+    _envelope(r, 400)
+
+
+def test_deeply_nested_json_is_a_400(api: httpx.Client, sid: str) -> None:
+    raw = b'{"command": "true", "envs": ' + b"[" * 100000 + b"]" * 100000 + b"}"
+    for path in ("/api/sandbox", f"/toolbox/{sid}/process/execute"):
+        r = api.post(path, content=raw, headers={"Content-Type": "application/json"})
+        _envelope(r, 400)
+
+
+def test_create_with_odd_names_and_labels(api: httpx.Client) -> None:
+    for body in [
+        {"name": ""},
+        {"name": " "},
+        {"name": "a/b"},
+        {"name": "x" * 300},
+        {"name": "a\0b"},
+        {"labels": {"": "x"}},
+    ]:
+        r = api.post("/api/sandbox", json=body)
+        if r.status_code == 200:
+            api.delete(f"/api/sandbox/{r.json()['id']}")
+        else:
+            _envelope(r, 400, 409)
