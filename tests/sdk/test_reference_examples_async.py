@@ -57,7 +57,7 @@ def test_interpreter_example(cove_env: ServerProcess) -> None:
     printed: list[str] = []
 
     async def handle_stdout(message: OutputMessage) -> None:  # async callbacks work too
-        printed.append(f"[STDOUT] {message.output}")
+        printed.append(message.output)
 
     async def main() -> None:
         async with AsyncDaytona() as daytona:
@@ -80,7 +80,8 @@ def test_interpreter_example(cove_env: ServerProcess) -> None:
                 await sandbox.code_interpreter.delete_context(ctx)
 
     run(main())
-    assert printed == ["[STDOUT] Counter initialized at 1\n", "[STDOUT] stored in ctx\n"]
+    # Chunk boundaries are arbitrary: compare the text.
+    assert "".join(printed) == "Counter initialized at 1\nstored in ctx\n"
 
 
 def test_session_examples(cove_env: ServerProcess) -> None:

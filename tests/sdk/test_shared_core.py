@@ -1,0 +1,90 @@
+"""The parts both faces share, checked without a server: the two faces expose
+the same methods with the same signatures, the log demultiplexer survives
+markers split across frames, and interpreter close codes mean what §5 says."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from cove.sdk import (
+    AsyncCodeInterpreter,
+    AsyncCove,
+    AsyncProcess,
+    AsyncSandbox,
+    CodeInterpreter,
+    CodeTimeout,
+    Cove,
+    CoveError,
+    Process,
+    Sandbox,
+)
+from cove.sdk._streams import InterpreterRun, LogDemux
+
+PAIRS = [
+    (Cove, AsyncCove),
+    (Sandbox, AsyncSandbox),
+    (Process, AsyncProcess),
+    (CodeInterpreter, AsyncCodeInterpreter),
+]
+# Coroutines on both faces, as in Daytona's sync SDK.
+ALWAYS_ASYNC = {"get_session_command_logs_async", "get_entrypoint_logs_async"}
+
+
+def _public(cls: type) -> dict[str, object]:
+    return {
+        name: member
+        for name, member in inspect.getmembers(cls, inspect.isfunction)
+        if not name.startswith("_")
+    }
+
+
+def _shape(sig: inspect.Signature) -> list[tuple[str, object, object]]:
+    # Annotations differ only by the face's own class names (Sandbox/AsyncSandbox).
+    return [(p.name, p.kind, p.default) for p in sig.parameters.values()]
+
+
+@pytest.mark.parametrize(("sync", "asynchronous"), PAIRS, ids=lambda c: c.__name__)
+def test_both_faces_have_the_same_methods(sync: type, asynchronous: type) -> None:
+    sync_methods, async_methods = _public(sync), _public(asynchronous)
+    assert sorted(sync_methods) == sorted(async_methods)
+    for name, method in sync_methods.items():
+        twin = async_methods[name]
+        assert _shape(inspect.signature(method)) == _shape(inspect.signature(twin)), name  # type: ignore[arg-type]
+        assert inspect.iscoroutinefunction(twin), name
+        assert inspect.iscoroutinefunction(method) == (name in ALWAYS_ASYNC), name
+
+
+def test_demux_handles_markers_split_across_frames() -> None:
+    demux = LogDemux()
+    frames = [b"\x01\x01\x01li", b"ne2\n\x02\x02", b"\x02err2\n\x01", b"\x01\x01o\xc3", b"\xa9\n"]
+    chunks = [c for f in frames for c in demux.feed(f)] + demux.flush()
+    text = {"stdout": "", "stderr": ""}
+    for channel, piece in chunks:
+        text[channel] += piece
+    assert text == {"stdout": "line2\noé\n", "stderr": "err2\n"}
+    assert demux.position == len("line2\nerr2\noé\n".encode())
+
+
+def test_demux_flushes_a_held_back_byte_that_was_not_a_marker() -> None:
+    demux = LogDemux(offset=10)
+    assert demux.feed(b"\x01\x01\x01ab\x01") == [("stdout", "ab")]
+    assert demux.flush() == [("stdout", "\x01")]
+    assert demux.position == 13
+
+
+def test_interpreter_frames_and_close_codes() -> None:
+    run = InterpreterRun()
+    run.feed('{"type": "stdout", "text": "a"}')
+    run.feed('{"type": "result", "data": {"text/plain": "2"}, "isMainResult": true}')
+    run.feed('{"type": "error", "name": "ValueError", "value": "boom"}')
+    run.feed('{"type": "control", "text": "completed"}')
+    result = run.outcome(1000, "")
+    assert result.stdout == "a" and result.error is not None and result.error.name == "ValueError"
+    assert result.results[0].is_main_result and result.results[0].text == "2"
+    with pytest.raises(CodeTimeout) as info:
+        run.outcome(4008, "timeout")
+    assert info.value.result.stdout == "a"
+    with pytest.raises(CoveError, match="close code 4404"):
+        run.outcome(4404, "no such context")
