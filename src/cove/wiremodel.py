@@ -64,12 +64,12 @@ def _check(value: Any, tp: Any, where: str) -> Any:
             return number
     elif tp is str:
         if isinstance(value, str):
-            return value
+            return _text(value, where)
     elif origin is dict:
         if isinstance(value, dict):
             _, vtype = typing.get_args(tp)
             return {
-                str(k): _check(v, vtype, f"{where}.{k}")
+                _text(k, where): _check(v, vtype, f"{where}.{k}")
                 for k, v in value.items()
                 if isinstance(k, str)
             }
@@ -81,6 +81,18 @@ def _check(value: Any, tp: Any, where: str) -> Any:
         return tp.from_wire(value, where)
     got = "null" if value is None else type(value).__name__
     raise BadRequest(f"field '{where}' must be {_type_name(tp)}, got {got}")
+
+
+def _text(value: str, where: str) -> str:
+    """`value` if it is real Unicode text: JSON's \\ud800 escapes can carry lone
+    surrogates, which no file, argv or environment can take (UTF-8 refuses them)."""
+    if value.isascii():  # the common case, without a copy
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"field '{where}' holds a lone surrogate, not Unicode text") from None
+    return value
 
 
 _FIELDS: dict[type, list[tuple[dataclasses.Field[Any], str, Any]]] = {}

@@ -267,28 +267,27 @@ def test_nul_bytes_are_refused_where_the_os_cannot_take_them(api: httpx.Client, 
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("path", "body"),
     [
-        {"command": "echo '\ud800'"},  # a lone surrogate: valid JSON, not encodable
-        {"command": "echo '\udcff'"},
-        {"command": "true", "envs": {"A": "\ud800"}},
-        {"command": "true", "envs": {"\udfff": "1"}},
-        {"command": "pwd", "cwd": "\ud800"},
+        ("execute", {"command": "echo '\ud800'"}),  # a lone surrogate: valid JSON, not text
+        ("execute", {"command": "echo '\udcff'"}),
+        ("execute", {"command": "true", "envs": {"A": "\ud800"}}),
+        ("execute", {"command": "true", "envs": {"\udfff": "1"}}),
+        ("execute", {"command": "pwd", "cwd": "\ud800"}),
+        ("code-run", {"code": "print('\ud800')"}),
+        ("/api/sandbox", {"env": {"A": "\ud800"}}),
+        ("/api/sandbox", {"name": "\udc80"}),
     ],
 )
-def test_lone_surrogates_in_commands_are_a_400(
-    api: httpx.Client, sid: str, body: dict[str, Any]
+def test_lone_surrogates_are_a_400(
+    api: httpx.Client, sid: str, path: str, body: dict[str, Any]
 ) -> None:
+    if not path.startswith("/"):
+        path = f"/toolbox/{sid}/process/{path}"
     # json.dumps escapes them (\\ud800), as a client in any language may send.
     raw = json.dumps(body).encode()
-    r = api.post(
-        f"/toolbox/{sid}/process/execute",
-        content=raw,
-        headers={"Content-Type": "application/json"},
-    )
-    if r.status_code == 200:
-        return  # carried through as bytes (surrogateescape): handled
-    _envelope(r, 400)
+    r = api.post(path, content=raw, headers={"Content-Type": "application/json"})
+    assert "surrogate" in _envelope(r, 400)["message"]
 
 
 def test_invalid_utf8_in_the_body_is_a_400(api: httpx.Client, sid: str) -> None:
