@@ -84,6 +84,10 @@ class WorkerProcess:
         self.reader = reader
         self.writer = writer
         self.pipe_fds = pipe_fds
+        # Cleared while the client is slow: the pipes stop being read, the
+        # worker blocks in write(), and the agent's memory stays bounded.
+        self.flowing = asyncio.Event()
+        self.flowing.set()
         self.messages: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.reading = asyncio.create_task(self._read())
 
@@ -119,9 +123,24 @@ class WorkerProcess:
         worker wrote is already in the kernel's pipe buffers by then.
         """
         for _ in range(1000):  # bounded: a background child may write forever
+            await self.flowing.wait()
             if not any(_pending_bytes(fd) for fd in self.pipe_fds):
                 return
             await asyncio.sleep(0)
+
+    def set_flowing(self, flowing: bool) -> None:
+        if flowing == self.flowing.is_set():
+            return
+        for transport in self.child._transports:
+            if isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
+                if flowing:
+                    transport.resume_reading()
+                else:
+                    transport.pause_reading()
+        if flowing:
+            self.flowing.set()
+        else:
+            self.flowing.clear()
 
     def interrupt(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -162,6 +181,11 @@ class Context:
         text = decoder.decode(data)
         if text:
             sink({"type": stream, "text": text})
+
+    def throttle(self, slow: bool) -> None:
+        """The run's client cannot keep up (True) or has caught up (False)."""
+        if self.worker is not None and self._sink is not None:
+            self.worker.set_flowing(not slow)
 
     def _flush_decoders(self) -> None:
         for stream, decoder in self._decoders.items():
@@ -261,6 +285,7 @@ class Context:
             try:
                 return await self._run(worker, code, envs, timeout, emit, control)
             finally:
+                worker.set_flowing(True)  # between runs nothing may block the worker
                 self._flush_decoders()
                 self._sink = None
                 self._running = None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import base64
 import builtins
+import contextlib
 import importlib.util
 import json
 import linecache
@@ -54,6 +55,7 @@ class Channel:
         self.lock = threading.Lock()
 
     def send(self, msg: dict[str, Any]) -> None:
+        _flush_std()  # output printed before a result must reach the agent before it
         data = (json.dumps(msg, default=str) + "\n").encode()
         # An interrupt landing mid-sendall would leave half a frame on the
         # channel; hold SIGINT until the frame is out (it fires right after).
@@ -70,6 +72,23 @@ class Channel:
             return None
         msg = json.loads(line)
         return msg if isinstance(msg, dict) else None
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # the user may have closed or replaced them
+            stream.flush()
+
+
+def _line_buffered() -> None:
+    """One write per line, not per print() argument: whole lines make whole frames.
+
+    Text without a newline waits for the next newline, an explicit flush(),
+    a result, or the end of the run (a terminal behaves the same way).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(line_buffering=True, write_through=False)  # type: ignore[union-attr]
 
 
 def _load_charts() -> Any:
@@ -193,11 +212,7 @@ class Worker:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except Exception:
-            pass
+        _flush_std()
         if error is not None:
             self.channel.send(error)
         self.channel.send({"type": "done"})
@@ -228,6 +243,7 @@ def main() -> None:
     del sys.argv[1:]
     sys.argv[0] = ""
     os.environ.setdefault("MPLBACKEND", "Agg")
+    _line_buffered()
     Worker(Channel(fd)).serve()
 
 

@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from cove.agent.core import Agent
@@ -131,30 +132,61 @@ class Interpreter:
         self.agent.child_env(body.envs)  # rejects bad names and values with a 400
         ctx = self.get(body.context_id)
 
-        frames: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        sender = asyncio.create_task(_send_frames(ws, frames))
+        outbox = Outbox(ws, ctx.throttle)
+        sender = asyncio.create_task(outbox.run())
         control = RunControl()
         watcher = asyncio.create_task(_watch_disconnect(ws, control))
         try:
-            outcome = await ctx.run(body.code, body.envs, timeout, frames.put_nowait, control)
+            outcome = await ctx.run(body.code, body.envs, timeout, outbox.put, control)
         finally:
             watcher.cancel()
-            frames.put_nowait(None)
+            outbox.close()
             await sender
         if outcome is Outcome.TIMEOUT:
             await ws.close(4008, f"execution timed out after {timeout:g}s")
 
 
-async def _send_frames(ws: WebSocket, frames: asyncio.Queue[dict[str, Any] | None]) -> None:
-    """Frames go out in order; once the client is gone the rest is dropped."""
-    broken = False
-    while (frame := await frames.get()) is not None:
-        if broken:
-            continue
-        try:
-            await ws.send_text(json.dumps(frame, ensure_ascii=False))
-        except (ConnectionError, RuntimeError):
-            broken = True
+class Outbox:
+    """Frames for one client, sent in order, with backpressure on the worker.
+
+    Past HIGH bytes waiting, `throttle(True)` stops reading the worker's
+    output (the worker then blocks in write, as with a slow terminal); below
+    LOW it resumes. Once the client is gone the rest is dropped.
+    """
+
+    HIGH = 4 * 1024 * 1024
+    LOW = 1024 * 1024
+
+    def __init__(self, ws: WebSocket, throttle: Callable[[bool], None]) -> None:
+        self.ws = ws
+        self.throttle = throttle
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.pending = 0
+        self.slow = False
+
+    def put(self, frame: dict[str, Any]) -> None:
+        text = json.dumps(frame, ensure_ascii=False)
+        self.pending += len(text)
+        self.queue.put_nowait(text)
+        if not self.slow and self.pending > self.HIGH:
+            self.slow = True
+            self.throttle(True)
+
+    def close(self) -> None:
+        self.queue.put_nowait(None)
+
+    async def run(self) -> None:
+        broken = False
+        while (text := await self.queue.get()) is not None:
+            if not broken:
+                try:
+                    await self.ws.send_text(text)
+                except (ConnectionError, RuntimeError):
+                    broken = True
+            self.pending -= len(text)
+            if self.slow and self.pending < self.LOW:
+                self.slow = False
+                self.throttle(False)
 
 
 async def _watch_disconnect(ws: WebSocket, control: RunControl) -> None:
