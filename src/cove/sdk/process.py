@@ -56,9 +56,10 @@ class ProcessCalls:
         )
 
     def code_run(
-        self, code: str, params: CodeRunParams | None, timeout: float | None
-    ) -> Call[ExecuteResponse]:
-        body: dict[str, Any] = {"code": code, "language": self.tb.language}
+        self, code: str, params: CodeRunParams | None, timeout: float | None,
+        language: str | None = None,
+    ) -> Call[ExecuteResponse]:  # fmt: skip
+        body: dict[str, Any] = {"code": code, "language": language or self.tb.language}
         if params is not None and params.argv:
             body["argv"] = list(params.argv)
         if params is not None and params.env:
@@ -212,10 +213,11 @@ class Process(_Shared):
         return self._t.call(self.calls.exec(command, cwd, env, timeout))
 
     def code_run(
-        self, code: str, params: CodeRunParams | None = None, timeout: float | None = None
-    ) -> ExecuteResponse:
-        """Run code in a fresh interpreter of the sandbox's language."""
-        return self._t.call(self.calls.code_run(code, params, timeout))
+        self, code: str, params: CodeRunParams | None = None, timeout: float | None = None,
+        language: str | None = None,
+    ) -> ExecuteResponse:  # fmt: skip
+        """Run code in a fresh interpreter (the sandbox's language unless `language` is given)."""
+        return self._t.call(self.calls.code_run(code, params, timeout, language))
 
     def create_session(self, session_id: str) -> None:
         self._t.call(self.calls.create_session(session_id))
@@ -299,10 +301,11 @@ class AsyncProcess(_Shared):
         return await self._t.call(self.calls.exec(command, cwd, env, timeout))
 
     async def code_run(
-        self, code: str, params: CodeRunParams | None = None, timeout: float | None = None
-    ) -> ExecuteResponse:
-        """Run code in a fresh interpreter of the sandbox's language."""
-        return await self._t.call(self.calls.code_run(code, params, timeout))
+        self, code: str, params: CodeRunParams | None = None, timeout: float | None = None,
+        language: str | None = None,
+    ) -> ExecuteResponse:  # fmt: skip
+        """Run code in a fresh interpreter (the sandbox's language unless `language` is given)."""
+        return await self._t.call(self.calls.code_run(code, params, timeout, language))
 
     async def create_session(self, session_id: str) -> None:
         await self._t.call(self.calls.create_session(session_id))
