@@ -1,0 +1,172 @@
+"""The `cove` command, run for real in a subprocess against a real server (and
+once embedded, with no server), configured by the same environment as the SDK."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cove.sdk import Cove, SessionExecuteRequest
+from cove.sdk.terminal import progress
+from tests.serverproc import COVE, ServerProcess
+
+
+def cove_cmd(
+    *args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [COVE, *args], env=env, input=stdin, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def env(server: ServerProcess) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("COVE_", "DAYTONA_"))}
+    return {**clean, "COVE_API_URL": server.api_url, "COVE_API_KEY": server.key}
+
+
+@pytest.fixture(scope="module")
+def sandbox_id(env: dict[str, str]) -> Iterator[str]:
+    made = cove_cmd("create", "--json", "-e", "GREETING=hi", env=env)
+    assert made.returncode == 0, made.stderr
+    sid = json.loads(made.stdout)["id"]
+    yield sid
+    cove_cmd("delete", sid, env=env)
+
+
+@pytest.mark.parametrize(
+    "command", ["", "serve", "create", "list", "delete", "exec", "run", "logs", "shell"]
+)
+def test_help_everywhere(command: str) -> None:
+    done = subprocess.run([COVE, *([command] if command else []), "--help"], capture_output=True)
+    assert done.returncode == 0 and b"usage: cove" in done.stdout
+
+
+def test_create_list_delete(env: dict[str, str]) -> None:
+    made = cove_cmd("create", "--name", "cli-made", "--language", "javascript", env=env)
+    assert made.returncode == 0, made.stderr
+    sid = made.stdout.strip()
+    listed = json.loads(cove_cmd("list", "--json", env=env).stdout)
+    mine = [s for s in listed if s["id"] == sid]
+    assert mine and mine[0]["name"] == "cli-made" and mine[0]["language"] == "javascript"
+    table = cove_cmd("list", env=env).stdout
+    assert table.startswith("ID ") and "cli-made" in table
+    assert cove_cmd("delete", "cli-made", env=env).returncode == 0
+    assert sid not in cove_cmd("list", env=env).stdout
+
+
+def test_exec_streams_and_exits_with_the_commands_code(
+    env: dict[str, str], sandbox_id: str
+) -> None:
+    done = cove_cmd("exec", sandbox_id, "--", "echo $GREETING; echo oops >&2; exit 7", env=env)
+    assert (done.returncode, done.stdout, done.stderr) == (7, "hi\n", "oops\n")
+    code = "import sys; print(sys.argv)"
+    argv = cove_cmd("exec", sandbox_id, "--", "python3", "-c", code, "a b", env=env)
+    assert argv.stdout == "['-c', 'a b']\n" and argv.returncode == 0
+    piped = cove_cmd("exec", "-i", sandbox_id, "--", "wc -c", env=env, stdin="hello\n")
+    assert piped.stdout.strip() == "6"
+
+
+def test_exec_json_and_timeout(env: dict[str, str], sandbox_id: str) -> None:
+    slow = "echo x; sleep 30"
+    done = cove_cmd("exec", "--json", "--timeout", "1", sandbox_id, "--", slow, env=env)
+    body = json.loads(done.stdout)
+    assert done.returncode == 137 and body["timedOut"] is True and body["stdout"] == "x\n"
+    streamed = cove_cmd("exec", "--timeout", "1", sandbox_id, "--", "echo y; sleep 30", env=env)
+    assert streamed.returncode == 137 and streamed.stdout == "y\n"
+    assert "timed out" in streamed.stderr
+
+
+def test_run_takes_the_language_from_the_extension(
+    env: dict[str, str], sandbox_id: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "prog.py"
+    script.write_text("import sys\nprint('args', sys.argv[1:])\nsys.exit(3)\n")
+    done = cove_cmd("run", str(script), "a", "b", env=env)
+    assert (done.returncode, done.stdout) == (3, "args ['a', 'b']\n")
+    js = tmp_path / "prog.ts"
+    js.write_text("const n: number = 2; console.log(n * 21)")
+    there = cove_cmd("run", "--sandbox", sandbox_id, "--json", str(js), env=env)
+    assert json.loads(there.stdout)["stdout"] == "42\n" and there.returncode == 0
+    unknown = cove_cmd("run", str(tmp_path / "x.unknown"), env=env)
+    assert unknown.returncode == 2 and "--language" in unknown.stderr
+
+
+def test_logs_follow(env: dict[str, str], server: ServerProcess, sandbox_id: str) -> None:
+    with Cove(api_url=server.api_url, api_key=server.key, keep=True) as c:
+        p = c.get(sandbox_id).process
+        p.create_session("cli-logs")
+        cmd = p.execute_session_command(
+            "cli-logs", SessionExecuteRequest("echo one; read line; echo $line", run_async=True)
+        )
+        follower = subprocess.Popen(
+            [COVE, "logs", sandbox_id, "cli-logs", cmd.cmd_id, "--follow"],
+            env=env, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert follower.stdout is not None
+        assert follower.stdout.readline() == "one\n"  # live, before the command ends
+        p.send_session_command_input("cli-logs", cmd.cmd_id, "two\n")
+        rest, _ = follower.communicate(timeout=30)
+        assert follower.returncode == 0 and rest.endswith("two\n")
+        where = (sandbox_id, "cli-logs", cmd.cmd_id)
+        plain = json.loads(cove_cmd("logs", "--json", *where, env=env).stdout)
+        assert plain["stdout"].startswith("one\n") and plain["stdout"].endswith("two\n")
+        resumed = cove_cmd("logs", "-f", "--offset", "4", *where, env=env)
+        assert resumed.stdout == plain["output"][4:]
+        p.delete_session("cli-logs")
+
+
+def test_shell_runs_a_pty_and_exits_with_the_shells_code(
+    env: dict[str, str], sandbox_id: str
+) -> None:
+    done = cove_cmd("shell", sandbox_id, env=env, stdin="echo in-$((40+2))\nexit 3\n", timeout=30)
+    assert done.returncode == 3, done.stderr
+    assert "in-42" in done.stdout
+
+
+def test_errors_are_clear_and_exit_nonzero(env: dict[str, str]) -> None:
+    missing = cove_cmd("exec", "no-such-sandbox", "--", "true", env=env)
+    assert missing.returncode == 125 and "not found" in missing.stderr
+    bad_key = cove_cmd("list", env={**env, "COVE_API_KEY": "wrong"})
+    assert bad_key.returncode == 1 and "COVE_API_KEY" in bad_key.stderr
+
+
+def test_embedded_cli_needs_no_server(tmp_path: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("COVE_", "DAYTONA_"))}
+    local = {**clean, "XDG_CACHE_HOME": str(tmp_path)}
+    made = cove_cmd("create", "--name", "local-one", env=local)
+    assert made.returncode == 0, made.stderr
+    # A later invocation (a new embedded control plane) finds the sandbox again.
+    assert cove_cmd("exec", "local-one", "--", "echo there", env=local).stdout == "there\n"
+    assert cove_cmd("delete", "local-one", env=local).returncode == 0
+    assert json.loads(cove_cmd("list", "--json", env=local).stdout) == []
+
+
+def test_progress_shows_only_on_slow_waits_on_a_terminal() -> None:
+    class FakeTerminal(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.drawn = threading.Event()
+
+        def isatty(self) -> bool:
+            return True
+
+        def write(self, s: str) -> int:
+            self.drawn.set()
+            return super().write(s)
+
+    quick = FakeTerminal()
+    with progress("quick", stream=quick):
+        pass
+    assert quick.getvalue() == ""
+    slow = FakeTerminal()
+    with progress("creating sandbox", stream=slow):
+        assert slow.drawn.wait(5)  # drawn after about a second
+    assert "creating sandbox" in slow.getvalue() and slow.getvalue().endswith("\r\033[K")
