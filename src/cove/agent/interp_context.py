@@ -354,6 +354,8 @@ class Context:
                         "isMainResult": bool(msg.get("isMainResult")),
                     }
                 )
+                if msg.get("ack"):  # the worker waits: output before it is all out now
+                    worker.send({"type": "ack"})
             elif kind == "error":
                 emit(
                     _error(

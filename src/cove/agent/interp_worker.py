@@ -10,7 +10,8 @@ heavy at start: numpy and friends load only when the user imports them.
 Channel (newline-delimited JSON):
   agent -> worker  {"code": str, "envs": {str: str}}
   worker -> agent  {"type": "ready"} once; then per run any number of
-                   {"type": "result", "data": {mime: str}, "isMainResult": bool}
+                   {"type": "result", "data": {mime: str}, "isMainResult": bool,
+                    "ack": true}  (the worker then waits for {"type": "ack"})
                    {"type": "error", "name", "value", "traceback"}
                    and finally {"type": "done"}.
 SIGINT raises KeyboardInterrupt only while user code runs; between runs it
@@ -65,6 +66,19 @@ class Channel:
                 self.sock.sendall(data)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def request(self, msg: dict[str, Any]) -> None:
+        """Send, then wait until the agent has forwarded everything printed before.
+
+        Output and messages travel on different descriptors; holding the code
+        until the agent acks keeps a result after the output that preceded
+        it and before the output that follows.
+        """
+        self.send({**msg, "ack": True})
+        while (reply := self.recv()) is not None:
+            if reply.get("type") == "ack":
+                return
+        raise SystemExit("the agent closed the channel")
 
     def recv(self) -> dict[str, Any] | None:
         line = self.reader.readline()
@@ -143,10 +157,17 @@ class Worker:
             data[mime] = out
         return data
 
+    def result(self, data: dict[str, str], *, main: bool) -> None:
+        msg = {"type": "result", "data": data, "isMainResult": main}
+        if self.running and threading.current_thread() is threading.main_thread():
+            self.channel.request(msg)
+        else:  # only the main thread reads the channel; others cannot wait for acks
+            self.channel.send(msg)
+
     def display(self, *values: object) -> None:
         """Like IPython's display(): each value becomes a (non-main) result frame."""
         for value in values:
-            self.channel.send({"type": "result", "data": self.bundle(value), "isMainResult": False})
+            self.result(self.bundle(value), main=False)
 
     def emit_figure(self, fig: Any) -> None:
         self.display(fig)
@@ -174,9 +195,7 @@ class Worker:
             value = eval(compile(last, filename, "eval", dont_inherit=True), ns)
             if value is not None:
                 ns["_"] = value
-                self.channel.send(
-                    {"type": "result", "data": self.bundle(value), "isMainResult": True}
-                )
+                self.result(self.bundle(value), main=True)
                 if self.charts.is_figure(value):
                     sys.modules[self.charts.PYPLOT].close(value)  # shown; not again below
 
@@ -229,6 +248,8 @@ class Worker:
                 return
             if msg is None:
                 return
+            if "code" not in msg:  # a late ack of an interrupted request
+                continue
             try:
                 self.run(msg)
             except KeyboardInterrupt:
