@@ -209,3 +209,16 @@ def test_bad_requests_close_with_a_reason(
     assert bad.close_code == 4400 and "code" in bad.close_reason
     timed = run_code(ws_client, url, {"code": "import time\ntime.sleep(5)", "timeout": 0.5})
     assert timed.close_code == 4008
+
+
+def test_stdin_for_one_run(ws_client: httpx.Client, server: ServerProcess, sandbox: Any) -> None:
+    url = _url(server, sandbox)
+    fed = run_code(
+        ws_client,
+        url,
+        {"code": "a = input('a? ')\nb = input()\nprint(a, b)", "stdin": "one\ntwo\n"},
+    )
+    assert fed.text("stdout") == "a? one two\n" and not fed.of("error")
+    # The next run gets EOF again, not what the last one left unread.
+    after = run_code(ws_client, url, {"code": "input()"})
+    assert after.of("error")[0]["name"] == "EOFError"

@@ -262,12 +262,12 @@ class Context:
 
     async def run(
         self,
-        code: str,
-        envs: dict[str, str],
+        job: dict[str, Any],
         timeout: float | None,
         emit: Emit,
         control: RunControl,
     ) -> Outcome:
+        """Run `job` (`code`, `envs`, optional `stdin`) in this context's worker."""
         async with self.lock:
             if control.stopped.is_set():  # its client left while it waited in line
                 return control.outcome
@@ -283,7 +283,7 @@ class Context:
             self._sink = emit
             self._running = control
             try:
-                return await self._run(worker, code, envs, timeout, emit, control)
+                return await self._run(worker, job, timeout, emit, control)
             finally:
                 worker.set_flowing(True)  # between runs nothing may block the worker
                 self._flush_decoders()
@@ -293,13 +293,12 @@ class Context:
     async def _run(
         self,
         worker: WorkerProcess,
-        code: str,
-        envs: dict[str, str],
+        job: dict[str, Any],
         timeout: float | None,
         emit: Emit,
         control: RunControl,
     ) -> Outcome:
-        worker.send({"code": code, "envs": envs})
+        worker.send(job)
         pump = asyncio.create_task(self._pump(worker, emit))
         aborted = asyncio.create_task(control.stopped.wait())
         try:

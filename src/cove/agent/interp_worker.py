@@ -8,7 +8,7 @@ agent streams as stdout/stderr frames, so output of `os.system` and
 heavy at start: numpy and friends load only when the user imports them.
 
 Channel (newline-delimited JSON):
-  agent -> worker  {"code": str, "envs": {str: str}}
+  agent -> worker  {"code": str, "envs": {str: str}, "stdin": str | null}
   worker -> agent  {"type": "ready"} once; then per run any number of
                    {"type": "result", "data": {mime: str}, "isMainResult": bool,
                     "ack": true}  (the worker then waits for {"type": "ack"})
@@ -25,6 +25,7 @@ import base64
 import builtins
 import contextlib
 import importlib.util
+import io
 import json
 import linecache
 import os
@@ -216,16 +217,20 @@ class Worker:
         code = msg.get("code")
         envs = msg.get("envs") or {}
         saved = {k: os.environ.get(k) for k in envs}
+        saved_stdin = sys.stdin
         error: dict[str, Any] | None = None
         self.running = True
         try:
             os.environ.update({str(k): str(v) for k, v in envs.items()})
+            if isinstance(msg.get("stdin"), str):  # else /dev/null: input() gets EOF
+                sys.stdin = io.StringIO(msg["stdin"])
             self.execute(code if isinstance(code, str) else "")
             self.charts.emit_open_figures(self.emit_figure)
         except BaseException as exc:  # SystemExit and KeyboardInterrupt included
             error = self.error_frame(exc)
         finally:
             self.running = False
+            sys.stdin = saved_stdin
             for k, v in saved.items():  # envs apply to this run only
                 if v is None:
                     os.environ.pop(k, None)

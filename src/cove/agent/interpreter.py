@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -89,6 +88,8 @@ class Interpreter:
                 f"field 'language' must be one of {', '.join(INTERPRETER_LANGUAGES)}, "
                 f"got {body.language!r}"
             )
+        import uuid  # here, not at the top: it pulls in `platform`, and idle agents stay small
+
         ctx = Context(self.agent, str(uuid.uuid4()), self.agent.resolve_cwd(body.cwd), language)
         # Started now, not lazily: a context that cannot start fails here, and
         # its first run does not pay the start-up.
@@ -137,7 +138,8 @@ class Interpreter:
         control = RunControl()
         watcher = asyncio.create_task(_watch_disconnect(ws, control))
         try:
-            outcome = await ctx.run(body.code, body.envs, timeout, outbox.put, control)
+            job = {"code": body.code, "envs": body.envs, "stdin": body.stdin}
+            outcome = await ctx.run(job, timeout, outbox.put, control)
         finally:
             watcher.cancel()
             outbox.close()

@@ -42,6 +42,8 @@ class RunCodeRequest(WireModel):
     envs: dict[str, str] = field(default_factory=dict)
     # Seconds; absent = the agent's default (10 minutes); 0 = no limit.
     timeout: float | None = None
+    # Cove: what input() and sys.stdin read during this run; absent = EOF at once.
+    stdin: str | None = None
 
 
 @dataclass
