@@ -54,5 +54,13 @@ load: test-deps
 	$(PY) -m loadtest.load
 	$(PY) -m loadtest.neighbours
 
+$(VENV)/.fuzz-installed: $(VENV)/.test-installed requirements-fuzz.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-fuzz.txt
+	@touch $@
+
+## fuzz: ~5000 generated requests from /api/openapi.json at a real server; fails on any 5xx (RELIABILITY.md)
+fuzz: test-deps $(VENV)/.fuzz-installed
+	$(PY) -m tests.security.fuzz --report build/fuzz-report.md
+
 clean:
 	rm -rf $(VENV) build
