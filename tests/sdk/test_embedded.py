@@ -59,6 +59,16 @@ SCRIPT = textwrap.dedent("""
             print(f"Execution failed: {e}")
         kept = Daytona(keep=True).create(name="kept-one")
         print("KEPT", kept.id)
+
+    async def async_face():
+        from cove import AsyncCove
+        async with AsyncCove() as c:
+            sb = await c.create(language="javascript")
+            print((await sb.process.code_run("console.log('from-async')")).result, end="")
+
+    asyncio.run(async_face())
+    # Never closed: cleaned up at interpreter exit, as its control plane ends too.
+    Daytona().create(name="left-open")
 """)
 
 
@@ -77,6 +87,7 @@ def test_reference_examples_run_embedded_and_clean_up(tmp_path: Path) -> None:
     assert "Hello, Daytona!\nDAYTONA\n" in out
     assert "[STDOUT] Counter initialized at 1\n[STDOUT] stored in ctx\n" in out
     assert "[LOG] from-session\n" in out and "Exit code: 1\n" in out
+    assert "from-async\n" in out
     assert (tmp_path / "cove" / "cove.db").exists()
     kept_id = out.split("KEPT ")[1].strip()
 

@@ -88,3 +88,16 @@ def test_interpreter_frames_and_close_codes() -> None:
     assert info.value.result.stdout == "a"
     with pytest.raises(CoveError, match="close code 4404"):
         run.outcome(4404, "no such context")
+
+
+def test_create_accepts_daytonas_params_objects() -> None:
+    from daytona import CreateSandboxFromImageParams, CreateSandboxFromSnapshotParams, Resources
+
+    from cove.sdk.client import merge_params
+
+    snap = CreateSandboxFromSnapshotParams(language="typescript", env_vars={"A": "1"})
+    p = merge_params(snap, {"name": "n", "cpu": None})
+    assert (p.language, p.env_vars, p.name, p.cpu) == ("typescript", {"A": "1"}, "n", None)
+    image = CreateSandboxFromImageParams(image="debian", resources=Resources(cpu=2, memory=4))
+    p = merge_params(image, {"memory": 2})
+    assert (p.cpu, p.memory, p.disk) == (2, 2, None)

@@ -14,6 +14,8 @@ import asyncio
 import atexit
 import contextlib
 import dataclasses
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -45,6 +47,21 @@ def merge_params(params: Any, overrides: dict[str, Any]) -> CreateSandboxParams:
     return CreateSandboxParams(**values)
 
 
+def _on_exit(callback: Callable[[], None]) -> None:
+    """Run `callback` at interpreter exit, while the embedded server still works.
+
+    Plain `atexit` is too late: by then `concurrent.futures` has refused new
+    work, and the server's `asyncio.to_thread` calls (deleting a sandbox)
+    fail. `threading._register_atexit` hooks run first, newest first, before
+    that executor shutdown (registered earlier, when asyncio was imported).
+    """
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        (register or atexit.register)(callback)
+    except RuntimeError:  # the interpreter is already shutting down
+        atexit.register(callback)
+
+
 class _ClientBase:
     """Configuration, embedded server and the sandboxes to clean up: no I/O here."""
 
@@ -61,7 +78,7 @@ class _ClientBase:
             self.api_url, self.api_key, self._trust_env = (
                 self.embedded.api_url, self.embedded.api_key, False,
             )  # fmt: skip
-            atexit.register(self._at_exit)
+            _on_exit(self._at_exit)
         else:
             if not cfg.api_key:
                 raise AuthError(
@@ -77,12 +94,13 @@ class _ClientBase:
 
     def _release(self) -> None:
         if self.embedded is not None:
-            atexit.unregister(self._at_exit)
             srv, self.embedded = self.embedded, None
             embedded.release(srv)
 
     def _at_exit(self) -> None:
         """Interpreter exit with an embedded client still open: clean up without the client."""
+        if self.embedded is None:
+            return  # closed already
         with httpx.Client(headers=headers(self.api_key, ""), trust_env=False, timeout=60) as http:
             for sid in self._to_clean():
                 with contextlib.suppress(httpx.HTTPError):
@@ -101,7 +119,7 @@ class Cove(_ClientBase):
         self._t = SyncTransport(self.api_url, self.api_key, self._trust_env)
 
     def create(
-        self, params: Any = None, *, timeout: float | None = 120, language: str | None = None,
+        self, params: Any = None, timeout: float | None = 120, *, language: str | None = None,
         env_vars: dict[str, str] | None = None, labels: dict[str, str] | None = None,
         name: str | None = None, cpu: int | None = None, memory: int | None = None,
         disk: int | None = None, auto_stop_interval: int | None = None,
@@ -168,7 +186,7 @@ class AsyncCove(_ClientBase):
         self._t = AsyncTransport(self.api_url, self.api_key, self._trust_env)
 
     async def create(
-        self, params: Any = None, *, timeout: float | None = 120, language: str | None = None,
+        self, params: Any = None, timeout: float | None = 120, *, language: str | None = None,
         env_vars: dict[str, str] | None = None, labels: dict[str, str] | None = None,
         name: str | None = None, cpu: int | None = None, memory: int | None = None,
         disk: int | None = None, auto_stop_interval: int | None = None,
