@@ -222,3 +222,28 @@ def test_stdin_for_one_run(ws_client: httpx.Client, server: ServerProcess, sandb
     # The next run gets EOF again, not what the last one left unread.
     after = run_code(ws_client, url, {"code": "input()"})
     assert after.of("error")[0]["name"] == "EOFError"
+
+
+def test_a_worker_that_exits_or_is_deleted_mid_run(
+    ws_client: httpx.Client, server: ServerProcess, sandbox: Any, api: httpx.Client
+) -> None:
+    base = f"/toolbox/{sandbox.id}/process/interpreter/context"
+    ctx = api.post(base, json={}).json()
+    url = _url(server, sandbox)
+    run_code(ws_client, url, {"code": "x = 1", "contextId": ctx["id"]})
+    gone = run_code(ws_client, url, {"code": "import os\nos._exit(5)", "contextId": ctx["id"]})
+    (err,) = gone.of("error")
+    assert err["name"] == "ContextRestarted" and "exit code 5" in err["value"]
+    fresh = run_code(ws_client, url, {"code": "'x' in globals()", "contextId": ctx["id"]})
+    assert fresh.of("result")[0]["data"]["text/plain"] == "False"
+
+    run = Run()
+    with connect_ws(url, ws_client) as ws:
+        code = "import time\nprint('up')\ntime.sleep(600)"
+        ws.send_text(json.dumps({"code": code, "contextId": ctx["id"]}))
+        run.frames.append(json.loads(ws.receive_text(timeout=30)))
+        assert api.delete(f"{base}/{ctx['id']}").status_code == 200
+        _collect(ws, run)
+    assert run.close_code == 1000
+    assert run.of("error")[-1]["name"] == "ContextDeleted"
+    assert ctx["id"] not in [c["id"] for c in api.get(base).json()["contexts"]]

@@ -184,7 +184,10 @@ class Context:
 
     def throttle(self, slow: bool) -> None:
         """The run's client cannot keep up (True) or has caught up (False)."""
-        if self.worker is not None and self._sink is not None:
+        running = self._running
+        if running is None or running.stopped.is_set():
+            return  # a stopping run must be able to unwind, however slow its client
+        if self.worker is not None:
             self.worker.set_flowing(not slow)
 
     def _flush_decoders(self) -> None:
@@ -308,6 +311,8 @@ class Context:
             if pump in done:
                 return Outcome.DONE
             outcome = control.outcome if control.stopped.is_set() else Outcome.TIMEOUT
+            control.stop(outcome)
+            worker.set_flowing(True)  # a worker blocked writing to a slow client must see it
             worker.interrupt()
             done, _ = await asyncio.wait({pump}, timeout=GRACE)
             if pump not in done:
@@ -334,6 +339,9 @@ class Context:
             if msg is None:
                 code = await _exit_code(worker)
                 await self._kill(worker)
+                if self.closed:
+                    emit(_error("ContextDeleted", f"context {self.id!r} was deleted"))
+                    return
                 emit(
                     _error(
                         "ContextRestarted",
