@@ -216,6 +216,18 @@ def test_path_tricks_after_the_sandbox_id_stay_in_the_agent(
             assert sid.encode() in body, body
 
 
+@pytest.mark.parametrize(
+    "session", ["%00", "%0D%0AX-Injected:%201", "a%2Fb", "%3Fq=1", "%09", "%FF", "%C3%A9", "%25"]
+)
+def test_encoded_tricks_in_toolbox_path_parameters_are_not_found(
+    server: ServerProcess, sid: str, session: str
+) -> None:
+    """The proxy forwards ids as the client encoded them: no 500, no header lines."""
+    for path in (f"process/session/{session}", f"process/interpreter/context/{session}"):
+        status, body = _raw_get(server, f"/toolbox/{sid}/{path}")
+        assert status in (400, 404), (path, status, body)
+
+
 def _raw_get(server: ServerProcess, target: str) -> tuple[int, bytes]:
     """GET a target exactly as written (httpx would normalise the dots away)."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
