@@ -62,6 +62,9 @@ def test_every_route_refuses_a_missing_or_wrong_key(
 
 def test_health_is_the_only_open_route(server: ServerProcess) -> None:
     assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
+    # Open means that exact path, not everything that starts like it.
+    for path in ("/healthz", "/health/x", "/health/../api/sandbox"):
+        assert httpx.get(f"{server.url}{path}", timeout=10).status_code == 401, path
 
 
 def test_websocket_upgrade_without_a_key_is_refused(server: ServerProcess, sandbox: Any) -> None:

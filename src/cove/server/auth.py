@@ -59,7 +59,9 @@ class KeyRing:
 
 
 class AuthMiddleware:
-    """Every request and WebSocket outside `open_paths` carries a valid key.
+    """Every request and WebSocket outside `open_paths` (exact paths, not
+    prefixes: a later `/health-details` must not be open by accident) carries a
+    valid key.
 
     The owner (the key's hash) goes into the scope's state for the routes;
     a bad key is answered here, before any route runs.
@@ -71,7 +73,7 @@ class AuthMiddleware:
         self.open_paths = open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and not scope["path"].startswith(self.open_paths):
+        if scope["type"] in ("http", "websocket") and scope["path"] not in self.open_paths:
             header = None
             for name, value in scope["headers"]:
                 if name == b"authorization":
