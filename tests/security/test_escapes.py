@@ -299,3 +299,35 @@ print(json.dumps(r))
     for target in (theirs / "control" / "agent.json", theirs / "home"):
         done = subprocess.run([*as_me, "ls", str(target)], capture_output=True, text=True)
         assert done.returncode != 0 and "Permission denied" in done.stderr, done
+
+
+def test_user_code_cannot_lift_its_own_limits(api: httpx.Client, sandbox: Any) -> None:
+    """The cgroup files bound in let the agent place commands; no limit file is writable,
+    and no process can be moved out of the limited cgroups."""
+    got = _probe(
+        api,
+        sandbox.id,
+        """
+limits = ("pids.max", "memory.limit_in_bytes", "memory.max", "memory.memsw.limit_in_bytes",
+          "memory.high", "cpu.max", "cpu.cfs_quota_us", "cpu.shares")
+r = {}
+for root in ("/run/cove-cgroup", "/sys/fs/cgroup"):
+    for d, _, files in os.walk(root):
+        for f in files:
+            path = os.path.join(d, f)
+            if f in limits and os.access(path, os.W_OK):
+                r[path] = probe(lambda path=path: open(path, "w").write("max"))
+print(json.dumps(r))
+""",
+    )
+    assert "ok" not in got.values(), got
+    # Writing our own pid to every reachable procs file keeps us inside the limits.
+    out = run(
+        api,
+        sandbox.id,
+        "for f in $(find /run/cove-cgroup /sys/fs/cgroup -name '*procs' 2>/dev/null);"
+        " do echo $$ > $f 2>/dev/null; done; cat /proc/self/cgroup",
+    )
+    cgroups = dict(line.split(":", 2)[1:] for line in out["stdout"].splitlines())
+    if "pids" in cgroups:  # cgroup v1: the user code's limited groups, seen from inside
+        assert cgroups["pids"] == "/user" and cgroups["memory"] == "/user", cgroups
