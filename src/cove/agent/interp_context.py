@@ -38,6 +38,8 @@ GRACE = 2.0
 START_TIMEOUT = 20.0
 CHANNEL_LIMIT = 256 * 1024 * 1024  # one frame may carry a large PNG or HTML table
 STRAY_CAP = 8192
+F_SETPIPE_SZ = 1031  # Linux
+PIPE_SIZE = 1024 * 1024  # the unprivileged maximum by default
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -84,6 +86,11 @@ class WorkerProcess:
         self.reader = reader
         self.writer = writer
         self.pipe_fds = pipe_fds
+        for fd in pipe_fds:
+            # Bigger reads, fewer frames: clients that append each frame to a
+            # string (the official SDK does) copy far less on heavy output.
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
         # Cleared while the client is slow: the pipes stop being read, the
         # worker blocks in write(), and the agent's memory stays bounded.
         self.flowing = asyncio.Event()
