@@ -16,7 +16,8 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
-from cove.sdk._base import Call, Toolbox, exec_timeout, seg
+from cove.sdk._base import Toolbox
+from cove.sdk._process_calls import ProcessCalls
 from cove.sdk._streams import LogDemux, log_close_error
 from cove.sdk._transport import AsyncTransport, SyncTransport, open_async_websocket
 from cove.sdk.models import (
@@ -30,117 +31,6 @@ from cove.sdk.models import (
 )
 
 LogCallback = Callable[[str], Any]
-
-
-class ProcessCalls:
-    def __init__(self, toolbox: Toolbox) -> None:
-        self.tb = toolbox
-
-    def exec(
-        self, command: str, cwd: str | None, env: dict[str, str] | None, timeout: float | None
-    ) -> Call[ExecuteResponse]:
-        body: dict[str, Any] = {"command": command}
-        if cwd is not None:
-            body["cwd"] = cwd
-        if env:
-            body["envs"] = dict(env)
-        if timeout:
-            body["timeout"] = timeout
-        return self.tb.call(
-            "POST",
-            "/process/execute",
-            "exec",
-            ExecuteResponse.from_wire,
-            body,
-            exec_timeout(timeout),
-        )
-
-    def code_run(
-        self, code: str, params: CodeRunParams | None, timeout: float | None,
-        language: str | None = None,
-    ) -> Call[ExecuteResponse]:  # fmt: skip
-        body: dict[str, Any] = {"code": code, "language": language or self.tb.language}
-        if params is not None and params.argv:
-            body["argv"] = list(params.argv)
-        if params is not None and params.env:
-            body["envs"] = dict(params.env)
-        if timeout:
-            body["timeout"] = timeout
-        return self.tb.call(
-            "POST", "/process/code-run", "code_run", ExecuteResponse.from_wire, body,
-            exec_timeout(timeout),
-        )  # fmt: skip
-
-    def create_session(self, session_id: str) -> Call[None]:
-        return self.tb.void("POST", "/process/session", "create session", {"sessionId": session_id})
-
-    def get_session(self, session_id: str) -> Call[Session]:
-        path = f"/process/session/{seg(session_id)}"
-        return self.tb.call("GET", path, "get session", Session.from_wire)
-
-    def list_sessions(self) -> Call[list[Session]]:
-        return self.tb.call(
-            "GET", "/process/session", "list sessions", lambda d: [Session.from_wire(s) for s in d]
-        )
-
-    def delete_session(self, session_id: str) -> Call[None]:
-        return self.tb.void("DELETE", f"/process/session/{seg(session_id)}", "delete session")
-
-    def execute_session_command(
-        self, session_id: str, req: SessionExecuteRequest, timeout: float | None
-    ) -> Call[SessionExecuteResponse]:
-        wait = timeout if timeout is not None else req.timeout
-        return self.tb.call(
-            "POST", f"/process/session/{seg(session_id)}/exec", "execute session command",
-            SessionExecuteResponse.from_wire, req.to_wire(),
-            None if req.run_async or req.var_async else exec_timeout(wait),
-        )  # fmt: skip
-
-    def _command(self, session_id: str, command_id: str) -> str:
-        return f"/process/session/{seg(session_id)}/command/{seg(command_id)}"
-
-    def get_session_command(self, session_id: str, command_id: str) -> Call[Command]:
-        path = self._command(session_id, command_id)
-        return self.tb.call("GET", path, "get session command", Command.from_wire)
-
-    def get_session_command_logs(
-        self, session_id: str, command_id: str
-    ) -> Call[SessionCommandLogsResponse]:
-        path = self._command(session_id, command_id) + "/logs"
-        return self.tb.call("GET", path, "get command logs", SessionCommandLogsResponse.from_wire)
-
-    def send_session_command_input(self, session_id: str, command_id: str, data: str) -> Call[None]:
-        path = self._command(session_id, command_id) + "/input"
-        return self.tb.void("POST", path, "send command input", {"data": data})
-
-    def close_session_command_input(self, session_id: str, command_id: str) -> Call[Command]:
-        path = self._command(session_id, command_id) + "/stdin/close"
-        return self.tb.call("POST", path, "close command input", Command.from_wire, {})
-
-    def kill_session_command(
-        self, session_id: str, command_id: str, signal: str | int | None
-    ) -> Call[Command]:
-        path = self._command(session_id, command_id) + "/kill"
-        body = {} if signal is None else {"signal": str(signal)}
-        return self.tb.call("POST", path, "kill session command", Command.from_wire, body)
-
-    def get_entrypoint_session(self) -> Call[Session]:
-        return self.tb.call(
-            "GET", "/process/session/entrypoint", "get entrypoint session", Session.from_wire
-        )
-
-    def get_entrypoint_logs(self) -> Call[SessionCommandLogsResponse]:
-        return self.tb.call(
-            "GET", "/process/session/entrypoint/logs", "get entrypoint logs",
-            SessionCommandLogsResponse.from_wire,
-        )  # fmt: skip
-
-    def logs_url(self, session_id: str | None, command_id: str | None, offset: int) -> str:
-        if session_id is None:
-            path = "/process/session/entrypoint/logs?follow=true"
-        else:
-            path = self._command(session_id, str(command_id)) + "/logs?follow=true"
-        return self.tb.url(path + (f"&offset={int(offset)}" if offset else ""))
 
 
 def _deliver(demux_out: list[tuple[str, str]], out: LogCallback, err: LogCallback) -> list[Any]:
