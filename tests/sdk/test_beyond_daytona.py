@@ -18,6 +18,7 @@ from cove.sdk import (
     ExecutionResult,
     NotFound,
     RichResult,
+    SandboxError,
     ServerUnreachable,
     SessionExecuteRequest,
 )
@@ -176,3 +177,18 @@ def test_async_face_beyond_daytona(server: ServerProcess) -> None:
             assert sb.id not in [s.id for s in await c.list()]
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_stopped_and_deleted_sandboxes_say_so(cove: Cove) -> None:
+    sb = cove.create()
+    sb.stop()
+    assert sb.state == "stopped"
+    with pytest.raises(SandboxError, match=r"sandbox\.start\(\)"):
+        sb.process.exec("true")
+    sb.start()
+    assert sb.state == "started" and sb.process.exec("echo back").stdout == "back\n"
+    sb.delete()
+    with pytest.raises(NotFound):
+        sb.process.exec("true")
+    with pytest.raises(NotFound):  # a refused WebSocket upgrade maps the same way
+        sb.code_interpreter.run_code("1")

@@ -9,9 +9,10 @@ error mapping exist once for both faces (as httpx's `BaseClient` does).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -90,8 +91,6 @@ class Call(Generic[T]):
             raise error_from_response(status, text, self.what)
         if not self.expect_body or status == 204 or not text:
             return self.parse(None)
-        import json
-
         try:
             data = json.loads(text)
         except ValueError:
@@ -139,7 +138,6 @@ class Toolbox:
     base: str  # toolboxProxyUrl
     sandbox_id: str
     language: str = "python"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
         return Endpoints.toolbox(self.base, self.sandbox_id, path)
