@@ -109,10 +109,17 @@ def _num(value: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _points(xs: Any, ys: Any) -> list[list[float]]:
+def _label(artist: Any) -> str:
+    # matplotlib names unlabelled artists "_child0", "_nolegend_"...: not labels.
+    label = str(artist.get_label() or "")
+    return "" if label.startswith("_") else label
+
+
+def _points(pairs: Any) -> list[list[float]]:
+    """[[x, y], ...] as plain finite floats (the SDK's types are strict)."""
     out = []
-    for x, y in zip(xs, ys, strict=False):
-        fx, fy = _num(x), _num(y)
+    for pair in pairs:
+        fx, fy = _num(pair[0]), _num(pair[1])
         if fx is not None and fy is not None:
             out.append([fx, fy])
     return out
@@ -134,12 +141,17 @@ def _axis_fields(ax: Any) -> dict[str, Any]:
     return fields
 
 
+def _bar_containers(ax: Any) -> list[Any]:
+    # Error bars and stems are containers too; only bars make a bar chart.
+    return [c for c in ax.containers if type(c).__name__ == "BarContainer"]
+
+
 def _bars(ax: Any) -> list[dict[str, Any]]:
     elements = []
     labels = [t.get_text() for t in ax.get_xticklabels()]
     ticks = list(ax.get_xticks())
-    for container in ax.containers:
-        group = container.get_label() or ""
+    for container in _bar_containers(ax):
+        group = _label(container)
         for patch in getattr(container, "patches", []):
             center = patch.get_x() + patch.get_width() / 2
             label = ""
@@ -160,7 +172,7 @@ def axes_chart(ax: Any) -> dict[str, Any]:
         texts = [t.get_text() for t in ax.texts]
         elements = []
         for i, w in enumerate(wedges):
-            label = w.get_label() if not w.get_label().startswith("_") else ""
+            label = _label(w)
             if not label and i < len(texts):
                 label = texts[i]
             elements.append(
@@ -168,7 +180,7 @@ def axes_chart(ax: Any) -> dict[str, Any]:
             )
         return {"type": "pie", "title": ax.get_title(), "elements": elements}
     chart = _axis_fields(ax)
-    if ax.containers:
+    if _bar_containers(ax):
         chart.update(type="bar", elements=_bars(ax))
         return chart
     scatters: list[Any] = [c for c in ax.collections if isinstance(c, PathCollection)]
@@ -176,13 +188,14 @@ def axes_chart(ax: Any) -> dict[str, Any]:
     if lines and not scatters:
         chart["type"] = "line"
         chart["elements"] = [
-            {"label": ln.get_label(), "points": _points(ln.get_xdata(), ln.get_ydata())}
+            # xydata is in axis units: dates and categories are numbers here.
+            {"label": _label(ln), "points": _points(ln.get_xydata())}
             for ln in lines
         ]
     elif scatters:
         chart["type"] = "scatter"
         chart["elements"] = [
-            {"label": c.get_label(), "points": _points(*zip(*c.get_offsets(), strict=False))}
+            {"label": _label(c), "points": _points(c.get_offsets())}
             for c in scatters
             if len(c.get_offsets())
         ]
@@ -195,7 +208,9 @@ def figure_chart(fig: Figure) -> dict[str, Any]:
     """The SDK's Chart for a figure; several axes make a composite chart."""
     axes = [ax for ax in fig.get_axes() if ax.has_data()] or fig.get_axes()
     suptitle = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else ""
-    if len(axes) == 1:
+    if not axes:
+        chart: dict[str, Any] = {"title": suptitle, "elements": []}
+    elif len(axes) == 1:
         chart = axes_chart(axes[0])
         if suptitle and not chart.get("title"):
             chart["title"] = suptitle
