@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -72,6 +73,23 @@ def test_exec_streams_and_exits_with_the_commands_code(
     assert argv.stdout == "['-c', 'a b']\n" and argv.returncode == 0
     piped = cove_cmd("exec", "-i", sandbox_id, "--", "wc -c", env=env, stdin="hello\n")
     assert piped.stdout.strip() == "6"
+
+
+def test_exec_stdin_is_closed_without_i_and_ctrl_c_kills_the_command(
+    env: dict[str, str], sandbox_id: str
+) -> None:
+    assert cove_cmd("exec", sandbox_id, "--", "cat; echo eof", env=env).stdout == "eof\n"
+    proc = subprocess.Popen(
+        [COVE, "exec", sandbox_id, "--", "echo started; sleep 60; echo never"],
+        env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "started\n"
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "never" not in rest
+    left = cove_cmd("exec", sandbox_id, "--", "ps -eo args | grep -c '[s]leep 60'", env=env)
+    assert left.stdout == "0\n"
 
 
 def test_exec_json_and_timeout(env: dict[str, str], sandbox_id: str) -> None:

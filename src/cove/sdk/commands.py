@@ -155,7 +155,6 @@ def _forward_stdin(sb: Sandbox, session: str, cmd: str) -> None:
 
 def _exec_streaming(sb: Sandbox, command: str, args: argparse.Namespace) -> int:
     """Run the command in a throwaway session and stream its log as it is written."""
-
     session = f"cove-exec-{uuid.uuid4().hex[:12]}"
     p = sb.process
     p.create_session(session)
@@ -167,6 +166,9 @@ def _exec_streaming(sb: Sandbox, command: str, args: argparse.Namespace) -> int:
         cmd = p.execute_session_command(session, req)
         if args.interactive:
             _forward_stdin(sb, session, cmd.cmd_id)
+        else:  # like `docker exec` without -i: a read gets EOF instead of waiting forever
+            with contextlib.suppress(Exception):  # it may have ended already
+                p.close_session_command_input(session, cmd.cmd_id)
         try:
             p.follow_session_command_logs(
                 session, cmd.cmd_id, _write(sys.stdout), _write(sys.stderr)
