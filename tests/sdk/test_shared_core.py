@@ -101,3 +101,16 @@ def test_create_accepts_daytonas_params_objects() -> None:
     image = CreateSandboxFromImageParams(image="debian", resources=Resources(cpu=2, memory=4))
     p = merge_params(image, {"memory": 2})
     assert (p.cpu, p.memory, p.disk) == (2, 2, None)
+
+
+def test_configuration_errors_come_before_any_io(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cove.sdk import AuthError, BadRequest
+
+    monkeypatch.setenv("COVE_API_URL", "http://127.0.0.1:9/api/")
+    monkeypatch.delenv("COVE_API_KEY", raising=False)
+    with pytest.raises(AuthError, match="COVE_API_KEY"):
+        Cove()
+    with pytest.raises(BadRequest, match="http://"):
+        Cove(api_url="127.0.0.1:3000/api", api_key="k")
+    with Cove(api_key="k") as c:  # the trailing slash is dropped, as the wire page requires
+        assert c.api_url == "http://127.0.0.1:9/api" and c.embedded is None
