@@ -122,6 +122,8 @@ class Interpreter:
             first = await asyncio.wait_for(ws.recv(), FIRST_FRAME_TIMEOUT)
         except TimeoutError:
             raise BadRequest("no request frame received") from None
+        except ConnectionClosed:
+            return  # the client left before asking anything
         try:
             data = json.loads(first.data)
         except ValueError:
