@@ -201,3 +201,22 @@ def test_twenty_contexts(sandbox: Any) -> None:
     finally:
         for ctx in contexts:
             ci.delete_context(ctx)
+
+
+def test_async_sdk_runs_code_too(server: Any, sandbox: Any) -> None:
+    import asyncio
+
+    from daytona import AsyncDaytona, DaytonaConfig, DaytonaTimeoutError
+
+    async def main() -> None:
+        async with AsyncDaytona(DaytonaConfig(api_key=server.key, api_url=server.api_url)) as d:
+            sb = await d.get(sandbox.id)
+            ci = sb.code_interpreter
+            await ci.run_code("async_value = 5")
+            result = await ci.run_code("print(async_value * 2)")
+            assert result.stdout == "10\n" and result.error is None
+            with pytest.raises(DaytonaTimeoutError):
+                await ci.run_code("import time\ntime.sleep(5)", timeout=1)
+            assert (await ci.run_code("print(async_value)")).stdout == "5\n"
+
+    asyncio.run(main())
