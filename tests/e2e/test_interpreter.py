@@ -96,9 +96,9 @@ def test_output_streams_while_the_code_runs(sandbox: Any) -> None:
     assert result.stdout == "tick 0\ntick 1\ntick 2\n"
     ticks = [t for t, text in arrivals for _ in range(text.count("tick"))]
     assert len(ticks) == 3
-    # One a second, not all at the end.
-    assert ticks[1] - ticks[0] > 0.6 and ticks[2] - ticks[1] > 0.6
-    assert total - ticks[0] > 1.8
+    # One a second, not all at the end (loose: the machine may be busy).
+    assert ticks[2] - ticks[0] > 1.2
+    assert total - ticks[0] > 1.5
 
 
 def test_exception_has_name_value_and_a_trimmed_traceback(sandbox: Any) -> None:
