@@ -88,6 +88,10 @@ class _ClientBase:
             self.api_url, self.api_key, self._trust_env = cfg.api_url, cfg.api_key, True
         self._calls = SandboxCalls(Endpoints(self.api_url))
 
+    def _forget(self, sandbox_id: str) -> None:
+        if sandbox_id in self._created:
+            self._created.remove(sandbox_id)
+
     def _to_clean(self) -> list[str]:
         ids, self._created = ([] if self.keep else list(self._created)), []
         return ids
@@ -148,6 +152,7 @@ class Cove(_ClientBase):
     def delete(self, sandbox: Sandbox | str, timeout: float | None = 60) -> None:
         sid = sandbox if isinstance(sandbox, str) else sandbox.id
         self._t.call(self._calls.delete(sid, timeout))
+        self._forget(sid)
 
     def start(self, sandbox: Sandbox, timeout: float | None = 60) -> None:
         sandbox.start(timeout)
@@ -176,7 +181,11 @@ class Cove(_ClientBase):
 
 
 class AsyncCove(_ClientBase):
-    """Asynchronous client, same names as `Cove` with coroutines."""
+    """Asynchronous client, same names as `Cove` with coroutines.
+
+    In embedded mode the constructor starts the in-process server before it
+    returns (about 0.2 s, once per process and data directory).
+    """
 
     def __init__(
         self, config: CoveConfig | None = None, *, api_url: str | None = None,
@@ -217,6 +226,7 @@ class AsyncCove(_ClientBase):
     async def delete(self, sandbox: AsyncSandbox | str, timeout: float | None = 60) -> None:
         sid = sandbox if isinstance(sandbox, str) else sandbox.id
         await self._t.call(self._calls.delete(sid, timeout))
+        self._forget(sid)
 
     async def start(self, sandbox: AsyncSandbox, timeout: float | None = 60) -> None:
         await sandbox.start(timeout)
