@@ -88,7 +88,34 @@ class LocalBackend(RuntimeBackend):
         return self.root / sid
 
     def agent_socket(self, handle: RuntimeHandle) -> str:
-        return str(self._dir(handle.sandbox_id) / "control" / "agent.sock")
+        """A hard link to the agent's socket, made by the host where the sandbox cannot write.
+
+        The agent binds agent.sock in the control dir, which the sandbox's user
+        can change: a symlink planted there would send the control plane (root)
+        to a neighbour's agent or to any host socket. The link is made once per
+        agent run (without following links) and kept only if it names a socket
+        bound by the sandbox's own uid.
+        """
+        base = self._dir(handle.sandbox_id)
+        pinned = base / "agent.sock"
+        try:
+            st = os.lstat(pinned)
+        except FileNotFoundError:
+            try:
+                os.link(base / "control" / "agent.sock", pinned, follow_symlinks=False)
+            except FileNotFoundError:
+                return str(pinned)  # no agent socket: connecting fails, as it should
+            except FileExistsError:
+                pass  # made meanwhile by another call
+            st = os.lstat(pinned)
+        uid = handle.state.get("uid")
+        if not stat.S_ISSOCK(st.st_mode) or (uid is not None and st.st_uid != int(uid)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(pinned)
+            raise SandboxError(
+                f"sandbox {handle.sandbox_id}: its agent socket was replaced; restart the sandbox"
+            )
+        return str(pinned)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -143,8 +170,9 @@ class LocalBackend(RuntimeBackend):
         with os.fdopen(fd, "wb") as f:
             f.write(json.dumps(self._config(handle, spec)).encode())
             os.fchown(f.fileno(), uid, uid)
-        with contextlib.suppress(FileNotFoundError):
-            (control / "agent.sock").unlink()
+        for stale in (control / "agent.sock", base / "agent.sock"):  # the last run's
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
 
         cg = None
         if self.cgroup_version:
