@@ -331,3 +331,48 @@ print(json.dumps(r))
     cgroups = dict(line.split(":", 2)[1:] for line in out["stdout"].splitlines())
     if "pids" in cgroups:  # cgroup v1: the user code's limited groups, seen from inside
         assert cgroups["pids"] == "/user" and cgroups["memory"] == "/user", cgroups
+
+
+def test_a_planted_agent_socket_link_does_not_reach_another_sandbox(
+    server: ServerProcess, api: httpx.Client, daytona: Any, sibling: Any
+) -> None:
+    """The control dir is the sandbox's: replacing agent.sock with a link to a
+    neighbour's socket must not make the control plane (root) talk to the neighbour."""
+    sibling.process.exec("echo neighbour-secret > ~/secret.txt")
+    theirs = sandbox_dir(server, sibling.id) / "control" / "agent.sock"
+    sb = daytona.create()
+    try:
+        plant = f"rm -f /run/cove/agent.sock && ln -s {theirs} /run/cove/agent.sock"
+        assert run(api, sb.id, plant)["exitCode"] == 0
+        # New connections (a WebSocket, or HTTP once pooled ones are gone) go by path.
+        for _ in range(3):
+            r = api.post(
+                f"/toolbox/{sb.id}/process/execute",
+                json={"command": "cat ~/secret.txt 2>&1; echo; cat /proc/sys/kernel/hostname"},
+                headers={"Connection": "close"},
+            )
+            assert "neighbour-secret" not in r.text, r.text
+        # A WebSocket always opens a new connection to the agent.
+        assert "neighbour-secret" not in _interpreter_output(
+            server, api, sb.id, "print(open('/home/user/secret.txt').read())"
+        )
+    finally:
+        daytona.delete(sb)
+    assert sibling.process.exec("cat ~/secret.txt").result == "neighbour-secret\n"
+
+
+def _interpreter_output(server: ServerProcess, api: httpx.Client, sid: str, code: str) -> str:
+    """What one interpreter run prints, or why it could not run."""
+    from httpx_ws import HTTPXWSException, WebSocketDisconnect, connect_ws
+
+    url = f"{server.url}/toolbox/{sid}/process/interpreter/execute"
+    text = ""
+    try:
+        with connect_ws(url, api) as ws:
+            ws.send_text(json.dumps({"code": code, "timeout": 10}))
+            while True:
+                text += ws.receive_text(timeout=20)
+    except WebSocketDisconnect:
+        return text
+    except HTTPXWSException as exc:
+        return f"refused: {exc!r}"
