@@ -49,8 +49,30 @@ SCRIPT = textwrap.dedent("""
                 session_id, command.cmd_id, lambda log: print(f"[LOG] {log}", end=""), print
             ))
             session = sandbox.process.get_session(session_id)
+            for command in session.commands:
+                print(f"Command: {command.command}, Exit Code: {command.exit_code}")
+            for session in sandbox.process.list_sessions():
+                print(f"Session: {session.session_id}")
         finally:
             sandbox.process.delete_session(session.session_id)
+        # Interactive input: answer a prompt through stdin.
+        sandbox.process.create_session("interactive-session")
+        command = sandbox.process.execute_session_command(
+            "interactive-session",
+            SessionExecuteRequest(command="read -r a; echo got=$a", run_async=True),
+        )
+        sandbox.process.send_session_command_input("interactive-session", command.cmd_id, "y\\n")
+        asyncio.run(sandbox.process.get_session_command_logs_async(
+            "interactive-session", command.cmd_id, lambda log: print(log, end=""), print
+        ))
+        # Entrypoint session and its logs.
+        booted = daytona.create(entrypoint=["echo", "entry-ran"])
+        session = booted.process.get_entrypoint_session()
+        print(f"Entrypoint session: {session.session_id} {session.commands[0].command}")
+        asyncio.run(booted.process.get_entrypoint_logs_async(
+            lambda log: print(f"[EP] {log}", end=""), print
+        ))
+        print(f"[EP-HTTP] {booted.process.get_entrypoint_logs().stdout}", end="")
         try:
             response = sandbox.process.code_run("invalid python code")
             if response.exit_code != 0:
@@ -88,6 +110,9 @@ def test_reference_examples_run_embedded_and_clean_up(tmp_path: Path) -> None:
     assert "[STDOUT] Counter initialized at 1\n[STDOUT] stored in ctx\n" in out
     assert "[LOG] from-session\n" in out and "Exit code: 1\n" in out
     assert "from-async\n" in out
+    assert "Command: echo from-session, Exit Code: 0\nSession: long-running-cmd\n" in out
+    assert "got=y\n" in out and "Entrypoint session: entrypoint" in out
+    assert "[EP] entry-ran\n[EP-HTTP] entry-ran\n" in out
     assert (tmp_path / "cove" / "cove.db").exists()
     kept_id = out.split("KEPT ")[1].strip()
 
