@@ -376,3 +376,33 @@ def _interpreter_output(server: ServerProcess, api: httpx.Client, sid: str, code
         return text
     except HTTPXWSException as exc:
         return f"refused: {exc!r}"
+
+
+def test_risky_kernel_interfaces_are_denied(api: httpx.Client, sandbox: Any) -> None:
+    """Keyrings, bpf, perf, userfaultfd, io_uring and file handles: kernel surface
+    with a history of privilege escalations, each refused by the seccomp filter."""
+    got = _probe(
+        api,
+        sandbox.id,
+        """
+import ctypes, platform
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+x86 = platform.machine() == "x86_64"
+calls = {
+    "keyctl": (250 if x86 else 219, 0, 0, 0),
+    "add_key": (248 if x86 else 217, 0, 0, 0),
+    "bpf": (321 if x86 else 280, 0, 0, 0),
+    "perf_event_open": (298 if x86 else 241, 0, 0, 0),
+    "userfaultfd": (323 if x86 else 282, 0, 0, 0),
+    "io_uring_setup": (425, 8, ctypes.addressof(ctypes.create_string_buffer(120)), 0),
+    "open_by_handle_at": (304 if x86 else 265, 0, 0, 0),
+}
+r = {}
+for name, (nr, *args) in calls.items():
+    rc = libc.syscall(nr, *[ctypes.c_long(a) for a in args])
+    r[name] = "ok" if rc >= 0 else os.strerror(ctypes.get_errno())
+print(json.dumps(r))
+""",
+    )
+    assert set(got.values()) == {"Operation not permitted"}, got

@@ -74,6 +74,11 @@ DENIED = [
     "move_mount",
     "open_tree",
     "mount_setattr",
+    # io_uring: a large, young kernel surface behind many recent privilege
+    # escalations; Docker's default profile denies it too.
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
 ]
 
 # Syscall numbers per architecture: (audit arch, {name: nr}).
@@ -117,6 +122,9 @@ ARCHES: dict[str, tuple[int, dict[str, int]]] = {
             "move_mount": 429,
             "open_tree": 428,
             "mount_setattr": 442,
+            "io_uring_setup": 425,
+            "io_uring_enter": 426,
+            "io_uring_register": 427,
             "clone": 56,
             "clone3": 435,
         },
@@ -160,6 +168,9 @@ ARCHES: dict[str, tuple[int, dict[str, int]]] = {
             "move_mount": 429,
             "open_tree": 428,
             "mount_setattr": 442,
+            "io_uring_setup": 425,
+            "io_uring_enter": 426,
+            "io_uring_register": 427,
             "clone": 220,
             "clone3": 435,
         },
