@@ -191,7 +191,9 @@ def request_strategy(
     return st.fixed_dictionaries(parts)
 
 
-def build_request(client: httpx.Client, op: Operation, drawn: dict[str, Any]) -> httpx.Request:
+def build_request(
+    client: httpx.Client, op: Operation, drawn: dict[str, Any], keys: list[str]
+) -> httpx.Request:
     path = op.path
     query = {}
     for key, value in drawn.items():
@@ -202,8 +204,8 @@ def build_request(client: httpx.Client, op: Operation, drawn: dict[str, Any]) ->
         elif key.startswith("query.") and value is not None:
             query[key[6:]] = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     headers = {
-        "alice": {"Authorization": f"Bearer {KEYS[0]}"},
-        "bob": {"Authorization": f"Bearer {KEYS[1]}"},
+        "alice": {"Authorization": f"Bearer {keys[0]}"},
+        "bob": {"Authorization": f"Bearer {keys[1]}"},
         "wrong": {"Authorization": "Bearer nope"},
         "none": {},
     }[drawn["auth"]]
@@ -246,9 +248,11 @@ def fuzz_operation(
     components: dict[str, Any],
     examples: int,
     tally: Tally,
+    keys: list[str] = KEYS,
 ) -> None:
+    """`examples` generated requests for one operation, counted into `tally`."""
     name = f"{op.method} {op.path}"
-    pools = prepare(client, live, {"Authorization": f"Bearer {KEYS[0]}"})
+    pools = prepare(client, live, {"Authorization": f"Bearer {keys[0]}"})
 
     @settings(
         max_examples=examples,
@@ -259,7 +263,7 @@ def fuzz_operation(
     )
     @given(request_strategy(op, live, pools, components))
     def one(drawn: dict[str, Any]) -> None:
-        request = build_request(client, op, drawn)
+        request = build_request(client, op, drawn, keys)
         started = time.monotonic()
         try:
             response = client.send(request)
