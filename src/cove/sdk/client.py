@@ -63,7 +63,7 @@ def _on_exit(callback: Callable[[], None]) -> None:
 
 
 class _ClientBase:
-    """Configuration, embedded server and the sandboxes to clean up: no I/O here."""
+    """What both faces share: configuration, the embedded server, what to clean up."""
 
     def __init__(
         self, config: CoveConfig | None, api_url: str | None, api_key: str | None,
