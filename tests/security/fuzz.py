@@ -9,11 +9,11 @@ id. Every answer must be below 500; afterwards the server must be up, its log
 free of tracebacks and the sandbox still working. Prints (and, with
 `--report FILE`, writes) the figures as Markdown.
 
-Two things are held back on purpose: `timeout` of execute/code-run is forced
-into [0.1, 2] s (a generated `yes` with no limit would run for ever, which is a
-property of shell, not a bug), and the live sandbox's id is never sent to
-delete/stop/start (the rest of the run needs it). Sandboxes the fuzzer creates
-are deleted at once.
+Two things are held back on purpose: `timeout` of execute, code-run and
+session exec is forced into [0.1, 2] s (a generated `yes` with no limit would
+run for ever, which is a property of shell, not a bug), and the live sandbox's
+id is never sent to delete/stop/start (the rest of the run needs it).
+Sandboxes, interpreter contexts and PTYs the fuzzer creates are deleted at once.
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ def build_request(
     content = None
     if "body" in drawn:
         body = drawn["body"]
-        if isinstance(body, dict) and op.path.endswith(("/process/execute", "/process/code-run")):
+        if isinstance(body, dict) and op.path.endswith(("/execute", "/code-run", "/exec")):
             body = {**body, "timeout": min(max(_number(body.get("timeout")), 0.1), 2.0)}
         content = body.data if isinstance(body, RawBody) else json.dumps(body).encode()
         headers = {**headers, "Content-Type": "application/json"}
@@ -279,12 +279,14 @@ def fuzz_operation(
                 f"{name}: {response.status_code} {response.text[:300]} <- {drawn!r:.300}"
             )
         # What the fuzzer creates it deletes: sandboxes and interpreter workers cost memory.
-        if op.method == "POST" and response.status_code == 200:
+        if op.method == "POST" and response.status_code in (200, 201):
             owner = {"Authorization": request.headers["Authorization"]}
+            made = response.json()
             if op.path == "/api/sandbox":
-                client.delete(f"/api/sandbox/{response.json()['id']}", headers=owner)
-            elif op.path.endswith("/interpreter/context"):
-                client.delete(f"{request.url.path}/{response.json()['id']}", headers=owner)
+                client.delete(f"/api/sandbox/{made['id']}", headers=owner)
+            elif op.path.endswith(("/interpreter/context", "/process/pty")):
+                made_id = quote(str(made.get("id") or made.get("sessionId")), safe="")
+                client.delete(f"{request.url.path}/{made_id}", headers=owner)
 
     one()
 

@@ -2,12 +2,11 @@
 
 It needs a key like every other route (only `/health` is open): the document
 holds nothing secret, but "every route but the health check is authenticated"
-is a rule that needs no exceptions list. Request schemas of the /api lifecycle
-and of execute/code-run are generated from the `cove.protocol` dataclasses, so
-the document follows the models the server really validates with; the
-session, PTY and interpreter shapes are written from the wire page (§4-§5),
-which fixes them for the official SDK. `make fuzz` drives the server from
-this document.
+is a rule that needs no exceptions list. Request and response schemas are
+generated from the `cove.protocol` dataclasses, so the document follows the
+models the server and the agent really validate with (their shapes are the
+wire page's §3-§5). WebSocket routes are left out: OpenAPI cannot say much
+about them. `make fuzz` drives the server from this document.
 """
 
 from __future__ import annotations
@@ -90,26 +89,6 @@ def _obj(props: JSON, required: tuple[str, ...] = ()) -> JSON:
 
 _STR = {"type": "string"}
 _ENVS = {"type": "object", "additionalProperties": _STR}
-# Wire page §4.1 and §5: fixed by what the official SDK sends.
-SESSION_CREATE = _obj({"sessionId": _STR}, ("sessionId",))
-SESSION_EXEC = _obj(
-    {
-        "command": _STR,
-        "runAsync": {"type": "boolean"},
-        "async": {"type": "boolean"},
-        "suppressInputEcho": {"type": "boolean"},
-    },
-    ("command",),
-)
-COMMAND_INPUT = _obj({"data": _STR}, ("data",))
-PTY_RESIZE = _obj(
-    {
-        "cols": {"type": "integer", "minimum": 1, "maximum": 1000},
-        "rows": {"type": "integer", "minimum": 1, "maximum": 1000},
-    },
-    ("cols", "rows"),
-)
-CONTEXT_CREATE = _obj({"cwd": _STR, "language": _STR})
 ERROR = _obj(
     {
         "message": _STR,
@@ -155,6 +134,11 @@ def build_openapi() -> JSON:
     sid = [_param("sandboxId")]
     session = [*sid, _param("sessionId")]
     command = [*session, _param("commandId")]
+    context = [*sid, _param("contextId")]
+
+    def m(cls: type[WireModel]) -> JSON:
+        return model_ref(cls, c)
+
     execute = model_ref(protocol.ExecuteResponse, c)
     list_query = [
         _param("labels", "query"),
@@ -212,44 +196,83 @@ def build_openapi() -> JSON:
             )
         },
         "/toolbox/{sandboxId}/process/session": {
-            "post": _op("Create a session", sid, SESSION_CREATE, ("200", "201")),
-            "get": _op("List sessions", sid),
+            "post": _op("Create a session", sid, m(protocol.CreateSessionRequest), ("200", "201")),
+            "get": _op(
+                "List sessions", sid, response={"type": "array", "items": m(protocol.Session)}
+            ),
         },
         "/toolbox/{sandboxId}/process/session/{sessionId}": {
-            "get": _op("Get a session", session),
+            "get": _op("Get a session", session, response=m(protocol.Session)),
             "delete": _op("Delete a session", session, ok=("200", "204")),
         },
         "/toolbox/{sandboxId}/process/session/{sessionId}/exec": {
-            "post": _op("Run a command in a session", session, SESSION_EXEC, ("200", "202"))
+            "post": _op(
+                "Run a command in a session",
+                session,
+                m(protocol.SessionExecuteRequest),
+                ("200", "202"),
+                m(protocol.SessionExecuteResponse),
+            )
         },
         "/toolbox/{sandboxId}/process/session/{sessionId}/command/{commandId}": {
-            "get": _op("Get a session command", command)
+            "get": _op("Get a session command", command, response=m(protocol.Command))
         },
         "/toolbox/{sandboxId}/process/session/{sessionId}/command/{commandId}/logs": {
-            "get": _op("A command's logs", command)
+            "get": _op("A command's logs", command, response=m(protocol.SessionCommandLogs))
         },
         "/toolbox/{sandboxId}/process/session/{sessionId}/command/{commandId}/input": {
-            "post": _op("Send stdin to a command", command, COMMAND_INPUT, ("200", "204"))
+            "post": _op(
+                "Send stdin to a command", command, m(protocol.SessionInputRequest), ("200", "204")
+            )
         },
-        "/toolbox/{sandboxId}/process/session/entrypoint": {"get": _op("Entrypoint session", sid)},
+        "/toolbox/{sandboxId}/process/session/{sessionId}/command/{commandId}/kill": {
+            "post": _op(
+                "Signal or kill a command's tree",
+                command,
+                m(protocol.CommandSignalRequest),
+                ("200", "204"),
+            )
+        },
+        "/toolbox/{sandboxId}/process/session/{sessionId}/command/{commandId}/stdin/close": {
+            "post": _op("Close a command's stdin (EOF)", command, ok=("200", "204"))
+        },
+        "/toolbox/{sandboxId}/process/session/entrypoint": {
+            "get": _op("Entrypoint session", sid, response=m(protocol.Session))
+        },
         "/toolbox/{sandboxId}/process/session/entrypoint/logs": {
-            "get": _op("Entrypoint logs", sid)
+            "get": _op("Entrypoint logs", sid, response=m(protocol.SessionCommandLogs))
         },
-        "/toolbox/{sandboxId}/process/pty": {"get": _op("List PTY sessions", sid)},
+        "/toolbox/{sandboxId}/process/pty": {
+            "post": _op("Create a PTY session", sid, m(protocol.PtyCreateRequest), ("200", "201")),
+            "get": _op("List PTY sessions", sid, response=m(protocol.PtySessionList)),
+        },
         "/toolbox/{sandboxId}/process/pty/{sessionId}": {
-            "get": _op("Get a PTY session", session),
+            "get": _op("Get a PTY session", session, response=m(protocol.PtySessionInfo)),
             "delete": _op("Kill a PTY session", session, ok=("200", "204")),
         },
         "/toolbox/{sandboxId}/process/pty/{sessionId}/resize": {
-            "post": _op("Resize a PTY", session, PTY_RESIZE)
+            "post": _op(
+                "Resize a PTY",
+                session,
+                m(protocol.PtyResizeRequest),
+                response=m(protocol.PtySessionInfo),
+            )
         },
         "/toolbox/{sandboxId}/process/interpreter/context": {
-            "post": _op("Create an interpreter context", sid, CONTEXT_CREATE),
-            "get": _op("List interpreter contexts", sid),
+            "post": _op(
+                "Create an interpreter context",
+                sid,
+                m(protocol.CreateContextRequest),
+                response=m(protocol.InterpreterContext),
+            ),
+            "get": _op("List interpreter contexts", sid, response=m(protocol.ContextList)),
         },
         "/toolbox/{sandboxId}/process/interpreter/context/{contextId}": {
-            "delete": _op(
-                "Delete an interpreter context", [*sid, _param("contextId")], ok=("200", "204")
+            "delete": _op("Delete an interpreter context", context, ok=("200", "204"))
+        },
+        "/toolbox/{sandboxId}/process/interpreter/context/{contextId}/interrupt": {
+            "post": _op(
+                "Interrupt a context's run", context, response=m(protocol.InterruptResponse)
             )
         },
     }
