@@ -408,3 +408,8 @@ def test_create_with_odd_names_and_labels(api: httpx.Client) -> None:
             api.delete(f"/api/sandbox/{r.json()['id']}")
         else:
             _envelope(r, 400, 409)
+
+
+@pytest.mark.parametrize("labels", ["[" * 3000, '{"a":' * 3000, "NaN", "[]", "{", '"x"'])
+def test_odd_label_filters_are_a_400(api: httpx.Client, labels: str) -> None:
+    _envelope(api.get("/api/sandbox", params={"labels": labels}), 400)

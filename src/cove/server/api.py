@@ -118,8 +118,8 @@ class SandboxRoutes:
         q = request.query_params
         if "labels" in q:
             try:
-                wanted = json.loads(q["labels"])
-            except ValueError:
+                wanted = json.loads(q["labels"], parse_constant=_no_constant)
+            except (ValueError, RecursionError):  # RecursionError: nested too deeply
                 raise BadRequest("query 'labels' must be a JSON object") from None
             if not isinstance(wanted, dict):
                 raise BadRequest("query 'labels' must be a JSON object")
