@@ -184,7 +184,12 @@ def request_strategy(
             else:
                 parts["path." + p["name"]] = mostly(pools.get(p["name"], []))
         else:
-            parts["query." + p["name"]] = st.none() | TEXT
+            parts["query." + p["name"]] = st.one_of(
+                st.none(),
+                TEXT,
+                JSONV.map(json.dumps),
+                st.sampled_from(["[" * 3000, '{"a":' * 3000, "NaN", "-Infinity"]),
+            )
     if op.body is not None:
         parts["body"] = body_strategy(op.body, components)
     parts["auth"] = st.sampled_from(["alice"] * 18 + ["bob", "none", "wrong"])
