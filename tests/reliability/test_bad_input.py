@@ -402,10 +402,20 @@ def test_create_with_odd_names_and_labels(api: httpx.Client) -> None:
         {"name": "x" * 300},
         {"name": "a\0b"},
         {"labels": {"": "x"}},
+        {"env": {"A": "x\0y"}},
+        {"env": {"A\0": "x"}},
+        {"entrypoint": ["a\0b"]},
+        {"entrypoint": [""]},
     ]:
         r = api.post("/api/sandbox", json=body)
         if r.status_code == 200:
-            api.delete(f"/api/sandbox/{r.json()['id']}")
+            sid = r.json()["id"]
+            try:  # a sandbox that was made must work
+                assert r.json()["state"] == "started", r.json()
+                out = api.post(f"/toolbox/{sid}/process/execute", json={"command": "echo ok"})
+                assert out.status_code == 200, (body, out.text)
+            finally:
+                api.delete(f"/api/sandbox/{sid}")
         else:
             _envelope(r, 400, 409)
 

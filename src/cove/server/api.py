@@ -108,6 +108,10 @@ class SandboxRoutes:
 
     async def create(self, request: Request) -> Response:
         req = CreateSandboxRequest.from_wire(await read_json(request, self.limit))
+        for key, value in req.env.items():
+            # No process could be started with it: refuse the sandbox, not each command.
+            if "\0" in value:
+                raise BadRequest(f"field 'env.{key}' contains a NUL byte")
         record = await self.service.create(owner(request), req)
         # Daytona answers 200 (its SDK ignores a 201 body); a failed start is
         # reported in the record's state and errorReason, as Daytona does.
