@@ -126,7 +126,7 @@ class Interpreter:
             return  # the client left before asking anything
         try:
             data = json.loads(first.data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             raise BadRequest("the request frame is not valid JSON") from None
         body = RunCodeRequest.from_wire(data)
         if body.timeout is not None and body.timeout < 0:
