@@ -423,3 +423,67 @@ def test_create_with_odd_names_and_labels(api: httpx.Client) -> None:
 @pytest.mark.parametrize("labels", ["[" * 3000, '{"a":' * 3000, "NaN", "[]", "{", '"x"'])
 def test_odd_label_filters_are_a_400(api: httpx.Client, labels: str) -> None:
     _envelope(api.get("/api/sandbox", params={"labels": labels}), 400)
+
+
+def _ws_close(server: ServerProcess, api: httpx.Client, path: str, frames: list[Any]) -> int:
+    """Open a toolbox WebSocket, send `frames`, and return the close code (or the HTTP
+    status of a refused upgrade)."""
+    from httpx_ws import WebSocketDisconnect, WebSocketUpgradeError, connect_ws
+
+    try:
+        with connect_ws(f"{server.url}{path}", api) as ws:
+            for frame in frames:
+                if isinstance(frame, bytes):
+                    ws.send_bytes(frame)
+                else:
+                    ws.send_text(frame)
+            while True:
+                ws.receive(timeout=20)
+    except WebSocketDisconnect as closed:
+        return int(closed.code)
+    except WebSocketUpgradeError as refused:
+        return refused.response.status_code
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "not json",
+        b"\xff\xfe\xfd",
+        "[1, 2]",
+        "[" * 5000,
+        '{"code": 5}',
+        '{"code": "1", "timeout": "x"}',
+        '{"code": "1", "timeout": NaN}',
+        '{"code": "1", "timeout": -1}',
+        '{"code": "1", "contextId": "no-such-context"}',
+        '{"code": "1", "envs": {"A\\u0000": "1"}}',
+        '{"code": "\\ud800"}',
+    ],
+)
+def test_bad_interpreter_frames_close_with_a_4xxx_code(
+    server: ServerProcess, api: httpx.Client, sid: str, frame: str | bytes
+) -> None:
+    code = _ws_close(server, api, f"/toolbox/{sid}/process/interpreter/execute", [frame])
+    assert 4400 <= code < 4500, code
+    assert api.get(f"/toolbox/{sid}/version").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "id=p1&cols=abc&rows=10",
+        "id=p2&cols=-1&rows=10",
+        "id=p3&cols=100000000&rows=100000000",
+        "id=p4&cwd=%00",
+        "id=%00",
+        "",
+        "id=p5&cols=80&rows=24&cwd=" + "x" * 5000,
+    ],
+)
+def test_bad_pty_queries_are_refused(
+    server: ServerProcess, api: httpx.Client, sid: str, query: str
+) -> None:
+    code = _ws_close(server, api, f"/toolbox/{sid}/process/pty/create-connect?{query}", [])
+    assert 400 <= code < 500 or 4400 <= code < 4500, code
+    assert api.get(f"/toolbox/{sid}/version").status_code == 200
