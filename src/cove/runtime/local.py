@@ -16,7 +16,9 @@ import json
 import os
 import shutil
 import signal
+import socket
 import stat
+import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,12 +96,14 @@ class LocalBackend(RuntimeBackend):
         can change: a symlink planted there would send the control plane (root)
         to a neighbour's agent or to any host socket. The link is made once per
         agent run (without following links) and kept only if it names a socket
-        bound by the sandbox's own uid.
+        the agent process itself listens on: user code runs as the same uid and
+        could bind a socket of its own there.
         """
         base = self._dir(handle.sandbox_id)
         pinned = base / "agent.sock"
         try:
             st = os.lstat(pinned)
+            fresh = False
         except FileNotFoundError:
             try:
                 os.link(base / "control" / "agent.sock", pinned, follow_symlinks=False)
@@ -108,8 +112,16 @@ class LocalBackend(RuntimeBackend):
             except FileExistsError:
                 pass  # made meanwhile by another call
             st = os.lstat(pinned)
-        uid = handle.state.get("uid")
-        if not stat.S_ISSOCK(st.st_mode) or (uid is not None and st.st_uid != int(uid)):
+            fresh = True
+        uid, pid = handle.state.get("uid"), handle.state.get("pid")
+        ok = stat.S_ISSOCK(st.st_mode) and (uid is None or st.st_uid == int(uid))
+        if ok and fresh and pid:
+            listener = _listener_pid(str(pinned))
+            if listener is None:  # nobody answers (a dead agent): pin nothing yet
+                os.unlink(pinned)
+                return str(pinned)
+            ok = listener == int(pid)
+        if not ok:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(pinned)
             raise SandboxError(
@@ -372,6 +384,19 @@ class LocalBackend(RuntimeBackend):
                     await asyncio.to_thread(shutil.rmtree, entry, True)
                     removed.add(entry.name)
         return sorted(removed)
+
+
+def _listener_pid(path: str) -> int | None:
+    """The pid (in our namespace) of the process listening on a unix socket, if any."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.setblocking(False)  # a full backlog must not block the event loop
+        try:
+            s.connect(path)
+        except OSError:  # refused, or a backlog that takes no one: not verifiable now
+            return None
+        creds = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, _, _ = struct.unpack("3i", creds)
+    return int(pid)
 
 
 def _open_control_file(path: Path, flags: int) -> int:
