@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -406,3 +407,39 @@ print(json.dumps(r))
 """,
     )
     assert set(got.values()) == {"Operation not permitted"}, got
+
+
+FAKE_AGENT = """
+import os, socket
+path = "/run/cove/agent.sock"
+os.rename(path, "/run/cove/moved.sock")
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen()
+open("/home/user/planted", "w").close()
+body = b'{"exitCode": 0, "result": "FAKE-AGENT"}'
+head = b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\n\\r\\n"
+while True:
+    c, _ = s.accept()
+    c.recv(65536)
+    c.sendall(head % len(body) + body)
+    c.close()
+"""
+
+
+def test_user_code_cannot_stand_in_for_the_agent(server: ServerProcess, api: httpx.Client) -> None:
+    """A socket of the sandbox's own uid in the agent's place (here bound by the
+    entrypoint, before any toolbox call) is not taken for the agent."""
+    r = api.post("/api/sandbox", json={"entrypoint": ["/usr/bin/python3", "-c", FAKE_AGENT]})
+    sid = r.json()["id"]
+    try:
+        planted = sandbox_dir(server, sid) / "home" / "planted"
+        deadline = time.monotonic() + 20
+        while not planted.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # bounded wait for the entrypoint to take the socket's place
+        assert planted.exists()
+        r = api.post(f"/toolbox/{sid}/process/execute", json={"command": "echo real"})
+        assert "FAKE-AGENT" not in r.text, r.text
+        assert r.status_code == 409 and "replaced" in r.json()["message"], r.text
+    finally:
+        api.delete(f"/api/sandbox/{sid}")
