@@ -188,7 +188,7 @@ def request_strategy(
                 st.none(),
                 TEXT,
                 JSONV.map(json.dumps),
-                st.sampled_from(["[" * 3000, '{"a":' * 3000, "NaN", "-Infinity"]),
+                st.sampled_from(["[" * 1500, '{"a":' * 1200, "NaN", "-Infinity"]),
             )
     if op.body is not None:
         parts["body"] = body_strategy(op.body, components)
@@ -268,7 +268,10 @@ def fuzz_operation(
     )
     @given(request_strategy(op, live, pools, components))
     def one(drawn: dict[str, Any]) -> None:
-        request = build_request(client, op, drawn, keys)
+        try:
+            request = build_request(client, op, drawn, keys)
+        except httpx.InvalidURL:  # more than the client will send (e.g. a 64 KiB query)
+            return
         started = time.monotonic()
         try:
             response = client.send(request)
