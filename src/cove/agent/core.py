@@ -123,7 +123,10 @@ class Agent:
         cap: int | None,
     ) -> Captured:
         """Run to completion, keeping capped output; on timeout kill the whole tree."""
-        output = CappedOutput(cap if cap is not None else self.config.max_output_bytes)
+        # A caller may lower the cap, not raise it: the whole answer passes through
+        # the control plane's memory, which every tenant shares.
+        limit = self.config.max_output_bytes
+        output = CappedOutput(limit if cap is None else max(0, min(cap, limit)))
         group = self.new_group("exec")
         try:
             child = await self.spawner.spawn(
