@@ -487,3 +487,16 @@ def test_bad_pty_queries_are_refused(
     code = _ws_close(server, api, f"/toolbox/{sid}/process/pty/create-connect?{query}", [])
     assert 400 <= code < 500 or 4400 <= code < 4500, code
     assert api.get(f"/toolbox/{sid}/version").status_code == 200
+
+
+def test_a_caller_cannot_raise_the_output_cap(api: httpx.Client, sid: str) -> None:
+    """Every answer passes through the control plane's memory: 30 MiB of output with
+    maxOutputBytes=10**12 still comes back cut at the configured 10 MiB."""
+    r = api.post(
+        f"/toolbox/{sid}/process/execute",
+        json={"command": "head -c 30M /dev/zero | tr '\\0' x", "maxOutputBytes": 10**12},
+    )
+    assert r.status_code == 200
+    body = r.json()
+    assert body["truncated"] is True
+    assert len(body["stdout"]) <= 10 * MiB
