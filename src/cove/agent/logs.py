@@ -116,8 +116,10 @@ class CommandLog:
     # -- reading ------------------------------------------------------------
 
     def read_stream(self, name: str) -> bytes:
+        # At most the cap: the file lives in the sandbox-writable control dir, and
+        # whatever is read here is buffered again by the control plane.
         with open(self.path(name), "rb") as f:
-            return f.read()
+            return f.read(self.cap)
 
     def combined(self) -> bytes:
         streams = {STDOUT: self.read_stream("stdout"), STDERR: self.read_stream("stderr")}
