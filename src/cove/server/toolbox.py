@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from urllib.parse import quote
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Scope
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from cove.errors import CoveError
@@ -70,8 +72,15 @@ class ToolboxProxy:
         ]
 
     @staticmethod
-    def _target(path_params: dict[str, str], query: str) -> str:
-        target = "/" + path_params["rest"]
+    def _target(scope: Scope, query: str) -> str:
+        """The agent-side path as the client encoded it.
+
+        Decoding it (Starlette's path params) and sending it on would turn %2F into a
+        separator, %3F into a query and %0D%0A into header lines on the way to the agent.
+        """
+        raw = scope.get("raw_path") or quote(scope["path"]).encode()
+        rest = raw.split(b"/", 3)[3] if raw.count(b"/") >= 3 else b""
+        target = "/" + quote(rest, safe="/%!$&'()*+,;=:@-._~")
         return f"{target}?{query}" if query else target
 
     async def http(self, request: Request) -> Response:
@@ -87,7 +96,7 @@ class ToolboxProxy:
         try:
             resp = await client.request(
                 request.method,
-                self._target(request.path_params, request.url.query),
+                self._target(request.scope, request.url.query),
                 content=body,
                 headers=headers,
             )
@@ -120,7 +129,7 @@ class ToolboxProxy:
     async def _agent_handshake(
         self, ws: WebSocket, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> AgentSocket | None:
-        target = self._target(ws.path_params, ws.url.query)
+        target = self._target(ws.scope, ws.url.query)
         lines = [
             f"GET {target} HTTP/1.1",
             "Host: agent",
