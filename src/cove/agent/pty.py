@@ -34,7 +34,7 @@ import time
 from cove.agent.core import DRAIN_AFTER_EXIT, Agent
 from cove.agent.httpserver import Request, Response, Router, json_response
 from cove.agent.processes import PtyChild, SpawnSpec, set_winsize, spawn_pty
-from cove.agent.session_core import SESSION_ID
+from cove.agent.session_core import SESSION_ID, default_cwd
 from cove.errors import BadRequest, Conflict, CoveError, NotFound
 from cove.protocol.sessions import PtyCreateRequest, PtyResizeRequest, PtySessionInfo
 from cove.websocket import ConnectionClosed, WebSocket
@@ -194,7 +194,7 @@ class PtyRoutes:
         if req.id in self.sessions:
             raise Conflict(f"PTY session {req.id!r} already exists")
         _check_size(req.cols, req.rows)
-        cwd = self.agent.resolve_cwd(req.cwd or self.agent.config.session_cwd)
+        cwd = self.agent.resolve_cwd(req.cwd) if req.cwd else default_cwd(self.agent)
         session = PtySession(self.agent, req, cwd)
         self.sessions[req.id] = session
         if not req.lazy_start:

@@ -96,7 +96,7 @@ class SessionManager:
         self.sessions: dict[str, Session] = {}
 
     def default_cwd(self) -> str:
-        return self.agent.resolve_cwd(self.agent.config.session_cwd)
+        return default_cwd(self.agent)
 
     def get(self, sid: str) -> Session:
         session = self.sessions.get(sid)
@@ -258,6 +258,15 @@ class SessionManager:
     async def terminate_all(self) -> None:
         sessions = list(self.sessions.values())
         await asyncio.gather(*(self.terminate(s) for s in sessions), return_exceptions=True)
+
+
+def default_cwd(agent: Agent) -> str:
+    """The image's WORKDIR if set and usable (created if missing), else the home directory."""
+    try:
+        return agent.resolve_cwd(agent.config.session_cwd)
+    except BadRequest:
+        # e.g. an absolute WORKDIR on the read-only root: keep sessions usable.
+        return agent.config.workdir
 
 
 def _existing(cwd: str, fallback: str) -> str:

@@ -197,7 +197,9 @@ class SessionRoutes:
     async def start_entrypoint(self, argv: list[str]) -> None:
         session = self.manager.create(ENTRYPOINT, reserved_ok=True)
         self.entrypoint_cmd = await self.manager.start(
-            session, entrypoint_text(argv), argv=argv, stdin=True, suppress_echo=True
+            session,
+            entrypoint_text(argv),
+            argv=argv,  # stdin: /dev/null, it takes no input
         )
 
     async def _entrypoint(self) -> SessionCommand:

@@ -18,6 +18,7 @@ from cove.runtime import make_backend
 from cove.server.api import SandboxRoutes
 from cove.server.auth import AuthMiddleware, KeyRing, load_or_generate_key
 from cove.server.errors import error_response, handle_cove_error, handle_unexpected
+from cove.server.images import apply_build_info
 from cove.server.openapi import openapi_endpoint
 from cove.server.sandboxes import SandboxService
 from cove.server.store import Store
@@ -63,6 +64,7 @@ def build_server(settings: Settings) -> Server:
         keys = [key]
     backend = make_backend(settings.backend, settings.data_dir, settings.runtime_dir)
     service = SandboxService(store, backend, settings)
+    service.spec_hooks.append(apply_build_info)  # SDK `Image` definitions: entrypoint, env, workdir
     proxy = ToolboxProxy(service, settings.max_request_bytes)
     return Server(settings, store, service, proxy, keys, generated)
 

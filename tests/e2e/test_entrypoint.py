@@ -1,0 +1,154 @@
+"""The entrypoint session: the reference page's example with an official SDK
+`Image` (ENTRYPOINT, CMD, ENV, WORKDIR honoured), Cove's create field, and
+what is refused."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+# No double quotes: the SDK writes CMD's JSON array without escaping them.
+SCRIPT = "echo $GREETING from $(pwd); echo warn >&2; read -r _ || echo eof; sleep 1; echo done"
+
+
+@pytest.fixture(scope="module")
+def image_sandbox(daytona: Any) -> Iterator[Any]:
+    from daytona import CreateSandboxFromImageParams, Image
+
+    image = (
+        Image.base("python:3.12-slim-bookworm")
+        .env({"GREETING": "hello world"})
+        .workdir("app")
+        .entrypoint(["/bin/bash", "-c"])
+        .cmd([SCRIPT])
+    )
+    sb = daytona.create(CreateSandboxFromImageParams(image=image))
+    try:
+        yield sb
+    finally:
+        daytona.delete(sb)
+
+
+def test_entrypoint_example(image_sandbox: Any) -> None:
+    sandbox = image_sandbox
+    # Entrypoint session details
+    session = sandbox.process.get_entrypoint_session()
+    print(f"Entrypoint session: {session.session_id}")
+    cmd = session.commands[0]
+    print(f"Entrypoint command id: {cmd.id}")
+    print(f"Command: {cmd.command}")
+    assert session.session_id == "entrypoint"
+    assert cmd.command.startswith("/bin/bash -c ")
+
+    # Stream entrypoint logs (WebSocket): it ends when the entrypoint does.
+    out: list[str] = []
+    err: list[str] = []
+
+    async def stream_entrypoint_logs() -> None:
+        await sandbox.process.get_entrypoint_logs_async(
+            lambda log: out.append(log),
+            lambda log: err.append(log),
+        )
+
+    asyncio.run(asyncio.wait_for(stream_entrypoint_logs(), 30))
+    assert "".join(out) == "hello world from /home/user/app\neof\ndone\n"
+    assert "".join(err) == "warn\n"
+
+    # Entrypoint logs (HTTP)
+    logs = sandbox.process.get_entrypoint_logs()
+    print(f"[STDOUT]: {logs.stdout}")
+    print(f"[STDERR]: {logs.stderr}")
+    assert logs.stdout == "hello world from /home/user/app\neof\ndone\n"
+    assert logs.stderr == "warn\n"
+    assert sandbox.process.get_entrypoint_session().commands[0].exit_code == 0
+
+
+def test_image_env_and_workdir_reach_sessions(image_sandbox: Any) -> None:
+    from daytona import SessionExecuteRequest
+
+    sandbox = image_sandbox
+    sandbox.process.create_session("after-image")
+    try:
+        r = sandbox.process.execute_session_command(
+            "after-image", SessionExecuteRequest(command='echo "$GREETING|$(pwd)"')
+        )
+        assert r.stdout == "hello world|/home/user/app\n"
+    finally:
+        sandbox.process.delete_session("after-image")
+
+
+def test_entrypoint_session_refuses_exec_input_and_delete(image_sandbox: Any) -> None:
+    from daytona import DaytonaError, SessionExecuteRequest
+
+    sandbox = image_sandbox
+    cmd_id = sandbox.process.get_entrypoint_session().commands[0].id
+    calls = [
+        lambda: sandbox.process.execute_session_command(
+            "entrypoint", SessionExecuteRequest(command="echo no")
+        ),
+        lambda: sandbox.process.send_session_command_input("entrypoint", cmd_id, "x\n"),
+        lambda: sandbox.process.delete_session("entrypoint"),
+        lambda: sandbox.process.create_session("entrypoint"),
+    ]
+    for call in calls:
+        with pytest.raises(DaytonaError) as info:
+            call()
+        assert info.value.status_code == 400
+        assert "entrypoint" in str(info.value)
+    # Still there, and not listed among the user's sessions.
+    assert sandbox.process.get_entrypoint_session().session_id == "entrypoint"
+    assert all(s.session_id != "entrypoint" for s in sandbox.process.list_sessions())
+
+
+def test_unsupported_image_instructions_are_a_clear_400(daytona: Any) -> None:
+    from daytona import CreateSandboxFromImageParams, DaytonaError, Image
+
+    with pytest.raises(DaytonaError) as info:
+        daytona.create(CreateSandboxFromImageParams(image=Image.debian_slim("3.12")))
+    assert info.value.status_code == 400
+    assert "RUN" in str(info.value) and "not supported yet" in str(info.value)
+
+
+def test_cove_entrypoint_field_and_no_entrypoint(
+    api: httpx.Client, sandbox: Any, server: Any
+) -> None:
+    from daytona import DaytonaNotFoundError
+
+    with pytest.raises(DaytonaNotFoundError):
+        sandbox.process.get_entrypoint_session()
+
+    created = api.post(
+        "/api/sandbox",
+        json={"entrypoint": ["sh", "-c", "echo via-field; sleep 300"], "labels": {}},
+    )
+    assert created.status_code == 200, created.text
+    sid = created.json()["id"]
+    try:
+        session = api.get(f"/toolbox/{sid}/process/session/entrypoint").json()
+        assert session["commands"][0]["command"] == "sh -c 'echo via-field; sleep 300'"
+        assert session["commands"][0]["exitCode"] is None
+        # Follow live: the first frame carries the output, while the entrypoint still runs.
+        from daytona import Daytona, DaytonaConfig
+
+        sb = Daytona(DaytonaConfig(api_key=server.key, api_url=server.api_url)).get(sid)
+        seen: list[str] = []
+
+        async def first_line() -> None:
+            done = asyncio.Event()
+
+            def on(log: str) -> None:
+                seen.append(log)
+                done.set()
+
+            task = asyncio.create_task(sb.process.get_entrypoint_logs_async(on, on))
+            await asyncio.wait_for(done.wait(), 20)
+            task.cancel()
+
+        asyncio.run(first_line())
+        assert seen[0] == "via-field\n"
+    finally:
+        api.delete(f"/api/sandbox/{sid}")
