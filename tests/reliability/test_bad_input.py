@@ -431,6 +431,7 @@ def _ws_close(server: ServerProcess, api: httpx.Client, path: str, frames: list[
     from httpx_ws import WebSocketDisconnect, WebSocketUpgradeError, connect_ws
 
     try:
+        ws: Any
         with connect_ws(f"{server.url}{path}", api) as ws:
             for frame in frames:
                 if isinstance(frame, bytes):

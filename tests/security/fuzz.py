@@ -304,6 +304,7 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=150, help="requests per operation")
     parser.add_argument("--exec-examples", type=int, default=600, help="for execute/code-run")
     parser.add_argument("--create-examples", type=int, default=60, help="for POST /api/sandbox")
+    parser.add_argument("--ws-examples", type=int, default=300, help="per WebSocket route")
     parser.add_argument("--report", type=Path, help="write the Markdown figures here too")
     args = parser.parse_args()
 
@@ -334,6 +335,12 @@ def run(server: ServerProcess, args: argparse.Namespace) -> int:
                 f"{op.method:6} {op.path}: {dict(tally.by_operation[f'{op.method} {op.path}'])}",
                 flush=True,
             )
+        from tests.security.fuzz_ws import fuzz_websockets  # it imports from this module
+
+        pools = prepare(client, live, auth)
+        fuzz_websockets(server.url, auth, live, pools, args.ws_examples, tally)
+        for name in [n for n in tally.by_operation if n.startswith("WS ")]:
+            print(f"{name}: {dict(tally.by_operation[name])}", flush=True)
         duration = time.monotonic() - started
         problems = _still_well(client, server, live, auth)
         client.delete(f"/api/sandbox/{live}", headers=auth)

@@ -369,6 +369,7 @@ def _interpreter_output(server: ServerProcess, api: httpx.Client, sid: str, code
     url = f"{server.url}/toolbox/{sid}/process/interpreter/execute"
     text = ""
     try:
+        ws: Any
         with connect_ws(url, api) as ws:
             ws.send_text(json.dumps({"code": code, "timeout": 10}))
             while True:
