@@ -30,14 +30,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import stat
 import struct
 from collections.abc import AsyncIterator
+
+from cove.errors import Gone
 
 STDOUT, STDERR = 1, 2
 MARKERS = {STDOUT: b"\x01\x01\x01", STDERR: b"\x02\x02\x02"}
 RECORD = struct.Struct(">BI")
 CHUNK = 64 * 1024
 SUB = 0x1A
+# Also safe against a FIFO or symlink planted in the sandbox-writable control dir.
+WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
 
 
 class CommandLog:
@@ -46,7 +51,7 @@ class CommandLog:
         self.dir = directory
         self.cap = cap
         self.index_cap = max(cap // 4, RECORD.size * 16)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        flags = WRITE_FLAGS
         self._fds = {
             STDOUT: os.open(self.path("stdout"), flags | os.O_APPEND, 0o600),
             STDERR: os.open(self.path("stderr"), flags | os.O_APPEND, 0o600),
@@ -109,36 +114,53 @@ class CommandLog:
         for fd in (*self._fds.values(), self._index):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        with open(self.path("exit_code"), "w") as f:
-            f.write(f"{exit_code}\n")
+        with contextlib.suppress(OSError):  # informative only; the agent keeps the code
+            fd = os.open(self.path("exit_code"), WRITE_FLAGS, 0o600)
+            try:
+                os.write(fd, f"{exit_code}\n".encode())
+            finally:
+                os.close(fd)
         self._notify()
 
     # -- reading ------------------------------------------------------------
 
-    def read_stream(self, name: str) -> bytes:
-        # At most the cap: the file lives in the sandbox-writable control dir, and
-        # whatever is read here is buffered again by the control plane.
-        with open(self.path(name), "rb") as f:
-            return f.read(self.cap)
+    def read_stream(self, name: str, limit: int | None = None) -> bytes:
+        """A stream's first `limit` bytes (at most the cap: see `open_log_file`)."""
+        fd = open_log_file(self.path(name))
+        try:
+            return os.pread(fd, min(limit if limit is not None else self.cap, self.cap), 0)
+        finally:
+            os.close(fd)
 
-    def combined(self) -> bytes:
-        streams = {STDOUT: self.read_stream("stdout"), STDERR: self.read_stream("stderr")}
-        offsets = {STDOUT: 0, STDERR: 0}
-        out = bytearray()
-        with open(self.path("index"), "rb") as f:
-            records = _records(f.fileno(), 0)
-        for stream, length in records:
-            at = offsets[stream]
-            out += streams[stream][at : at + length]
-            offsets[stream] = at + length
-        return bytes(out)
+    def combined(self, limit: int) -> bytes:
+        """The interleaved output, its first `limit` bytes."""
+        fds = {
+            STDOUT: open_log_file(self.path("stdout")),
+            STDERR: open_log_file(self.path("stderr")),
+        }
+        index = open_log_file(self.path("index"))
+        try:
+            offsets = {STDOUT: 0, STDERR: 0}
+            out = bytearray()
+            for stream, length in _records(index, 0, self.index_cap):
+                take = min(length, limit - len(out))
+                if take <= 0:
+                    break
+                out += os.pread(fds[stream], take, offsets[stream])
+                offsets[stream] += length
+            return bytes(out)
+        finally:
+            for fd in (index, *fds.values()):
+                os.close(fd)
 
     async def follow(self, offset: int = 0) -> AsyncIterator[tuple[int, bytes]]:
         """(stream, bytes) chunks from `offset` on, live, until the command has ended."""
-        ro = os.O_RDONLY | os.O_CLOEXEC
         # Own descriptors: the stream keeps working if the directory is removed meanwhile.
-        index = os.open(self.path("index"), ro)
-        files = {STDOUT: os.open(self.path("stdout"), ro), STDERR: os.open(self.path("stderr"), ro)}
+        index = open_log_file(self.path("index"))
+        files = {
+            STDOUT: open_log_file(self.path("stdout")),
+            STDERR: open_log_file(self.path("stderr")),
+        }
         try:
             record, done = 0, 0  # current index record, bytes of it already handled
             starts = {STDOUT: 0, STDERR: 0}  # where the current record begins in its file
@@ -147,7 +169,7 @@ class CommandLog:
                 wake = self._wake
                 ended = self.ended  # read before the data, so nothing is missed at the end
                 progressed = False
-                records = _records(index, record)
+                records = _records(index, record, self.index_cap)
                 for i, (stream, length) in enumerate(records):
                     while done < length:
                         data = os.pread(
@@ -175,8 +197,26 @@ class CommandLog:
                 os.close(fd)
 
 
-def _records(fd: int, start: int) -> list[tuple[int, int]]:
-    size = os.fstat(fd).st_size
+def open_log_file(path: str) -> int:
+    """Open a log file for reading, refusing what user code may have put in its place.
+
+    The control dir is writable from inside the sandbox: a log swapped for a
+    symlink (to /dev/zero, say) or a FIFO (whose open would block the agent)
+    is refused, and readers never read past a stream's cap.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise Gone(f"the log file {os.path.basename(path)} is gone or was replaced") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise Gone(f"the log file {os.path.basename(path)} was replaced")
+    return fd
+
+
+def _records(fd: int, start: int, limit: int) -> list[tuple[int, int]]:
+    """Index records from `start` on, reading at most `limit` bytes of the index."""
+    size = min(os.fstat(fd).st_size, limit)
     raw = os.pread(fd, max(size - start * RECORD.size, 0), start * RECORD.size)
     n = len(raw) // RECORD.size
     return [RECORD.unpack_from(raw, i * RECORD.size) for i in range(n)]

@@ -16,9 +16,11 @@ variables, aliases, options, traps. A command that replaces the shell
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 
 ENV = "/usr/bin/env"
+MAX_STATE = 4 * 1024 * 1024  # cwd + environment; a larger one is cut (and may lose a variable)
 # Variables bash maintains itself; carrying them over would be noise or wrong.
 SHELL_OWNED = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
 
@@ -42,10 +44,16 @@ def wrap(command: str, state_fd: int) -> str:
 def read_final(path: str) -> ShellState | None:
     """The state a command's shell left behind, or None if it wrote none."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        # User code can reach the control dir: refuse a symlink or FIFO put in its place.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        raw = os.pread(fd, MAX_STATE, 0)
+    finally:
+        os.close(fd)
     parts = raw.split(b"\0")
     if len(parts) < 2 or not parts[0]:
         return None

@@ -45,7 +45,7 @@ import contextlib
 
 from cove.agent.core import Agent
 from cove.agent.httpserver import Request, Response, Router, json_response, no_content
-from cove.agent.logs import frame
+from cove.agent.logs import STDERR, STDOUT, frame
 from cove.agent.session_core import (
     ENTRYPOINT,
     Session,
@@ -149,15 +149,11 @@ class SessionRoutes:
         if body.is_async:
             return json_response({"cmdId": cmd.id}, 202)
         await cmd.done.wait()
+        logs = _logs(cmd, self.agent.config.max_output_bytes)
         out = SessionExecuteResponse(
-            cmd.id,
-            cmd.exit_code,
-            _text(cmd.log.combined()),
-            _text(cmd.log.read_stream("stdout")),
-            _text(cmd.log.read_stream("stderr")),
-            cmd.timed_out,
-            cmd.log.truncated,
-        )
+            cmd.id, cmd.exit_code, logs.output, logs.stdout, logs.stderr, cmd.timed_out,
+            logs.truncated,
+        )  # fmt: skip
         if cmd.timed_out:
             raise ProcessTimeout(f"command timed out after {body.timeout:g}s", body=out.to_wire())
         return json_response(out.to_wire())
@@ -169,7 +165,8 @@ class SessionRoutes:
         return json_response(self._command(req).info().to_wire())
 
     async def logs(self, req: Request) -> Response:
-        return json_response(_logs(self._command(req)))
+        limit = self.agent.config.max_output_bytes
+        return json_response(_logs(self._command(req), limit).to_wire())
 
     async def follow(self, req: Request, ws: WebSocket) -> None:
         await _follow(self._command(req), req, ws)
@@ -214,20 +211,19 @@ class SessionRoutes:
         return json_response(self._model(self.manager.get(ENTRYPOINT)).to_wire())
 
     async def entrypoint_logs(self, _: Request) -> Response:
-        return json_response(_logs(await self._entrypoint()))
+        limit = self.agent.config.max_output_bytes
+        return json_response(_logs(await self._entrypoint(), limit).to_wire())
 
     async def follow_entrypoint(self, req: Request, ws: WebSocket) -> None:
         await _follow(await self._entrypoint(), req, ws)
 
 
-def _logs(cmd: SessionCommand) -> dict[str, object]:
+def _logs(cmd: SessionCommand, limit: int) -> SessionCommandLogs:
+    """The logs as JSON strings, each at most `limit` bytes (the follow stream has it all)."""
     log = cmd.log
-    return SessionCommandLogs(
-        _text(log.combined()),
-        _text(log.read_stream("stdout")),
-        _text(log.read_stream("stderr")),
-        log.truncated,
-    ).to_wire()
+    out, err = log.read_stream("stdout", limit), log.read_stream("stderr", limit)
+    cut = log.truncated or log.sizes[STDOUT] > limit or log.sizes[STDERR] > limit
+    return SessionCommandLogs(_text(log.combined(limit)), _text(out), _text(err), cut)
 
 
 async def _follow(cmd: SessionCommand, req: Request, ws: WebSocket) -> None:
