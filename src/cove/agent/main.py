@@ -19,6 +19,7 @@ from cove.agent.core import Agent
 from cove.agent.execute import ExecuteRoutes
 from cove.agent.httpserver import HttpServer, Request, Response, Router, json_response
 from cove.agent.processes import harden_self
+from cove.errors import BadRequest
 
 
 def build_router(agent: Agent) -> Router:
@@ -33,7 +34,16 @@ def build_router(agent: Agent) -> Router:
     async def work_dir(_: Request) -> Response:
         return json_response({"dir": agent.config.workdir})
 
+    async def identity(req: Request) -> Response:
+        # A pre-started (pooled) sandbox learns the id it was adopted under.
+        sandbox_id = req.json().get("sandboxId")
+        if not isinstance(sandbox_id, str) or not sandbox_id:
+            raise BadRequest("field 'sandboxId' must be a non-empty string")
+        agent.config.sandbox_id = sandbox_id
+        return json_response({"sandboxId": sandbox_id})
+
     router.add("GET", "/health", health)
+    router.add("POST", "/_cove/identity", identity)
     router.add("GET", "/version", version)
     router.add("GET", "/work-dir", work_dir)
     router.add("GET", "/user-home-dir", work_dir)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -27,10 +28,14 @@ from cove.errors import SandboxError
 from cove.runtime import cgroups, fs, staging
 from cove.runtime.base import RuntimeBackend, RuntimeHandle, SandboxSpec
 from cove.runtime.seccomp import build_filter
+from cove.runtime.warmpool import WarmPool
+
+log = logging.getLogger("cove.runtime")
 
 UID_BASE = 600_000
 UID_SPAN = 1 << 24
 START_TIMEOUT = 15.0
+AGENT_PYTHON = "/usr/bin/python3"  # Debian's: readable inside the sandbox
 
 
 def _pid_start_time(pid: int) -> str | None:
@@ -80,9 +85,14 @@ class LocalBackend(RuntimeBackend):
         self.cgroup_parent = f"cove-{self.instance}"
         self.cgroup_version = cgroups.detect()
         self.lib_dir = str(staging.stage_package(Path(__file__).resolve().parents[1], top))
+        _precompile(self.lib_dir)
         self.runtime_dir = staging.stage_tree(runtime_dir, top, "runtime") if runtime_dir else None
         self._seccomp = build_filter()
         self._live: dict[str, _Live] = {}
+        # Pre-started sandboxes (COVE_WARM_POOL=N, off by default). Adoption
+        # renames the sandbox's cgroups, which only cgroup v1 allows.
+        size = int(os.environ.get("COVE_WARM_POOL") or 0) if self.cgroup_version != "v2" else 0
+        self.pool = WarmPool(size, self._prestart, self.destroy)
 
     # -- paths ---------------------------------------------------------------
 
@@ -143,6 +153,15 @@ class LocalBackend(RuntimeBackend):
         return uid
 
     async def create(self, spec: SandboxSpec) -> RuntimeHandle:
+        while (pooled := self.pool.take(spec)) is not None:
+            try:
+                return await self._adopt(pooled, spec)
+            except OSError as exc:  # e.g. it died meanwhile: start cold instead
+                log.warning("warm pool: could not adopt %s: %s", pooled.sandbox_id, exc)
+                await self.destroy(pooled)
+        return self._create_cold(spec)
+
+    def _create_cold(self, spec: SandboxSpec) -> RuntimeHandle:
         uid = self._allocate_uid(spec.id)
         base = self._dir(spec.id)
         for sub in ("home", "control"):
@@ -168,7 +187,52 @@ class LocalBackend(RuntimeBackend):
             "sessionCwd": spec.workdir,
         }
 
+    async def _prestart(self, spec: SandboxSpec) -> RuntimeHandle:
+        handle = self._create_cold(spec)
+        try:
+            await self._start(handle, spec)
+        except BaseException:
+            await self.destroy(handle)
+            raise
+        return handle
+
+    async def _adopt(self, pooled: RuntimeHandle, spec: SandboxSpec) -> RuntimeHandle:
+        """Give a pooled sandbox `spec`'s id: its directory and cgroups are renamed."""
+        if not self.is_running(pooled):
+            raise OSError(f"pooled sandbox {pooled.sandbox_id} is not running")
+        old, new = pooled.sandbox_id, spec.id
+        os.rename(self._dir(old), self._dir(new))
+        dirs = pooled.state.get("cgroups", {})
+        for ctrl, path in list(dirs.items()):
+            target = os.path.join(os.path.dirname(path), new)
+            os.rename(path, target)
+            dirs[ctrl] = target
+        if old in self._live:
+            self._live[new] = self._live.pop(old)
+        handle = RuntimeHandle(new, self.name, pooled.state)
+        self._write_config(handle, spec)
+        await _tell_identity(self.agent_socket(handle), new)
+        return handle
+
+    def _write_config(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
+        # Through `_open_control_file`: the sandbox's user can plant links here.
+        control = self._dir(handle.sandbox_id) / "control"
+        fd = _open_control_file(control / "agent.json", os.O_WRONLY | os.O_TRUNC)
+        with os.fdopen(fd, "wb") as f:
+            f.write(json.dumps(self._config(handle, spec)).encode())
+            os.fchown(f.fileno(), int(handle.state["uid"]), int(handle.state["uid"]))
+
     async def start(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
+        if self.is_running(handle):
+            return
+        async with self.pool.foreground():
+            await self._start(handle, spec)
+
+    async def close(self) -> None:
+        """The control plane is shutting down: pooled sandboxes belong to no one."""
+        await self.pool.close()
+
+    async def _start(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
         if self.is_running(handle):
             return
         bwrap = bwrap_path()
@@ -177,11 +241,7 @@ class LocalBackend(RuntimeBackend):
         uid = int(handle.state["uid"])
         base = self._dir(handle.sandbox_id)
         control = base / "control"
-        # Through `_open_control_file`: the sandbox's user can plant links here.
-        fd = _open_control_file(control / "agent.json", os.O_WRONLY | os.O_TRUNC)
-        with os.fdopen(fd, "wb") as f:
-            f.write(json.dumps(self._config(handle, spec)).encode())
-            os.fchown(f.fileno(), uid, uid)
+        self._write_config(handle, spec)
         for stale in (control / "agent.sock", base / "agent.sock"):  # the last run's
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
@@ -227,7 +287,7 @@ class LocalBackend(RuntimeBackend):
             )
             fa.args += ["--seccomp", fa.data_fd(self._seccomp), "--info-fd", str(info_w)]
             fa.args += [
-                "/usr/bin/python3", "-s", "-m", "cove.agent",
+                AGENT_PYTHON, "-s", "-m", "cove.agent",
                 f"{fs.CONTROL}/agent.json", "--ready-fd", str(ready_w),
             ]  # fmt: skip
             join = cg.launcher_procs() if cg else []
@@ -240,7 +300,11 @@ class LocalBackend(RuntimeBackend):
                 os.setresgid(uid, uid, uid)
                 os.setresuid(uid, uid, uid)
 
-            popen = subprocess.Popen(
+            # In a thread: the child joins v1 cgroups before exec, and each
+            # cgroup.procs write can take milliseconds (an RCU sync); on the
+            # event loop that serialized every concurrent create behind it.
+            popen = await asyncio.to_thread(
+                subprocess.Popen,
                 fa.args,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -359,6 +423,7 @@ class LocalBackend(RuntimeBackend):
         await asyncio.to_thread(shutil.rmtree, self._dir(handle.sandbox_id), True)
 
     async def cleanup_leftovers(self, known_ids: set[str]) -> list[str]:
+        known_ids = known_ids | self.pool.ids()
         removed: set[str] = set()
         if self.cgroup_version:
             for sid, dirs in cgroups.list_leftovers(
@@ -426,6 +491,43 @@ def _open_control_file(path: Path, flags: int) -> int:
             else:
                 os.unlink(path)
     raise SandboxError(f"cannot write {path.name} in the sandbox's control directory")
+
+
+def _precompile(lib_dir: str) -> None:
+    """Bytecode for the staged package, made by the agent's own interpreter.
+
+    The sandbox mounts the package read-only and the agent runs with
+    PYTHONDONTWRITEBYTECODE, so without this every agent start compiled every
+    cove module from source again (about half of its start time).
+    """
+    if not os.path.exists(AGENT_PYTHON):
+        return
+    subprocess.run(
+        [AGENT_PYTHON, "-m", "compileall", "-q", "-j", "0", lib_dir],
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+    for dirpath, dirnames, filenames in os.walk(lib_dir):
+        for name in dirnames:
+            os.chmod(os.path.join(dirpath, name), 0o755)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o644)
+
+
+async def _tell_identity(socket: str, sandbox_id: str) -> None:
+    """Tell an adopted sandbox's agent its new id (what /health reports)."""
+    body = json.dumps({"sandboxId": sandbox_id}).encode()
+    reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(socket), 5.0)
+    try:
+        writer.write(
+            b"POST /_cove/identity HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        status = await asyncio.wait_for(reader.readline(), 5.0)
+        if b" 200 " not in status:
+            raise OSError(f"agent refused its new identity: {status!r}")
+    finally:
+        writer.close()
 
 
 async def _read_until(fd: int, end: bytes) -> bytes:

@@ -66,6 +66,10 @@ class SandboxService:
         for task in self._watchers.values():
             task.cancel()
         self.flush_activity()
+        # Backends may hold sandboxes no record owns (a warm pool): those go.
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            await close()
 
     # -- records ---------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The /toolbox/{id}/... proxy to each sandbox's agent, HTTP and WebSocket alike.
 
-HTTP goes through one pooled httpx client per sandbox over its unix socket
-(keep-alive: no connect per call). WebSockets are relayed message by message
+HTTP goes through a keep-alive connection pool per sandbox over its unix
+socket (no connect per call; see `agentclient`). WebSockets are relayed message by message
 to an agent WebSocket opened on the same socket; close codes pass through
 unchanged (the official SDK reads 1000 and 4008).
 """
@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 from urllib.parse import quote
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
@@ -20,6 +19,7 @@ from starlette.types import Scope
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from cove.errors import CoveError
+from cove.server.agentclient import AgentConnectionPool, AgentUnreachable
 from cove.server.api import owner, parse_json, read_body
 from cove.server.errors import reject
 from cove.server.sandboxes import SandboxService
@@ -31,31 +31,26 @@ FORWARD = ("content-type", "accept", "sec-websocket-protocol", "x-daytona-sdk-ve
 
 
 class AgentClients:
-    """One keep-alive HTTP client per agent socket."""
+    """One keep-alive connection pool per agent socket."""
 
     def __init__(self) -> None:
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._pools: dict[str, AgentConnectionPool] = {}
 
-    def get(self, socket: str) -> httpx.AsyncClient:
-        client = self._clients.get(socket)
-        if client is None:
-            client = httpx.AsyncClient(
-                transport=httpx.AsyncHTTPTransport(uds=socket),
-                base_url="http://agent",
-                timeout=httpx.Timeout(None, connect=5.0),
-            )
-            self._clients[socket] = client
-        return client
+    def get(self, socket: str) -> AgentConnectionPool:
+        pool = self._pools.get(socket)
+        if pool is None:
+            pool = self._pools[socket] = AgentConnectionPool(socket)
+        return pool
 
     async def drop(self, socket: str) -> None:
-        client = self._clients.pop(socket, None)
-        if client is not None:
-            await client.aclose()
+        pool = self._pools.pop(socket, None)
+        if pool is not None:
+            pool.close()
 
     async def close(self) -> None:
-        for client in self._clients.values():
-            await client.aclose()
-        self._clients.clear()
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
 
 
 class ToolboxProxy:
@@ -73,14 +68,13 @@ class ToolboxProxy:
 
     @staticmethod
     def _target(scope: Scope, query: str) -> str:
-        """The agent-side path as the client encoded it.
-
-        Decoding it (Starlette's path params) and sending it on would turn %2F into a
-        separator, %3F into a query and %0D%0A into header lines on the way to the agent.
-        """
-        raw = scope.get("raw_path") or quote(scope["path"]).encode()
-        rest = raw.split(b"/", 3)[3] if raw.count(b"/") >= 3 else b""
-        target = "/" + quote(rest, safe="/%!$&'()*+,;=:@-._~")
+        """The agent-side path, as the client encoded it (never decoded and re-encoded)."""
+        prefix = f"{scope.get('root_path', '')}/{scope['path_params']['sid']}"
+        raw = scope.get("raw_path")
+        if isinstance(raw, bytes) and raw.decode("latin-1").startswith(prefix + "/"):
+            target = raw.decode("latin-1")[len(prefix) :]
+        else:
+            target = quote("/" + scope["path_params"]["rest"], safe="/:@!$&'()*+,;=-._~%")
         return f"{target}?{query}" if query else target
 
     async def http(self, request: Request) -> Response:
@@ -92,19 +86,15 @@ class ToolboxProxy:
             body = await read_body(request, self.limit)
             parse_json(body)
         headers = {k: v for k, v in request.headers.items() if k in FORWARD}
-        client = self.clients.get(socket)
         try:
-            resp = await client.request(
-                request.method,
-                self._target(request.scope, request.url.query),
-                content=body,
-                headers=headers,
+            resp = await self.clients.get(socket).request(
+                request.method, self._target(request.scope, request.url.query), headers, body
             )
-        except httpx.TransportError:
+        except AgentUnreachable:
             await self.clients.drop(socket)
             raise self.service.explain_unreachable(owner(request), sid) from None
         media = resp.headers.get("content-type")
-        return Response(resp.content, status_code=resp.status_code, media_type=media)
+        return Response(resp.body, status_code=resp.status, media_type=media)
 
     async def websocket(self, ws: WebSocket) -> None:
         sid = ws.path_params["sid"]

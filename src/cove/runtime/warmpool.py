@@ -1,0 +1,154 @@
+"""A few sandboxes started ahead of time, so that a create finds its agent running.
+
+Starting an agent (bubblewrap, cgroups, a Python interpreter importing the
+agent) costs about 100 ms; adopting one that is already idle costs two
+renames. The pool must be invisible to users: a pooled sandbox is only given
+to a request whose shape (limits, environment, language, working directory)
+is exactly the one it was started with, and never to one with an entrypoint.
+Anything else starts cold, as without a pool. Nothing ever ran in a pooled
+sandbox, so adopting it gives the same clean workspace a cold start would.
+
+The pool learns its shape from the requests (the last poolable one), refills
+one sandbox at a time, and only while no cold start is in flight, so that it
+never competes with a burst of creates for the CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+
+from cove.runtime.base import RuntimeHandle, SandboxSpec
+
+log = logging.getLogger("cove.runtime")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Everything a started sandbox has baked in, besides its id."""
+
+    cpus: float
+    memory_bytes: int
+    pids: int
+    env: tuple[tuple[str, str], ...]
+    language: str
+    workdir: str | None
+    max_output_bytes: int
+
+    @classmethod
+    def of(cls, spec: SandboxSpec) -> Shape | None:
+        if spec.entrypoint:  # started by the agent at its own start: never pooled
+            return None
+        return cls(
+            spec.cpus,
+            spec.memory_bytes,
+            spec.pids,
+            tuple(sorted(spec.env.items())),
+            spec.language,
+            spec.workdir,
+            spec.max_output_bytes,
+        )
+
+
+class WarmPool:
+    def __init__(
+        self,
+        size: int,
+        prestart: Callable[[SandboxSpec], Awaitable[RuntimeHandle]],
+        discard: Callable[[RuntimeHandle], Awaitable[None]],
+    ) -> None:
+        self.size = max(0, size)
+        self._prestart = prestart
+        self._discard = discard
+        self._shape: Shape | None = None
+        self._template: SandboxSpec | None = None
+        self._ready: list[RuntimeHandle] = []
+        self._starting: set[str] = set()
+        self._refill_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def ids(self) -> set[str]:
+        """Sandbox ids the pool holds (not leftovers, though no record names them)."""
+        return {h.sandbox_id for h in self._ready} | self._starting
+
+    def take(self, spec: SandboxSpec) -> RuntimeHandle | None:
+        """A started sandbox of exactly `spec`'s shape, if one is ready; refills behind."""
+        if not self.size:
+            return None
+        shape = Shape.of(spec)
+        if shape is None:
+            return None
+        if shape != self._shape:
+            self._shape, self._template = shape, replace(spec, id="")
+            stale, self._ready = self._ready, []
+            for h in stale:
+                self._spawn(self._discard(h))
+        handle = self._ready.pop(0) if self._ready else None
+        if self._refill_task is None or self._refill_task.done():
+            self._refill_task = asyncio.create_task(self._refill())
+        return handle
+
+    @contextlib.asynccontextmanager
+    async def foreground(self) -> AsyncIterator[None]:
+        """Mark a cold start in flight: refilling waits until there is none."""
+        self._busy += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.set()
+
+    async def _refill(self) -> None:
+        while self._template is not None and len(self._ready) + len(self._starting) < self.size:
+            await self._idle.wait()
+            template = self._template
+            spec = replace(template, id=str(uuid.uuid4()))
+            self._starting.add(spec.id)
+            try:
+                handle = await self._prestart(spec)
+            except Exception as exc:  # the next request starts cold and tries again
+                log.warning("warm pool: pre-starting a sandbox failed: %s", exc)
+                return
+            finally:
+                self._starting.discard(spec.id)
+            if template is self._template:
+                self._ready.append(handle)
+            else:  # the shape changed meanwhile
+                self._spawn(self._discard(handle))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        async def run() -> None:
+            with contextlib.suppress(Exception):
+                await coro
+
+        task = asyncio.create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        """Destroy every pooled sandbox (a server shutting down leaves none behind)."""
+        self.size = 0
+        if self._refill_task is not None:
+            # Let a pre-start in progress finish (cancelling it would leave a
+            # half-made sandbox), then stop the loop.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._refill_task), 20.0)
+            self._refill_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._refill_task
+        ready, self._ready = self._ready, []
+        for h in ready:
+            with contextlib.suppress(Exception):
+                await self._discard(h)
+        for task in list(self._background):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
