@@ -22,7 +22,7 @@ def test_session_example_state_carries_across_commands(sandbox: Any) -> None:
             session_id, SessionExecuteRequest(command="export GREETING=Hello")
         )
         sandbox.process.execute_session_command(
-            session_id, SessionExecuteRequest(command="echo \"$GREETING\" > test.txt")
+            session_id, SessionExecuteRequest(command='echo "$GREETING" > test.txt')
         )
         result = sandbox.process.execute_session_command(
             session_id, SessionExecuteRequest(command="cat test.txt; pwd; echo err >&2")
@@ -53,7 +53,9 @@ def test_exit_and_set_e_end_only_that_command(sandbox: Any) -> None:
         run = sandbox.process.execute_session_command
         run("exits", SessionExecuteRequest(command="export KEPT=1; cd /tmp"))
         assert run("exits", SessionExecuteRequest(command="echo a; exit 3")).exit_code == 3
-        failed = run("exits", SessionExecuteRequest(command="set -e; export LATE=2; false; echo no"))
+        failed = run(
+            "exits", SessionExecuteRequest(command="set -e; export LATE=2; false; echo no")
+        )
         assert failed.exit_code == 1 and failed.stdout == ""
         after = run("exits", SessionExecuteRequest(command='echo "$KEPT $LATE $(pwd)"'))
         assert after.stdout == "1 2 /tmp\n"

@@ -5,6 +5,7 @@ that ends with the command, and sessions that leave nothing running."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -105,9 +106,7 @@ def test_kill_and_signal_one_command(api: httpx.Client, session: str, server: An
     assert r.status_code == 200, r.text
     assert wait_done(api, session, killed, server)["exitCode"] == 137
 
-    trapped = start(
-        api, session, "trap 'echo got-term; exit 7' TERM; echo ready; sleep 300 & wait"
-    )
+    trapped = start(api, session, "trap 'echo got-term; exit 7' TERM; echo ready; sleep 300 & wait")
     chunks: list[bytes] = []
     deadline = time.monotonic() + 10
     while b"ready" not in b"".join(chunks) and time.monotonic() < deadline:
@@ -204,3 +203,39 @@ def test_delete_session_leaves_nothing_running(api: httpx.Client, sandbox: Any) 
     zombies = api.post(probe, json={"command": "ps -eo stat | grep -c '^Z' || true"})
     assert zombies.json()["result"] == "0\n"
     assert api.get(base).status_code == 404
+
+
+def _host_processes(marker: str) -> list[int]:
+    """Host pids whose command line contains `marker` (sandboxes are host processes)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if marker.encode() in f.read().replace(b"\0", b" "):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def test_deleting_the_sandbox_leaves_no_session_process(daytona: Any) -> None:
+    from daytona import SessionExecuteRequest
+
+    sb = daytona.create()
+    marker = f"sleep 42{uuid.uuid4().int % 1000:03d}"
+    try:
+        sb.process.create_session("bg")
+        sb.process.execute_session_command(
+            "bg",
+            SessionExecuteRequest(
+                command=f"setsid {marker} & ({marker} &); {marker}", run_async=True
+            ),
+        )
+        deadline = time.monotonic() + 10
+        while len(_host_processes(marker)) < 3:
+            assert time.monotonic() < deadline, "the session's processes did not start"
+    finally:
+        daytona.delete(sb)
+    assert _host_processes(marker) == []

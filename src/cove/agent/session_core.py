@@ -94,6 +94,8 @@ class SessionManager:
         self.agent = agent
         self.root = os.path.join(agent.config.control_dir, "sessions")
         self.sessions: dict[str, Session] = {}
+        # Sessions do not outlive the agent: drop the logs of a previous run (restart).
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def default_cwd(self) -> str:
         return default_cwd(self.agent)

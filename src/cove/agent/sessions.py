@@ -35,7 +35,11 @@ Cove's additions (the official SDK never sends them):
        410 when it has ended and left nothing running.
   POST /process/session/{sid}/command/{cid}/stdin/close → 200 Command (EOF after pending input)
   logs WebSocket: ?offset=N resumes after the first N bytes of the combined output.
-Only async commands have a stdin (sync ones read /dev/null).
+Only async commands have a stdin (sync ones read /dev/null; so does the entrypoint).
+JSON answers (sync exec, GET logs) carry at most `max_output_bytes` per field and
+say `truncated` when cut; the follow stream carries the whole log (up to
+`max_log_bytes` per stream). Logs of a deleted session, or of a previous agent
+run, are removed.
 """
 
 from __future__ import annotations
