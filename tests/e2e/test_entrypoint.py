@@ -152,3 +152,41 @@ def test_cove_entrypoint_field_and_no_entrypoint(
         assert seen[0] == "via-field\n"
     finally:
         api.delete(f"/api/sandbox/{sid}")
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "command", "env", "workdir"),
+    [
+        # Exec-form ENTRYPOINT takes CMD as arguments; relative WORKDIRs join.
+        (
+            'FROM x\nWORKDIR /srv\nWORKDIR app\nENTRYPOINT ["python3"]\n'
+            'CMD ["-m", "http.server"]\n',
+            ["python3", "-m", "http.server"],
+            {},
+            "/srv/app",
+        ),
+        # Shell-form ENTRYPOINT ignores CMD; continuations and comments; legacy ENV.
+        (
+            'FROM x\n# comment\nENTRYPOINT echo hi \\\n  there\nCMD ["ignored"]\nENV A b c\n',
+            ["/bin/sh", "-c", "echo hi there"],
+            {"A": "b c"},
+            None,
+        ),
+        # CMD alone; not-quite-JSON is shell form, as in Docker; ENV K=V with quoting.
+        (
+            'FROM x\nENV K=\'v w\' L=1\nCMD ["echo "a""]\n',
+            ["/bin/sh", "-c", '["echo "a""]'],
+            {"K": "v w", "L": "1"},
+            None,
+        ),
+        ("FROM x\n", None, {}, None),
+    ],
+)
+def test_dockerfile_parsing(
+    dockerfile: str, command: list[str] | None, env: dict[str, str], workdir: str | None
+) -> None:
+    from cove.server.images import parse_dockerfile
+
+    image = parse_dockerfile(dockerfile)
+    assert (image.command(), image.env, image.workdir) == (command, env, workdir)
+    assert image.base == "x"
