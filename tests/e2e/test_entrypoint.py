@@ -190,3 +190,19 @@ def test_dockerfile_parsing(
     image = parse_dockerfile(dockerfile)
     assert (image.command(), image.env, image.workdir) == (command, env, workdir)
     assert image.base == "x"
+
+
+def test_an_entrypoint_that_cannot_start_is_a_finished_command(api: httpx.Client) -> None:
+    created = api.post("/api/sandbox", json={"entrypoint": ["/no/such/program"], "labels": {}})
+    assert created.status_code == 200, created.text
+    sid = created.json()["id"]
+    try:
+        session = api.get(f"/toolbox/{sid}/process/session/entrypoint").json()
+        assert session["commands"][0]["exitCode"] == 127
+        logs = api.get(f"/toolbox/{sid}/process/session/entrypoint/logs").json()
+        assert "cannot start" in logs["stderr"] and "/no/such/program" in logs["stderr"]
+        # The sandbox itself is fine.
+        r = api.post(f"/toolbox/{sid}/process/execute", json={"command": "echo ok"})
+        assert r.json()["result"] == "ok\n"
+    finally:
+        api.delete(f"/api/sandbox/{sid}")

@@ -74,6 +74,15 @@ def test_per_command_cwd_envs_do_not_change_the_session(api: httpx.Client, sessi
     assert run(api, session, 'echo "$(pwd) $ONLY_HERE"').json()["stdout"] == "/tmp kept\n"
 
 
+def test_bad_cwd_env_or_timeout_is_a_400_and_starts_nothing(
+    api: httpx.Client, session: str
+) -> None:
+    for extra in ({"cwd": "/etc/passwd"}, {"envs": {"A=B": "x"}}, {"timeout": -1}):
+        r = run(api, session, "echo never", **extra)
+        assert r.status_code == 400, (extra, r.text)
+    assert api.get(session).json()["commands"] == []
+
+
 def test_timeout_sync_is_408_with_output_async_ends_137(
     api: httpx.Client, session: str, server: Any
 ) -> None:

@@ -16,13 +16,14 @@ import re
 import shlex
 import shutil
 import signal
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
 
 from cove.agent.cgroups import Group
 from cove.agent.core import DRAIN_AFTER_EXIT, Agent
-from cove.agent.logs import STDOUT, CommandLog
+from cove.agent.logs import STDERR, STDOUT, WRITE_FLAGS, CommandLog
 from cove.agent.processes import Child, SpawnSpec
 from cove.agent.session_state import ShellState, fold, read_final, wrap
 from cove.errors import BadRequest, Conflict, Gone, NotFound
@@ -139,21 +140,22 @@ class SessionManager:
         """Start a command; it runs on in a task that records its end."""
         if session.closing:
             raise Gone(f"session {session.id!r} is being deleted", code="SESSION_ENDED")
-        cid = str(uuid.uuid4())
-        directory = os.path.join(session.log_dir, cid)
-        log = CommandLog(directory, self.agent.config.max_log_bytes)
-        with open(os.path.join(directory, "command"), "w") as f:
-            f.write(command)
+        # Validate before anything is created: a bad cwd or env is the caller's 400.
         start = ShellState(
             self.agent.resolve_cwd(cwd)
             if cwd
             else _existing(session.state.cwd, self.default_cwd()),
             self.agent.child_env({**session.state.env, **(envs or {})}),
         )
+        cid = str(uuid.uuid4())
+        directory = os.path.join(session.log_dir, cid)
+        log = CommandLog(directory, self.agent.config.max_log_bytes)
+        with open(os.path.join(directory, "command"), "w") as f:
+            f.write(command)
         cmd = SessionCommand(cid, command, log, self.agent.new_group("sess"), suppress_echo)
         session.commands[cid] = cmd
         state_path = os.path.join(directory, "state")
-        state_fd = os.open(state_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        state_fd = os.open(state_path, WRITE_FLAGS, 0o600)  # pass_fds makes it inheritable
         try:
             spec = SpawnSpec(
                 argv or [self.agent.shell, "--noprofile", "--norc", "-c", wrap(command, state_fd)],
@@ -165,9 +167,10 @@ class SessionManager:
             cmd.child = await self.agent.spawner.spawn(
                 spec, cmd.group, log.on_stdout, log.on_stderr
             )
-        except OSError as exc:
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
             # e.g. an entrypoint that does not exist: a finished command, like a shell's 127.
-            log.append(2, f"cove: cannot start {command!r}: {exc.strerror or exc}\n".encode())
+            why = getattr(exc, "strerror", None) or exc
+            log.append(STDERR, f"cove: cannot start {command!r}: {why}\n".encode())
             self._finish(cmd, 127)
             return cmd
         finally:
