@@ -248,3 +248,29 @@ def test_deleting_the_sandbox_leaves_no_session_process(daytona: Any) -> None:
     finally:
         daytona.delete(sb)
     assert _host_processes(marker) == []
+
+
+def test_stopping_the_sandbox_terms_session_processes_first(daytona: Any) -> None:
+    from daytona import SessionExecuteRequest
+
+    sb = daytona.create()
+    try:
+        sb.process.create_session("graceful")
+        sb.process.execute_session_command(
+            "graceful",
+            SessionExecuteRequest(
+                command="trap 'echo got-term > /home/user/termed; exit 0' TERM; "
+                "echo up > /home/user/up; sleep 300 & wait",
+                run_async=True,
+            ),
+        )
+        deadline = time.monotonic() + 10
+        while sb.process.exec("cat /home/user/up 2>/dev/null").result != "up\n":
+            assert time.monotonic() < deadline, "the session command did not start"
+        sb.stop()
+        sb.start()
+        assert sb.process.exec("cat /home/user/termed").result == "got-term\n"
+        # Sessions do not survive a restart; the sandbox starts clean.
+        assert sb.process.list_sessions() == []
+    finally:
+        daytona.delete(sb)
