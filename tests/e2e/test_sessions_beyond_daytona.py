@@ -200,15 +200,19 @@ def test_delete_session_leaves_nothing_running(api: httpx.Client, sandbox: Any) 
         "setsid sleep 301 & (sleep 302 &) ; (trap '' TERM; exec sleep 303) & sleep 304",
     )
     start(api, base, "nohup sleep 305 >/dev/null 2>&1 &")
-    count = "ps -eo args | grep -c '^sleep 30[1-5]'"
+    # A background job that needs a moment to clean up after TERM gets it.
+    late = f"/home/user/late-{uuid.uuid4().hex}"
+    start(api, base, f"(trap 'sleep 0.5; echo cleaned > {late}; exit' TERM; sleep 300 & wait) &")
+    count = "ps -eo args | grep -c '^sleep 30[0-5]'"
     probe = f"/toolbox/{sandbox.id}/process/execute"
     deadline = time.monotonic() + 10
-    while (seen := api.post(probe, json={"command": count}).json()["result"]) != "5\n":
+    while (seen := api.post(probe, json={"command": count}).json()["result"]) != "6\n":
         assert time.monotonic() < deadline, f"the session's processes did not all start: {seen}"
     began = time.monotonic()
     assert api.delete(base).status_code == 204
     assert time.monotonic() - began < 5
     assert api.post(probe, json={"command": count}).json()["result"] == "0\n"
+    assert api.post(probe, json={"command": f"cat {late}"}).json()["result"] == "cleaned\n"
     zombies = api.post(probe, json={"command": "ps -eo stat | grep -c '^Z' || true"})
     assert zombies.json()["result"] == "0\n"
     assert api.get(base).status_code == 404

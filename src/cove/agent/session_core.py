@@ -248,11 +248,10 @@ class SessionManager:
             await asyncio.wait(running, timeout=grace)
             for fut in running:
                 fut.cancel()
-        # Background processes have no exit future of ours: there is no portable
-        # "cgroup is empty" event across v1, v2 and the process-group fallback,
-        # so look again at a short interval until the grace period is over.
-        while any(g.pids() for g in groups) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        # Background processes have no exit future of ours; wait on pidfds for them.
+        while (pids := [p for g in groups for p in g.pids()]) and time.monotonic() < deadline:
+            if not await _exits(pids, deadline - time.monotonic()):
+                break
         for group in groups:
             self.agent.tracker.kill(group)
         if session.tasks:
@@ -272,6 +271,38 @@ def default_cwd(agent: Agent) -> str:
     except BadRequest:
         # e.g. an absolute WORKDIR on the read-only root: keep sessions usable.
         return agent.config.workdir
+
+
+async def _exits(pids: list[int], timeout: float) -> bool:
+    """Wait until these processes have exited (pidfds work for non-children too).
+
+    False when that cannot be watched (no pidfd support): the caller stops waiting.
+    """
+    loop = asyncio.get_running_loop()
+    watched: list[tuple[int, asyncio.Future[None]]] = []
+    try:
+        for pid in pids:
+            try:
+                fd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                continue  # already gone
+            except OSError:
+                return False
+            gone: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _resolve, gone)
+            watched.append((fd, gone))
+        if watched:
+            await asyncio.wait([f for _, f in watched], timeout=max(timeout, 0))
+        return True
+    finally:
+        for fd, _ in watched:
+            loop.remove_reader(fd)
+            os.close(fd)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _existing(cwd: str, fallback: str) -> str:
