@@ -92,3 +92,21 @@ def test_pty_errors(sandbox: Any) -> None:
     finally:
         handle.kill()
         handle.disconnect()
+
+
+def test_lazy_pty_created_over_rest_starts_on_first_connect(api: Any, sandbox: Any) -> None:
+    base = f"/toolbox/{sandbox.id}/process/pty"
+    r = api.post(base, json={"id": "lazy", "lazyStart": True, "envs": {"WHO": "lazy"}})
+    assert r.status_code == 201 and r.json() == {"sessionId": "lazy"}
+    info = api.get(f"{base}/lazy").json()
+    assert info["active"] is False and info["lazyStart"] is True
+    handle = sandbox.process.connect_pty_session("lazy")
+    try:
+        handle.send_input("echo $WHO-$((3*3))\n")
+        read_until(handle, b"lazy-9")
+        assert api.get(f"{base}/lazy").json()["active"] is True
+        bad = api.post(f"{base}/lazy/resize", json={"cols": 0, "rows": 10})
+        assert bad.status_code == 400
+    finally:
+        handle.kill()
+        handle.disconnect()
