@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
 from tests.serverproc import ServerProcess
 
 CREATE_BODY: dict[str, Any] = {

@@ -38,7 +38,7 @@ def _verdict(row: Row) -> str:
     return {True: "**met**", False: "**missed**", None: "-"}[row.met]
 
 
-def markdown(rows: list[Row], argv: str, seconds: float, plots: list[str]) -> str:
+def markdown(rows: list[Row], argv: str, seconds: float, plots: list[str], conditions: str) -> str:
     out = [
         "# Cove benchmarks",
         "",
@@ -49,7 +49,8 @@ def markdown(rows: list[Row], argv: str, seconds: float, plots: list[str]) -> st
         "runs `.venv/bin/python -m bench`). `python -m bench --quick` is a smaller smoke run.",
         "Every figure is median / p95 / p99 with the number of runs `n`; every baseline was "
         "measured in the same run on the same host; ratio = Cove median / baseline median.",
-        "The harness (client) runs on the same 2 cores as the server and the sandboxes.",
+        "The harness (client) runs on the same cores as the server and the sandboxes; "
+        f"{conditions}.",
         "",
         "| # | Benchmark | Cove | Baseline | Ratio | Target | Verdict |",
         "|---|---|---|---|---|---|---|",
@@ -71,14 +72,14 @@ def markdown(rows: list[Row], argv: str, seconds: float, plots: list[str]) -> st
     return "\n".join(out) + "\n"
 
 
-def write(rows: list[Row], argv: str, seconds: float, out_dir: Path) -> Path:
+def write(rows: list[Row], argv: str, seconds: float, out_dir: Path, conditions: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = _plots(rows, out_dir / "plots")
     raw = HERE / "out"
     raw.mkdir(exist_ok=True)
     (raw / "results.json").write_text(json.dumps([r.to_json() for r in rows], indent=1))
     path = out_dir / "REPORT.md"
-    path.write_text(markdown(rows, argv, seconds, plots))
+    path.write_text(markdown(rows, argv, seconds, plots, conditions))
     return path
 
 

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-
-from tests.serverproc import ServerProcess
 
 from bench import report
 from bench.cases import density, execute, interpreter, lifecycle, streaming
 from bench.client import Cove
 from bench.stats import Row
+from tests.serverproc import ServerProcess
 
 GiB = 1 << 30
 
@@ -24,11 +24,34 @@ GiB = 1 << 30
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench")
     p.add_argument("--quick", action="store_true", help="small run counts (smoke test)")
+    p.add_argument("--pool", type=int, default=4, help="warm pool size of the main server")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     p.add_argument(
         "--only", default="", help="areas, comma-separated: exec,interp,stream,tti,density"
     )
     return p.parse_args()
+
+
+@contextlib.contextmanager
+def serving(data_dir: Path, pool: int) -> Iterator[Cove]:
+    """A real `cove serve` on a fresh data dir, with a warm pool of `pool` sandboxes."""
+    saved = os.environ.get("COVE_WARM_POOL")
+    os.environ["COVE_WARM_POOL"] = str(pool)
+    try:
+        server = ServerProcess(data_dir, ["bench-key"]).start(timeout=60)
+    finally:
+        if saved is None:
+            os.environ.pop("COVE_WARM_POOL", None)
+        else:
+            os.environ["COVE_WARM_POOL"] = saved
+    cove = Cove(server)
+    try:
+        yield cove
+    finally:
+        with contextlib.suppress(Exception):
+            density.delete_many(cove, cove.list_ids())
+        cove.close()
+        server.stop()
 
 
 def main() -> None:
@@ -54,10 +77,19 @@ def main() -> None:
         print(f"[bench]   ({time.perf_counter() - t0:.1f} s)", flush=True)
         rows.extend(got)
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="cove-bench-") as tmp:
-        server = ServerProcess(Path(tmp) / "data", ["bench-key"]).start(timeout=60)
-        cove = Cove(server)
-        try:
+        # Cold starts first, on a server without a warm pool.
+        with serving(Path(tmp) / "cold", pool=0) as cold:
+            area(
+                "tti",
+                lambda: [
+                    lifecycle.sequential(cold, 8 if q else 20, pooled=False),
+                    lifecycle.burst(cold, 10 if q else 50, pooled=False)[0],
+                ],
+            )
+            density.delete_many(cold, cold.list_ids())
+        with serving(Path(tmp) / "main", pool=args.pool) as cove:
             warm = cove.create()
             area(
                 "exec",
@@ -76,14 +108,11 @@ def main() -> None:
                 "stream",
                 lambda: [streaming.measure(cove, warm, (GiB // 8) if q else GiB, 1 if q else 3)],
             )
-            area(
-                "tti",
-                lambda: [lifecycle.sequential(cove, 8 if q else 30)],
-            )
+            area("tti", lambda: [lifecycle.sequential(cove, 8 if q else 30, pooled=True)])
             kept: list[str] = [warm]
 
             def many() -> list[Row]:
-                burst, ids = lifecycle.burst(cove, 10 if q else 50)
+                burst, ids = lifecycle.burst(cove, 10 if q else 50, pooled=True)
                 kept.extend(ids)
                 got, all_ids = density.density(cove, list(kept), 20 if q else 200)
                 kept[:] = all_ids
@@ -92,10 +121,12 @@ def main() -> None:
 
             area("density", many)
             density.delete_many(cove, cove.list_ids())
-        finally:
-            cove.close()
-            server.stop()
+    conditions = (
+        f"warm pool of {args.pool} (COVE_WARM_POOL) on the main server; host load average "
+        f"{load_before[0]:.1f} before and {os.getloadavg()[0]:.1f} after the run"
+    )
     seconds = time.perf_counter() - started
-    path = report.write(rows, "python -m bench" + (" --quick" if q else ""), seconds, args.out)
+    argv = "python -m bench" + (" --quick" if q else "")
+    path = report.write(rows, argv, seconds, args.out, conditions)
     print(f"[bench] wrote {path} in {seconds:.0f} s")
     sys.exit(0)

@@ -1,13 +1,15 @@
 """6-7. Density (memory per idle sandbox, many idle sandboxes) and concurrency.
 
 Memory is the PSS of every process of a sandbox. Each sandbox runs as its own
-host uid, so its processes are found by uid in /proc, without knowing how the
-backend lays them out.
+host uid (the owner of its workspace), so its processes are found by uid in
+/proc, without knowing how the backend lays them out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import glob
 import os
 import subprocess
 import time
@@ -23,7 +25,6 @@ from bench.stats import Row, Summary, stopwatch
 
 PSS_TARGET_MB = 20.0
 T = TypeVar("T")
-UID_RANGE = range(600_000, 600_000 + (1 << 24))  # cove.runtime.local's uid span
 
 
 def _pss_kb(pid: str) -> int:
@@ -37,8 +38,22 @@ def _pss_kb(pid: str) -> int:
     return 0
 
 
-def pss_by_uid() -> dict[int, int]:
-    """PSS (kB) of all processes of each sandbox uid."""
+def sandbox_uids(ids: list[str]) -> set[int]:
+    """The host uids of these sandboxes: the owner of each one's workspace.
+
+    Other servers' sandboxes may share the host; only ours are weighed.
+    """
+    root = os.environ.get("COVE_SANDBOX_ROOT") or "/var/lib/cove"
+    uids: set[int] = set()
+    for sid in ids:
+        for home in glob.glob(os.path.join(root, "*", sid, "home")):
+            with contextlib.suppress(OSError):
+                uids.add(os.stat(home).st_uid)
+    return uids
+
+
+def pss_by_uid(uids: set[int]) -> dict[int, int]:
+    """PSS (kB) of all processes of each of these sandbox uids."""
     out: dict[int, int] = defaultdict(int)
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -47,7 +62,7 @@ def pss_by_uid() -> dict[int, int]:
             uid = os.stat(f"/proc/{pid}").st_uid
         except OSError:
             continue
-        if uid in UID_RANGE:
+        if uid in uids:
             out[uid] += _pss_kb(pid)
     return dict(out)
 
@@ -117,7 +132,7 @@ def density(cove: Cove, have: list[str], total: int) -> tuple[list[Row], list[st
     ids, create_ms, failed = create_many(cove, total - len(have))
     ids = have + ids
     time.sleep(1.0)  # let the agents settle into idle before weighing them
-    per_uid = pss_by_uid()
+    per_uid = pss_by_uid(sandbox_uids(ids))
     ok = answering(cove, ids)
     used_mb = (before - mem_available_kb()) / 1024
     pss_mb = [kb / 1024 for kb in per_uid.values()]

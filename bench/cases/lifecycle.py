@@ -15,7 +15,11 @@ TTI_TARGET_MS = 60.0
 BURST_TARGET_MS = 3000.0
 
 
-def sequential(cove: Cove, runs: int) -> Row:
+def _how(pooled: bool) -> str:
+    return "warm pool" if pooled else "cold start, no pool"
+
+
+def sequential(cove: Cove, runs: int, *, pooled: bool) -> Row:
     samples: list[float] = []
     for i in range(runs + 1):
         t: list[float] = []
@@ -28,8 +32,8 @@ def sequential(cove: Cove, runs: int) -> Row:
     base = baselines.bwrap_true(runs)
     cv = Summary.of(samples, "ms")
     return Row(
-        "tti",
-        "Time to interactive (create + first `true`), sequential",
+        "tti" if pooled else "tti_cold",
+        f"Time to interactive (create + first `true`), sequential, {_how(pooled)}",
         cv,
         Summary.of(base, "ms") if base else None,
         "bwrap-isolated `/bin/true` on the host",
@@ -40,7 +44,7 @@ def sequential(cove: Cove, runs: int) -> Row:
     )
 
 
-def burst(cove: Cove, n: int) -> tuple[Row, list[str]]:
+def burst(cove: Cove, n: int, *, pooled: bool) -> tuple[Row, list[str]]:
     """`n` creates at once; the time until every one has answered its first exec."""
 
     async def one(client: httpx.AsyncClient, start: float, done: list[float]) -> str:
@@ -60,8 +64,8 @@ def burst(cove: Cove, n: int) -> tuple[Row, list[str]]:
     total = max(done)
     base = baselines.bwrap_burst(n)
     row = Row(
-        "burst",
-        f"Burst: {n} creates at once, until all are interactive",
+        "burst" if pooled else "burst_cold",
+        f"Burst: {n} creates at once, until all are interactive, {_how(pooled)}",
         Summary.of([total], "ms"),
         Summary.of([base], "ms"),
         f"{n} bwrap-isolated `/bin/true` at once",

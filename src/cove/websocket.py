@@ -9,9 +9,8 @@ by uvicorn, not by this module.
 from __future__ import annotations
 
 import asyncio
-import base64
+import binascii
 import contextlib
-import hashlib
 import os
 import struct
 from dataclasses import dataclass
@@ -23,11 +22,15 @@ OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x
 
 
 def accept_key(key: str) -> str:
-    return base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
+    # Imported here: hashlib loads OpenSSL, which the agent otherwise never needs
+    # at start (it handshakes once per WebSocket; every sandbox starts).
+    import hashlib
+
+    return binascii.b2a_base64(hashlib.sha1(key.encode() + GUID).digest(), newline=False).decode()
 
 
 def new_key() -> str:
-    return base64.b64encode(os.urandom(16)).decode()
+    return binascii.b2a_base64(os.urandom(16), newline=False).decode()
 
 
 def encode_frame(opcode: int, payload: bytes, *, mask: bool) -> bytes:

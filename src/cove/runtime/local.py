@@ -286,8 +286,9 @@ class LocalBackend(RuntimeBackend):
                 tmp_bytes=spec.memory_bytes // 2,
             )
             fa.args += ["--seccomp", fa.data_fd(self._seccomp), "--info-fd", str(info_w)]
+            # -S: the agent needs no site-packages; skipping `site` is ~3 ms a start.
             fa.args += [
-                AGENT_PYTHON, "-s", "-m", "cove.agent",
+                AGENT_PYTHON, "-s", "-S", "-m", "cove.agent",
                 f"{fs.CONTROL}/agent.json", "--ready-fd", str(ready_w),
             ]  # fmt: skip
             join = cg.launcher_procs() if cg else []
