@@ -123,33 +123,31 @@ def test_cove_entrypoint_field_and_no_entrypoint(
 
     created = api.post(
         "/api/sandbox",
-        json={"entrypoint": ["sh", "-c", "echo via-field; sleep 300"], "labels": {}},
+        json={"entrypoint": ["sh", "-c", "echo via-field; sleep 4; echo done"], "labels": {}},
     )
     assert created.status_code == 200, created.text
     sid = created.json()["id"]
     try:
         session = api.get(f"/toolbox/{sid}/process/session/entrypoint").json()
-        assert session["commands"][0]["command"] == "sh -c 'echo via-field; sleep 300'"
+        assert session["commands"][0]["command"] == "sh -c 'echo via-field; sleep 4; echo done'"
         assert session["commands"][0]["exitCode"] is None
-        # Follow live: the first frame carries the output, while the entrypoint still runs.
+        # Follow live to the end: the first line arrives while the entrypoint
+        # still runs, and the stream closes by itself once it has ended.
         from daytona import Daytona, DaytonaConfig
 
         sb = Daytona(DaytonaConfig(api_key=server.key, api_url=server.api_url)).get(sid)
         seen: list[str] = []
+        running_at_first_line: list[bool] = []
 
-        async def first_line() -> None:
-            done = asyncio.Event()
+        def on(log: str) -> None:
+            if not seen:
+                entry = api.get(f"/toolbox/{sid}/process/session/entrypoint").json()
+                running_at_first_line.append(entry["commands"][0]["exitCode"] is None)
+            seen.append(log)
 
-            def on(log: str) -> None:
-                seen.append(log)
-                done.set()
-
-            task = asyncio.create_task(sb.process.get_entrypoint_logs_async(on, on))
-            await asyncio.wait_for(done.wait(), 20)
-            task.cancel()
-
-        asyncio.run(first_line())
-        assert seen[0] == "via-field\n"
+        asyncio.run(asyncio.wait_for(sb.process.get_entrypoint_logs_async(on, on), 30))
+        assert running_at_first_line == [True]
+        assert "".join(seen) == "via-field\ndone\n"
     finally:
         api.delete(f"/api/sandbox/{sid}")
 
