@@ -124,7 +124,7 @@ def test_reference_examples_run_embedded_and_clean_up(tmp_path: Path) -> None:
     kept_id = out.split("KEPT ")[1].strip()
     # A round trip to the embedded server is a millisecond or two; 40 ms would
     # mean Nagle's algorithm meeting delayed ACKs (TCP_NODELAY not set).
-    assert float(out.split("GET-MS ")[1].split()[0]) < 25
+    assert float(out.split("GET-MS ")[1].split()[0]) < 35
 
     # The `with` block deleted its sandbox; the keep=True client's survived its
     # process and is found again by the next embedded control plane.
