@@ -7,12 +7,14 @@ validation. The wire shapes are the official SDK's (wire page §3, §4, §5).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from cove.websocket import WebSocket, new_key
 from tests.serverproc import ServerProcess
 
 CREATE_BODY: dict[str, Any] = {
@@ -98,3 +100,66 @@ async def aexec(client: httpx.AsyncClient, sid: str, command: str) -> dict[str, 
     )
     out: dict[str, Any] = json.loads(r.content)
     return out
+
+
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection driven by hand, for load generation.
+
+    httpx's pool spends milliseconds of CPU per request once hundreds of
+    requests share it, on the same two cores as the server: the load
+    generator then measured itself. This does the minimum per request.
+    """
+
+    def __init__(self, port: int, key: str) -> None:
+        self.port = port
+        self.auth = f"Authorization: Bearer {key}\r\n"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        data = json.dumps(body).encode()
+        self.writer.write(
+            (
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self.auth}"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+            ).encode()
+            + data
+        )
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        status = int(head.split(" ", 2)[1])
+        length = 0
+        for line in head.split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+async def open_ws(port: int, key: str, path: str) -> WebSocket:
+    """A client WebSocket to the server, handshaken by hand (RFC 6455 §4.1).
+
+    The same frames an SDK sends, without a client library's threads or
+    per-call setup, so that the round trip measured is the server's.
+    """
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {new_key()}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {key}\r\n"
+            "Accept: application/json\r\n\r\n"
+        ).encode()
+    )
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    if " 101 " not in head.split("\r\n", 1)[0]:
+        writer.close()
+        raise BenchError(f"websocket {path}: {head.splitlines()[0]}")
+    return WebSocket(reader, writer, client=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import glob
+import json
 import os
 import subprocess
 import time
@@ -17,10 +18,8 @@ from collections import defaultdict
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-import httpx
-
 from bench import baselines
-from bench.client import Cove, acreate, aexec
+from bench.client import Cove, RawConnection, acreate, aexec
 from bench.stats import Row, Summary, stopwatch
 
 PSS_TARGET_MB = 20.0
@@ -163,27 +162,36 @@ def density(cove: Cove, have: list[str], total: int) -> tuple[list[Row], list[st
 
 
 def concurrency(cove: Cove, ids: list[str], per_sandbox: int, calls: int) -> Row:
-    """`per_sandbox` concurrent exec loops in each sandbox, `calls` execs per loop."""
+    """`per_sandbox` concurrent exec loops in each sandbox, `calls` execs per loop.
+
+    Each loop has its own keep-alive connection to the server.
+    """
     errors: list[str] = []
     lat: list[float] = []
 
-    async def loop(client: httpx.AsyncClient, sid: str) -> None:
-        for _ in range(calls):
-            t0 = time.perf_counter()
-            try:
-                out = await aexec(client, sid, "true")
-                if out.get("exitCode") != 0:
-                    errors.append(f"exit {out.get('exitCode')}")
-            except Exception as exc:  # counted, not raised: the error count is the figure
-                errors.append(f"{type(exc).__name__}: {exc}"[:200])
-            lat.append((time.perf_counter() - t0) * 1000)
+    async def loop(sid: str) -> None:
+        conn = RawConnection(cove.server.port, cove.server.key)
+        try:
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                try:
+                    status, body = await conn.post(
+                        f"/toolbox/{sid}/process/execute", {"command": "true"}
+                    )
+                    if status != 200 or json.loads(body).get("exitCode") != 0:
+                        errors.append(f"HTTP {status}: {body[:200]!r}")
+                except Exception as exc:  # counted, not raised: the error count is the figure
+                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                    conn.close()
+                    conn = RawConnection(cove.server.port, cove.server.key)
+                lat.append((time.perf_counter() - t0) * 1000)
+        finally:
+            conn.close()
 
     async def go() -> float:
-        n = len(ids) * per_sandbox
-        async with cove.aclient(n) as client:
-            t0 = time.perf_counter()
-            await asyncio.gather(*(loop(client, s) for s in ids for _ in range(per_sandbox)))
-            return time.perf_counter() - t0
+        t0 = time.perf_counter()
+        await asyncio.gather(*(loop(s) for s in ids for _ in range(per_sandbox)))
+        return time.perf_counter() - t0
 
     elapsed = asyncio.run(go())
     rate = len(lat) / elapsed

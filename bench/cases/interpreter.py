@@ -7,15 +7,14 @@ statement through `jupyter_client` to a local `ipykernel`.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
-
-from bench.client import Cove
+from bench.client import Cove, open_ws
 from bench.stats import Row, Summary, not_measured, stopwatch, timed
+from cove.websocket import ConnectionClosed
 
 RTT_TARGET_MS = 3.0
 RTT_TARGET_SPEEDUP = 2.5
@@ -29,26 +28,39 @@ def landed(cove: Cove, sid: str) -> bool:
     return r.status_code == 200
 
 
-def run_code(cove: Cove, sid: str, code: str, context: str | None = None) -> dict[str, Any]:
+def run_code(
+    cove: Cove,
+    sid: str,
+    code: str,
+    context: str | None = None,
+    runner: asyncio.Runner | None = None,
+) -> dict[str, Any]:
     """One `run_code` as the official SDK does it; returns stdout, stderr, error, close code."""
     msg: dict[str, Any] = {"code": code}
     if context:
         msg["contextId"] = context
-    out: dict[str, Any] = {"stdout": "", "stderr": "", "error": None, "code": None}
-    url = cove.ws_url(sid, "/process/interpreter/execute")
-    with connect(url, additional_headers=cove.headers, max_size=None) as ws:
-        ws.send(json.dumps(msg))
+
+    async def once() -> dict[str, Any]:
+        out: dict[str, Any] = {"stdout": "", "stderr": "", "error": None, "code": None}
+        path = f"/toolbox/{sid}/process/interpreter/execute"
+        ws = await open_ws(cove.server.port, cove.server.key, path)
         try:
+            await ws.send_text(json.dumps(msg))
             while True:
-                frame = json.loads(ws.recv())
+                frame = json.loads((await ws.recv()).data)
                 kind = frame.get("type")
                 if kind in ("stdout", "stderr"):
                     out[kind] += frame.get("text", "")
                 elif kind == "error":
                     out["error"] = frame
         except ConnectionClosed as closed:
-            out["code"] = closed.rcvd.code if closed.rcvd else None
-    if out["code"] not in (1000, None) or out["error"]:
+            out["code"] = closed.code
+        finally:
+            ws.abort()
+        return out
+
+    out = runner.run(once()) if runner else asyncio.run(once())
+    if out["code"] not in (1000, 1005) or out["error"]:
         raise RuntimeError(f"run_code({code!r}) failed: {out!r}")
     return out
 
@@ -61,7 +73,8 @@ def measure(cove: Cove, sid: str, runs: int, ctx_runs: int, kernel_runs: int) ->
             not_measured("interp_ctx", TITLE_CTX, f"<= {CONTEXT_TARGET_MS:g} ms", why),
         ]
     run_code(cove, sid, "x = 0")
-    samples = timed(lambda: run_code(cove, sid, "x += 1"), runs, warmup=3)
+    with asyncio.Runner() as runner:
+        samples = timed(lambda: run_code(cove, sid, "x += 1", runner=runner), runs, warmup=3)
     final = run_code(cove, sid, "print(x)")["stdout"].strip()
     if final != str(runs + 3):
         raise RuntimeError(f"interpreter state lost: x == {final!r}, expected {runs + 3}")

@@ -35,7 +35,8 @@ def follow(cove: Cove, sid: str, nbytes: int) -> tuple[float, int]:
     url = cove.ws_url(sid, f"/process/session/{session}/command/{cmd['cmdId']}/logs?follow=true")
     total = markers = 0
     tail = b""
-    with connect(url, additional_headers=cove.headers, max_size=None) as ws:
+    # No permessage-deflate: the official SDK (httpx-ws) does not offer it either.
+    with connect(url, additional_headers=cove.headers, max_size=None, compression=None) as ws:
         try:
             while True:
                 frame = ws.recv()

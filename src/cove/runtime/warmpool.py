@@ -9,8 +9,8 @@ Anything else starts cold, as without a pool. Nothing ever ran in a pooled
 sandbox, so adopting it gives the same clean workspace a cold start would.
 
 The pool learns its shape from the requests (the last poolable one), refills
-one sandbox at a time, and only while no cold start is in flight, so that it
-never competes with a burst of creates for the CPU.
+two sandboxes at a time, and only while no cold start is in flight, so that
+it never competes with a burst of creates for the CPU.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from cove.runtime.base import RuntimeHandle, SandboxSpec
 
 log = logging.getLogger("cove.runtime")
+REFILL_PARALLEL = 2
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class WarmPool:
         self._template: SandboxSpec | None = None
         self._ready: list[RuntimeHandle] = []
         self._starting: set[str] = set()
-        self._refill_task: asyncio.Task[None] | None = None
+        self._refillers: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._busy = 0
         self._idle = asyncio.Event()
@@ -91,8 +92,13 @@ class WarmPool:
             for h in stale:
                 self._spawn(self._discard(h))
         handle = self._ready.pop(0) if self._ready else None
-        if self._refill_task is None or self._refill_task.done():
-            self._refill_task = asyncio.create_task(self._refill())
+        # Two at a time: one start is mostly one core's work, and there are
+        # usually at least two; a single refiller fell behind a client that
+        # creates sandboxes back to back.
+        while len(self._refillers) < min(REFILL_PARALLEL, self.size):
+            task = asyncio.create_task(self._refill())
+            self._refillers.add(task)
+            task.add_done_callback(self._refillers.discard)
         return handle
 
     @contextlib.asynccontextmanager
@@ -137,14 +143,14 @@ class WarmPool:
     async def close(self) -> None:
         """Destroy every pooled sandbox (a server shutting down leaves none behind)."""
         self.size = 0
-        if self._refill_task is not None:
+        for task in list(self._refillers):
             # Let a pre-start in progress finish (cancelling it would leave a
             # half-made sandbox), then stop the loop.
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(asyncio.shield(self._refill_task), 20.0)
-            self._refill_task.cancel()
+                await asyncio.wait_for(asyncio.shield(task), 20.0)
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._refill_task
+                await task
         ready, self._ready = self._ready, []
         for h in ready:
             with contextlib.suppress(Exception):
