@@ -89,10 +89,9 @@ class LocalBackend(RuntimeBackend):
         self.runtime_dir = staging.stage_tree(runtime_dir, top, "runtime") if runtime_dir else None
         self._seccomp = build_filter()
         self._live: dict[str, _Live] = {}
-        # Pre-started sandboxes (COVE_WARM_POOL=N, off by default). Adoption
-        # renames the sandbox's cgroups, which only cgroup v1 allows.
-        size = int(os.environ.get("COVE_WARM_POOL") or 0) if self.cgroup_version != "v2" else 0
-        self.pool = WarmPool(size, self._prestart, self.destroy)
+        # Pre-started sandboxes: empty until a long-lived control plane calls
+        # `start_pool` (the pool's tasks need an event loop that outlives them).
+        self.pool = WarmPool(0, self._prestart, self.destroy)
 
     # -- paths ---------------------------------------------------------------
 
@@ -227,6 +226,14 @@ class LocalBackend(RuntimeBackend):
             return
         async with self.pool.foreground():
             await self._start(handle, spec)
+
+    def start_pool(self) -> None:
+        """Keep COVE_WARM_POOL=N sandboxes pre-started (off by default).
+
+        Adoption renames the sandbox's cgroups, which only cgroup v1 allows.
+        """
+        if self.cgroup_version != "v2":
+            self.pool.size = max(0, int(os.environ.get("COVE_WARM_POOL") or 0))
 
     async def close(self) -> None:
         """The control plane is shutting down: pooled sandboxes belong to no one."""

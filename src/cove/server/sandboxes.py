@@ -52,6 +52,9 @@ class SandboxService:
         removed = await self.backend.cleanup_leftovers({r.id for r in records})
         if removed:
             log.info("removed runtime leftovers of unknown sandboxes: %s", ", ".join(removed))
+        start_pool = getattr(self.backend, "start_pool", None)  # a warm pool, if it has one
+        if start_pool is not None:
+            start_pool()
         for r in records:
             if r.state != STARTED:
                 continue
