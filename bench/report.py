@@ -93,7 +93,11 @@ def _plots(rows: list[Row], where: Path) -> list[str]:
         return []
     where.mkdir(parents=True, exist_ok=True)
     made: list[str] = []
-    latency = [r for r in rows if r.samples and r.cove and r.cove.unit == "ms" and r.key != "burst"]
+    latency = [
+        r
+        for r in rows
+        if r.samples and r.cove and r.cove.unit == "ms" and not r.key.startswith("burst")
+    ]
     if latency:
         fig, ax = plt.subplots(figsize=(9, 0.9 * 2 * len(latency) + 1))
         data, labels = [], []
@@ -113,14 +117,17 @@ def _plots(rows: list[Row], where: Path) -> list[str]:
         plt.close(fig)
         made.append("latency.png")
     for key, xlabel in (("pss", "MB of PSS per idle sandbox"), ("burst", "ms until interactive")):
-        row = next((r for r in rows if r.key == key and r.samples), None)
-        if row is None:
+        group = [r for r in rows if r.key.startswith(key) and r.samples]
+        if not group:
             continue
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.hist(row.samples, bins=30)
+        fig, ax = plt.subplots(figsize=(8, 3.8))
+        for r in group:
+            ax.hist(r.samples, bins=30, alpha=0.6, label=r.title.split(", ", 1)[-1])
         ax.set_xlabel(xlabel)
         ax.set_ylabel("sandboxes")
-        ax.set_title(row.title)
+        ax.set_title(group[0].title.split(", ")[0] if len(group) > 1 else group[0].title)
+        if len(group) > 1:
+            ax.legend()
         fig.tight_layout()
         fig.savefig(where / f"{key}.png", dpi=90)
         plt.close(fig)
