@@ -5,11 +5,12 @@ and nothing from `cove`:
 
 * in the interpreter worker (`interp_worker.py` loads it by path), which
   turns figures into PNG result frames;
-* as `sitecustomize` of a stateless `code_run`: the agent copies this file
-  into the run's temp dir, puts that dir first on PYTHONPATH and sets
-  `COVE_CHART_DIR`; every figure shown or still open at exit is then written
-  there as one JSON chart in the shape the official SDK parses (wire page
-  §4.1 "Chart": snake_case keys, base64 `png`).
+* in a stateless `code_run`: the run's small `sitecustomize` (see
+  `execute.CHART_BOOT`) loads this file by path when the user's code imports
+  pyplot and calls `install_code_run_capture(COVE_CHART_DIR)`; every figure
+  shown or still open at exit is then written there as one JSON chart in the
+  shape the official SDK parses (wire page §4.1 "Chart": snake_case keys,
+  base64 `png`).
 
 matplotlib itself is never imported here: a meta-path hook patches
 `pyplot.show` only when the user's code imports pyplot, so runs that draw
@@ -59,13 +60,18 @@ class _PyplotHook:
         return spec
 
 
-def on_pyplot(on_import: Callable[[Any], None]) -> None:
-    """Call `on_import(pyplot)` once pyplot is imported (now, if it already is)."""
+def on_pyplot(on_import: Callable[[Any], None]) -> _PyplotHook | None:
+    """Call `on_import(pyplot)` once pyplot is imported (now, if it already is).
+
+    Returns the import hook it installed, if pyplot was not imported yet.
+    """
     module = sys.modules.get(PYPLOT)
     if module is not None:
         on_import(module)
-    else:
-        sys.meta_path.insert(0, _PyplotHook(on_import))
+        return None
+    hook = _PyplotHook(on_import)
+    sys.meta_path.insert(0, hook)
+    return hook
 
 
 def patch_show(pyplot: Any, emit: Callable[[Figure], None]) -> None:
@@ -241,7 +247,7 @@ def _save_chart_to(directory: str) -> Callable[[Figure], None]:
     return save
 
 
-def install_code_run_capture(directory: str) -> None:
+def install_code_run_capture(directory: str) -> _PyplotHook | None:
     """The sitecustomize side: figures shown or open at exit go to `directory`."""
     save = _save_chart_to(directory)
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -252,7 +258,7 @@ def install_code_run_capture(directory: str) -> None:
         # so it runs before it: atexit is last in, first out.
         atexit.register(emit_open_figures, save)
 
-    on_pyplot(on_import)
+    return on_pyplot(on_import)
 
 
 def read_charts(directory: str) -> list[dict[str, Any]]:
@@ -271,7 +277,3 @@ def read_charts(directory: str) -> list[dict[str, Any]]:
         if isinstance(chart, dict):
             charts.append(chart)
     return charts
-
-
-if __name__ == "sitecustomize" and os.environ.get("COVE_CHART_DIR"):
-    install_code_run_capture(os.environ["COVE_CHART_DIR"])
