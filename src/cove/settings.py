@@ -34,6 +34,10 @@ class Settings:
     # Accepted keys; empty means "generate one and keep it in the data dir".
     api_keys: list[str] = field(default_factory=list)
     backend: str = "auto"
+    # Where workspaces live (None: /var/lib/cove as root, else under data_dir).
+    sandbox_root: Path | None = None
+    # Sandboxes kept pre-started for fast creates (0 = no pool).
+    warm_pool: int = 0
     runtime_dir: Path | None = field(default_factory=default_runtime_dir)
     max_output_bytes: int = 10 * MiB
     max_request_bytes: int = 16 * MiB
@@ -50,6 +54,8 @@ class Settings:
         "data_dir": "COVE_DATA_DIR",
         "api_keys": "COVE_API_KEY",
         "backend": "COVE_BACKEND",
+        "sandbox_root": "COVE_SANDBOX_ROOT",
+        "warm_pool": "COVE_WARM_POOL",
         "runtime_dir": "COVE_RUNTIME_DIR",
         "max_output_bytes": "COVE_MAX_OUTPUT_BYTES",
         "lifecycle_minute": "COVE_LIFECYCLE_MINUTE_SECONDS",

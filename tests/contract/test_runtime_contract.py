@@ -18,13 +18,13 @@ import httpx
 import pytest
 
 from cove.runtime import BACKENDS, RuntimeBackend, RuntimeHandle, SandboxSpec, make_backend
-from cove.settings import default_runtime_dir
+from cove.settings import Settings
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request: pytest.FixtureRequest) -> Iterator[RuntimeBackend]:
     with tempfile.TemporaryDirectory(prefix="cove-contract-") as tmp:
-        yield make_backend(request.param, Path(tmp), default_runtime_dir())
+        yield make_backend(Settings(data_dir=Path(tmp), backend=request.param))
 
 
 def run(coro_fn: Callable[[], Coroutine[Any, Any, None]]) -> None:

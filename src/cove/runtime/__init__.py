@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from cove.runtime.base import RuntimeBackend, RuntimeHandle, SandboxSpec
+
+if TYPE_CHECKING:
+    from cove.settings import Settings
 
 __all__ = ["BACKENDS", "RuntimeBackend", "RuntimeHandle", "SandboxSpec", "make_backend"]
 
 
-def _local(data_dir: Path, runtime_dir: Path | None) -> RuntimeBackend:
+def _local(settings: Settings) -> RuntimeBackend:
     from cove.runtime.local import LocalBackend
 
-    return LocalBackend(data_dir, runtime_dir)
+    return LocalBackend(
+        settings.data_dir,
+        settings.runtime_dir,
+        sandbox_root=settings.sandbox_root,
+        warm_pool=settings.warm_pool,
+    )
 
 
-BACKENDS = {"local": _local}
+BACKENDS: dict[str, Callable[[Settings], RuntimeBackend]] = {"local": _local}
 
 
-def make_backend(name: str, data_dir: Path, runtime_dir: Path | None = None) -> RuntimeBackend:
+def make_backend(settings: Settings) -> RuntimeBackend:
+    """The backend `settings.backend` names, built from the settings."""
+    name = settings.backend
     if name == "auto":
         name = "local"
     try:
@@ -27,4 +38,4 @@ def make_backend(name: str, data_dir: Path, runtime_dir: Path | None = None) -> 
         raise ValueError(
             f"unknown runtime backend {name!r}; choose from: auto, {', '.join(BACKENDS)}"
         ) from None
-    return factory(data_dir, runtime_dir)
+    return factory(settings)

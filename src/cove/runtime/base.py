@@ -70,3 +70,14 @@ class RuntimeBackend(abc.ABC):
     @abc.abstractmethod
     async def cleanup_leftovers(self, known_ids: set[str]) -> list[str]:
         """Remove runtime remains of sandboxes the store does not know; return their ids."""
+
+    def serve(self) -> None:
+        """The control plane is up: start background work (e.g. a warm pool). Optional."""
+        return None
+
+    async def close(self) -> None:
+        """The control plane stops: release what no sandbox record owns. Optional.
+
+        Sandboxes themselves keep running for the next control plane.
+        """
+        return None

@@ -52,8 +52,6 @@ def _pid_start_time(pid: int) -> str | None:
 
 def default_sandbox_root(data_dir: Path) -> Path:
     """Where workspaces live: must be reachable by the sandboxes' uids."""
-    if os.environ.get("COVE_SANDBOX_ROOT"):
-        return Path(os.environ["COVE_SANDBOX_ROOT"])
     return Path("/var/lib/cove") if os.geteuid() == 0 else Path(data_dir) / "sandbox-root"
 
 
@@ -73,8 +71,13 @@ class LocalBackend(RuntimeBackend):
     name = "local"
 
     def __init__(
-        self, data_dir: Path, runtime_dir: Path | None = None, sandbox_root: Path | None = None
+        self,
+        data_dir: Path,
+        runtime_dir: Path | None = None,
+        sandbox_root: Path | None = None,
+        warm_pool: int = 0,
     ) -> None:
+        self.warm_pool_size = max(0, warm_pool)
         # One instance id per data directory: its sandboxes' directories and
         # cgroups are namespaced by it.
         self.instance = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
@@ -90,7 +93,7 @@ class LocalBackend(RuntimeBackend):
         self._seccomp = build_filter()
         self._live: dict[str, _Live] = {}
         # Pre-started sandboxes: empty until a long-lived control plane calls
-        # `start_pool` (the pool's tasks need an event loop that outlives them).
+        # `serve` (the pool's tasks need an event loop that outlives them).
         self.pool = WarmPool(0, self._prestart, self.destroy)
 
     # -- paths ---------------------------------------------------------------
@@ -227,13 +230,13 @@ class LocalBackend(RuntimeBackend):
         async with self.pool.foreground():
             await self._start(handle, spec)
 
-    def start_pool(self) -> None:
-        """Keep COVE_WARM_POOL=N sandboxes pre-started (off by default).
+    def serve(self) -> None:
+        """Keep `warm_pool` sandboxes pre-started (COVE_WARM_POOL; off by default).
 
         Adoption renames the sandbox's cgroups, which only cgroup v1 allows.
         """
         if self.cgroup_version != "v2":
-            self.pool.size = max(0, int(os.environ.get("COVE_WARM_POOL") or 0))
+            self.pool.size = self.warm_pool_size
 
     async def close(self) -> None:
         """The control plane is shutting down: pooled sandboxes belong to no one."""

@@ -62,7 +62,7 @@ def build_server(settings: Settings) -> Server:
     if not keys:
         key, generated = load_or_generate_key(settings.data_dir)
         keys = [key]
-    backend = make_backend(settings.backend, settings.data_dir, settings.runtime_dir)
+    backend = make_backend(settings)
     service = SandboxService(store, backend, settings)
     service.spec_hooks.append(apply_build_info)  # SDK `Image` definitions: entrypoint, env, workdir
     proxy = ToolboxProxy(service, settings.max_request_bytes)

@@ -52,9 +52,7 @@ class SandboxService:
         removed = await self.backend.cleanup_leftovers({r.id for r in records})
         if removed:
             log.info("removed runtime leftovers of unknown sandboxes: %s", ", ".join(removed))
-        start_pool = getattr(self.backend, "start_pool", None)  # a warm pool, if it has one
-        if start_pool is not None:
-            start_pool()
+        self.backend.serve()
         for r in records:
             if r.state != STARTED:
                 continue
@@ -70,9 +68,7 @@ class SandboxService:
             task.cancel()
         self.flush_activity()
         # Backends may hold sandboxes no record owns (a warm pool): those go.
-        close = getattr(self.backend, "close", None)
-        if close is not None:
-            await close()
+        await self.backend.close()
 
     # -- records ---------------------------------------------------------------
 
