@@ -62,7 +62,7 @@ def markdown(rows: list[Row], argv: str, seconds: float, plots: list[str], condi
         out.append(
             f"| {i} | {row.title} | {cove} | {base} | {ratio} | {row.target} | {_verdict(row)} |"
         )
-    notes = [f"- **{r.title}**: {r.note}" for r in rows if r.note and r.cove is not None]
+    notes = [f"- **{i}. {r.title}**: {r.note}" for i, r in enumerate(rows, 1) if r.note and r.cove]
     if notes:
         out += ["", "Notes:", "", *notes]
     if plots:

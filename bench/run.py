@@ -66,6 +66,7 @@ def main() -> None:
         if only and name not in only:
             return
         t0 = time.perf_counter()
+        load = os.getloadavg()[0]
         print(f"[bench] {name} ...", flush=True)
         try:
             got = fn()
@@ -73,6 +74,9 @@ def main() -> None:
             traceback.print_exc()
             got = [Row(name, name, None, note=f"not measured: the run failed: {exc}")]
         for r in got:
+            # Other work on the host shows in every figure: say how busy it was.
+            r.note = f"{r.note}; " if r.note else ""
+            r.note += f"host load average {load:.1f} when this area started"
             print(f"[bench]   {r.title}: {r.cove.cell() if r.cove else r.note}", flush=True)
         print(f"[bench]   ({time.perf_counter() - t0:.1f} s)", flush=True)
         rows.extend(got)
