@@ -45,7 +45,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-test.txt -r requirements-bench.txt
 	@touch $@
 
-## bench: measure against same-run baselines; writes bench/REPORT.md and bench/plots/ (~10 min)
+## bench: measure against same-run baselines; writes bench/REPORT.md and bench/plots/ (a few minutes)
 bench: install $(VENV)/.bench-installed
 	$(PY) -m bench
 
