@@ -81,13 +81,14 @@ def test_kill_ends_the_shell_and_what_it_started(sandbox: Any) -> None:
 
 
 def test_pty_errors(sandbox: Any) -> None:
-    from daytona import DaytonaError, DaytonaNotFoundError
+    from daytona import DaytonaConflictError, DaytonaNotFoundError
 
     with pytest.raises(DaytonaNotFoundError):
         sandbox.process.get_pty_session_info("no-such-pty")
     handle = sandbox.process.create_pty_session("taken")
     try:
-        with pytest.raises(DaytonaError):
+        # Refused before the upgrade, so the SDK sees the status and types it.
+        with pytest.raises(DaytonaConflictError):
             sandbox.process.create_pty_session("taken")
     finally:
         handle.kill()

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from cove.errors import SOURCE_AGENT, BadRequest, CoveError, InternalError, NotFound, to_envelope
-from cove.websocket import WebSocket, accept_key
+from cove.websocket import Message, WebSocket, accept_key
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
@@ -96,6 +96,37 @@ class Router:
         if path_known:
             raise BadRequest(f"method {method} is not allowed on {path}")
         raise NotFound(f"no such endpoint: {method} {path}")
+
+
+class PendingWebSocket(WebSocket):
+    """A server WebSocket that answers the upgrade on its first use.
+
+    A handler that refuses (unknown session, duplicate PTY id) raises before
+    sending or receiving anything, and the client then gets the HTTP status
+    (404, 409...) instead of a 101 followed by a close: Daytona's SDK maps
+    the status of a refused upgrade to its typed exceptions.
+    """
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handshake: bytes
+    ) -> None:
+        super().__init__(reader, writer, client=False)
+        self._handshake = handshake
+        self.accepted = False
+
+    async def accept(self) -> None:
+        if not self.accepted:
+            self.accepted = True
+            self.writer.write(self._handshake)
+            await self.writer.drain()
+
+    async def recv(self) -> Message:
+        await self.accept()
+        return await super().recv()
+
+    async def _send(self, opcode: int, payload: bytes) -> None:
+        await self.accept()
+        await super()._send(opcode, payload)
 
 
 class HttpServer:
@@ -178,17 +209,17 @@ class HttpServer:
         if proto := req.headers.get("sec-websocket-protocol"):
             # Select the first offered subprotocol (the PTY exit-control one).
             extra = f"Sec-WebSocket-Protocol: {proto.split(',')[0].strip()}\r\n"
-        writer.write(
-            (
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept_key(key)}\r\n{extra}\r\n"
-            ).encode()
-        )
-        await writer.drain()
-        ws = WebSocket(reader, writer, client=False)
+        handshake = (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept_key(key)}\r\n{extra}\r\n"
+        ).encode()
+        ws = PendingWebSocket(reader, writer, handshake)
         try:
             await handler(req, ws)
         except CoveError as err:
+            if not ws.accepted:  # refused before any frame: a plain HTTP answer
+                await self._write(writer, self._error(err, req.path))
+                return
             await ws.close(4000 + err.status if err.status < 1000 else 1011, err.message)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass

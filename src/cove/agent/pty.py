@@ -35,7 +35,7 @@ from cove.agent.core import DRAIN_AFTER_EXIT, Agent
 from cove.agent.httpserver import Request, Response, Router, json_response
 from cove.agent.processes import PtyChild, SpawnSpec, set_winsize, spawn_pty
 from cove.agent.session_core import SESSION_ID, default_cwd
-from cove.errors import BadRequest, Conflict, CoveError, NotFound
+from cove.errors import BadRequest, Conflict, NotFound
 from cove.protocol.sessions import PtyCreateRequest, PtyResizeRequest, PtySessionInfo
 from cove.websocket import ConnectionClosed, WebSocket
 
@@ -261,21 +261,15 @@ class PtyRoutes:
                 cols=int(q.get("cols") or 80),
                 rows=int(q.get("rows") or 24),
             )
-            session = self._new(body)
         except ValueError:
-            await _refuse(ws, BadRequest("query 'cols' and 'rows' must be integers"))
-            return
-        except CoveError as err:
-            await _refuse(ws, err)
-            return
+            raise BadRequest("query 'cols' and 'rows' must be integers") from None
+        # Raised before the socket is used, a refusal is the upgrade's HTTP
+        # status (a duplicate id is a 409, as Daytona's SDK expects).
+        session = self._new(body)
         await session.attach(ws)
 
     async def connect(self, req: Request, ws: WebSocket) -> None:
-        try:
-            session = self._get(req.params["pid"])
-        except CoveError as err:
-            await _refuse(ws, err)
-            return
+        session = self._get(req.params["pid"])  # unknown: a 404 instead of the upgrade
         if session.child is None:
             self._start(session)  # a lazy PTY starts with its first client
         await session.attach(ws)
@@ -299,12 +293,6 @@ def _envs(protocols: str) -> dict[str, str]:
                 raise BadRequest("the PTY envs must be a JSON object")
             return {str(k): str(v) for k, v in envs.items()}
     return {}
-
-
-async def _refuse(ws: WebSocket, err: CoveError) -> None:
-    """The upgrade has already happened: say why in a control frame, then close."""
-    await ws.send_text(_control(status="error", error=err.message))
-    await ws.close(4000 + err.status, err.message)
 
 
 def register(agent: Agent, router: Router) -> None:
