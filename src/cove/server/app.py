@@ -19,6 +19,7 @@ from cove.server.api import SandboxRoutes
 from cove.server.auth import AuthMiddleware, KeyRing, load_or_generate_key
 from cove.server.errors import error_response, handle_cove_error, handle_unexpected
 from cove.server.images import apply_build_info
+from cove.server.memory import IdleTrim
 from cove.server.openapi import openapi_endpoint
 from cove.server.sandboxes import SandboxService
 from cove.server.store import Store
@@ -102,6 +103,7 @@ def build_app(server: Server) -> Starlette:
             Exception: handle_unexpected,
         },
     )
+    app.add_middleware(IdleTrim)
     app.add_middleware(
         AuthMiddleware, keys=KeyRing(server.store, server.api_keys), open_paths=("/health",)
     )
