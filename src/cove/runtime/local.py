@@ -231,7 +231,7 @@ class LocalBackend(RuntimeBackend):
             await self._start(handle, spec)
 
     def serve(self) -> None:
-        """Keep `warm_pool` sandboxes pre-started (COVE_WARM_POOL; off by default).
+        """Keep `warm_pool` sandboxes pre-started (COVE_WARM_POOL; 2 by default).
 
         Adoption renames the sandbox's cgroups, which only cgroup v1 allows.
         """

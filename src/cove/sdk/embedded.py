@@ -55,7 +55,12 @@ class EmbeddedServer:
 
         if bwrap_path() is None:
             raise CoveError("embedded mode needs bubblewrap: apt-get install bubblewrap")
-        settings = Settings.from_env(data_dir=self.data_dir, api_keys=[], host="127.0.0.1", port=0)
+        # A short-lived embedded control plane gains nothing from pre-starting
+        # sandboxes it will throw away: no warm pool unless asked for.
+        pool = None if os.environ.get("COVE_WARM_POOL") else 0
+        settings = Settings.from_env(
+            data_dir=self.data_dir, api_keys=[], host="127.0.0.1", port=0, warm_pool=pool
+        )
         server = build_server(settings)
         # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that
         # say they are TCP, and without it Nagle plus delayed ACKs cost 40 ms a call.
