@@ -17,7 +17,14 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from cove.errors import BadRequest, Conflict, CoveError, NotFound, SandboxError
+from cove.errors import (
+    AgentUnavailable,
+    BadRequest,
+    Conflict,
+    CoveError,
+    NotFound,
+    SandboxError,
+)
 from cove.protocol import LANGUAGE_LABEL, LANGUAGES, CreateSandboxRequest
 from cove.runtime import RuntimeBackend, RuntimeHandle, SandboxSpec
 from cove.server.store import NameTaken, SandboxRecord, Store
@@ -244,8 +251,6 @@ class SandboxService:
         if r is not None and not self.backend.is_running(self._handle(r)):
             reason = r.error_reason or "its agent is no longer running"
             return SandboxError(f"sandbox {sandbox_id} failed: {reason}", body={"state": ERROR})
-        from cove.errors import AgentUnavailable
-
         return AgentUnavailable(f"the agent of sandbox {sandbox_id} did not answer; try again")
 
     def last_activity(self, sandbox_id: str) -> float:
