@@ -128,6 +128,7 @@ async def main_async(args: argparse.Namespace) -> int:
             await asyncio.sleep(args.settle)  # let closed connections be collected
             settled = rss_kib(server.proc.pid)
         finally:
+            server.delete_all_sandboxes()
             server.stop()
     total = sum(len(v) for v in load.latency.values())
     lines = [

@@ -64,6 +64,7 @@ def main() -> None:
                 noisy_phase = rtts(c, quiet, args.runs)
                 c.delete(f"/toolbox/{noisy}/process/session/noise")
         finally:
+            server.delete_all_sandboxes()
             server.stop()
     a, b = statistics.median(alone), statistics.median(noisy_phase)
     ratio = b / a

@@ -26,24 +26,8 @@ def server() -> Iterator[ServerProcess]:
         try:
             yield proc
         finally:
-            _delete_all(proc)
+            proc.delete_all_sandboxes()  # leave none behind, whatever the tests did
             proc.stop()
-
-
-def _delete_all(proc: ServerProcess) -> None:
-    """Leave no sandbox behind, whatever the tests did."""
-    if proc.proc is None:
-        return
-    for key in proc.keys:
-        headers = {"Authorization": f"Bearer {key}"}
-        try:
-            items = httpx.get(f"{proc.api_url}/sandbox", headers=headers, timeout=30).json()[
-                "items"
-            ]
-            for item in items:
-                httpx.delete(f"{proc.api_url}/sandbox/{item['id']}", headers=headers, timeout=30)
-        except (httpx.HTTPError, KeyError, ValueError):
-            pass
 
 
 @pytest.fixture(scope="session")

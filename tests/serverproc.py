@@ -87,5 +87,21 @@ class ServerProcess:
             self.proc.stdout.close()
         self.proc = None
 
+    def delete_all_sandboxes(self) -> None:
+        """Delete every sandbox of every key: sandboxes outlive a server's stop."""
+        import httpx
+
+        if self.proc is None:
+            return
+        for key in self.keys:
+            headers = {"Authorization": f"Bearer {key}"}
+            try:
+                listed = httpx.get(f"{self.api_url}/sandbox", headers=headers, timeout=30)
+                for item in listed.json()["items"]:
+                    url = f"{self.api_url}/sandbox/{item['id']}"
+                    httpx.delete(url, headers=headers, timeout=60)
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+
     def kill9(self) -> None:
         self.stop(signal.SIGKILL)

@@ -24,7 +24,9 @@ from cove.settings import Settings
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request: pytest.FixtureRequest) -> Iterator[RuntimeBackend]:
     with tempfile.TemporaryDirectory(prefix="cove-contract-") as tmp:
-        yield make_backend(Settings(data_dir=Path(tmp), backend=request.param))
+        be = make_backend(Settings(data_dir=Path(tmp), backend=request.param))
+        yield be
+        asyncio.run(be.close())
 
 
 def run(coro_fn: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -313,6 +313,7 @@ def main() -> int:
         try:
             return run(server, args)
         finally:
+            server.delete_all_sandboxes()  # fuzzed creates must not outlive the run
             server.stop()
 
 

@@ -196,12 +196,22 @@ def _enable(path: str) -> None:
         _write(f"{path}/cgroup.subtree_control", "+memory +pids +cpu")
 
 
+def _parent_dirs(version: str, parent: str) -> list[str]:
+    ctrls = ("memory", "pids", "cpu", "freezer") if version == "v1" else ("",)
+    return [os.path.join(ROOT, ctrl, _own_path(ctrl), parent) for ctrl in ctrls]
+
+
+def remove_parent_if_empty(version: str, parent: str) -> None:
+    """Drop a control plane's `parent` dirs once no sandbox cgroup is left in them."""
+    for top in _parent_dirs(version, parent):
+        with contextlib.suppress(OSError):  # still holds sandboxes, or already gone
+            os.rmdir(top)
+
+
 def list_leftovers(version: str, parent: str) -> dict[str, list[str]]:
     """Sandbox ids with cgroups under our `parent` dirs (for start-up cleanup)."""
     found: dict[str, list[str]] = {}
-    ctrls = ("memory", "pids", "cpu", "freezer") if version == "v1" else ("",)
-    for ctrl in ctrls:
-        top = os.path.join(ROOT, ctrl, _own_path(ctrl), parent)
+    for top in _parent_dirs(version, parent):
         with contextlib.suppress(OSError):
             for sid in os.listdir(top):
                 if os.path.isdir(os.path.join(top, sid)):

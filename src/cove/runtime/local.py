@@ -241,6 +241,11 @@ class LocalBackend(RuntimeBackend):
     async def close(self) -> None:
         """The control plane is shutting down: pooled sandboxes belong to no one."""
         await self.pool.close()
+        if self.cgroup_version:
+            # Running sandboxes stay for the next control plane; an empty parent goes.
+            cgroups.remove_parent_if_empty(self.cgroup_version, self.cgroup_parent)
+        with contextlib.suppress(OSError):  # likewise the instance dir, once empty
+            self.root.rmdir()
 
     async def _start(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
         if self.is_running(handle):
