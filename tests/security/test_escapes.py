@@ -13,7 +13,6 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +38,6 @@ def _probe(api: httpx.Client, sid: str, code: str) -> dict[str, str]:
     assert out["exitCode"] == 0, out
     result: dict[str, str] = json.loads(out["stdout"].strip().splitlines()[-1])
     return result
-
-
-@pytest.fixture(scope="module")
-def sibling(other_daytona: Any) -> Iterator[Any]:
-    """A second tenant's sandbox next to the one under attack."""
-    sb = other_daytona.create()
-    try:
-        yield sb
-    finally:
-        other_daytona.delete(sb)
 
 
 def test_proc_paths_do_not_reach_the_host(api: httpx.Client, sandbox: Any) -> None:
@@ -266,9 +255,9 @@ print(json.dumps({{"abstract": probe(connect)}}))
 
 
 def test_another_sandboxes_agent_socket_is_unreachable(
-    server: ServerProcess, api: httpx.Client, sandbox: Any, sibling: Any
+    server: ServerProcess, api: httpx.Client, sandbox: Any, neighbour: Any
 ) -> None:
-    theirs = sandbox_dir(server, sibling.id)
+    theirs = sandbox_dir(server, neighbour.id)
     assert (theirs / "control" / "agent.sock").exists()
     got = _probe(
         api,
@@ -335,12 +324,12 @@ print(json.dumps(r))
 
 
 def test_a_planted_agent_socket_link_does_not_reach_another_sandbox(
-    server: ServerProcess, api: httpx.Client, daytona: Any, sibling: Any
+    server: ServerProcess, api: httpx.Client, daytona: Any, neighbour: Any
 ) -> None:
     """The control dir is the sandbox's: replacing agent.sock with a link to a
     neighbour's socket must not make the control plane (root) talk to the neighbour."""
-    sibling.process.exec("echo neighbour-secret > ~/secret.txt")
-    theirs = sandbox_dir(server, sibling.id) / "control" / "agent.sock"
+    neighbour.process.exec("echo neighbour-secret > ~/secret.txt")
+    theirs = sandbox_dir(server, neighbour.id) / "control" / "agent.sock"
     sb = daytona.create()
     try:
         plant = f"rm -f /run/cove/agent.sock && ln -s {theirs} /run/cove/agent.sock"
@@ -359,7 +348,7 @@ def test_a_planted_agent_socket_link_does_not_reach_another_sandbox(
         )
     finally:
         daytona.delete(sb)
-    assert sibling.process.exec("cat ~/secret.txt").result == "neighbour-secret\n"
+    assert neighbour.process.exec("cat ~/secret.txt").result == "neighbour-secret\n"
 
 
 def _interpreter_output(server: ServerProcess, api: httpx.Client, sid: str, code: str) -> str:

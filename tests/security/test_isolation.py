@@ -9,24 +9,13 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.security.helpers import host_ip, python, run, sandbox_dir
 from tests.serverproc import ServerProcess
-
-
-@pytest.fixture(scope="module")
-def neighbour(other_daytona: Any) -> Iterator[Any]:
-    sb = other_daytona.create()
-    try:
-        yield sb
-    finally:
-        other_daytona.delete(sb)
 
 
 def test_host_processes_are_invisible(api: httpx.Client, sandbox: Any) -> None:
