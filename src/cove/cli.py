@@ -65,20 +65,12 @@ def _serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=args.log_level,
-        ws="websockets-sansio" if _has_sansio() else "websockets",
+        ws=server.uvicorn_ws(),
         ws_ping_interval=None,
         timeout_graceful_shutdown=5,
     )
     uvicorn.Server(config).run()
     return 0
-
-
-def _has_sansio() -> bool:
-    try:
-        import uvicorn.protocols.websockets.websockets_sansio_impl  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 # -- parser -----------------------------------------------------------------------

@@ -39,6 +39,35 @@ def test_a_dead_agent_is_an_error_with_a_reason_and_start_recovers(
         daytona.delete(sb)
 
 
+def test_a_follower_is_told_when_the_agent_dies(
+    daytona: Any, api: httpx.Client, server: Any
+) -> None:
+    """The relay closes with 1011 and a reason, not a bare connection drop."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    sb = daytona.create()
+    try:
+        base = f"/toolbox/{sb.id}/process/session/doomed"
+        api.post(f"/toolbox/{sb.id}/process/session", json={"sessionId": "doomed"})
+        cmd = api.post(
+            f"{base}/exec", json={"command": "echo started; sleep 600", "runAsync": True}
+        ).json()["cmdId"]
+        url = f"ws://127.0.0.1:{server.port}{base}/command/{cmd}/logs?follow=true"
+        headers = {"Authorization": f"Bearer {server.key}"}
+        with connect(url, additional_headers=headers, open_timeout=20) as ws:
+            assert b"started" in ws.recv(timeout=20)  # type: ignore[operator]
+            os.kill(agent_pid(sb.id), signal.SIGKILL)
+            try:
+                while True:
+                    ws.recv(timeout=20)
+            except ConnectionClosed as closed:
+                assert closed.rcvd is not None
+                assert (closed.rcvd.code, closed.rcvd.reason) == (1011, "sandbox agent went away")
+    finally:
+        daytona.delete(sb)
+
+
 def _agent_answers(api: httpx.Client, sandbox_id: str) -> bool:
     r = api.get(f"/toolbox/{sandbox_id}/version", timeout=5)
     return r.status_code == 200

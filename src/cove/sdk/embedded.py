@@ -21,15 +21,6 @@ from pathlib import Path
 from cove.errors import CoveError
 
 
-def ws_implementation() -> str:
-    """uvicorn's sans-I/O websockets protocol when it has it (fewer threads, faster)."""
-    try:
-        import uvicorn.protocols.websockets.websockets_sansio_impl  # noqa: F401
-    except ImportError:
-        return "websockets"
-    return "websockets-sansio"
-
-
 class EmbeddedServer:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
@@ -80,7 +71,7 @@ class EmbeddedServer:
             build_app(server),
             log_config=None,  # leave the caller's logging alone
             log_level="warning",
-            ws=ws_implementation(),
+            ws=server.uvicorn_ws(),
             ws_ping_interval=None,
             timeout_graceful_shutdown=5,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from cove.server.sandboxes import SandboxService
 from cove.server.store import Store
 from cove.server.sweeper import LifecycleSweeper
 from cove.server.toolbox import ToolboxProxy
+from cove.server.wsfront import uvicorn_ws_protocol
 from cove.settings import Settings
 
 log = logging.getLogger("cove.server")
@@ -40,6 +42,11 @@ class Server:
     proxy: ToolboxProxy
     api_keys: list[str]
     generated_key: bool
+    keys: KeyRing
+
+    def uvicorn_ws(self) -> type[asyncio.Protocol]:
+        """uvicorn's `ws=`: toolbox WebSockets relayed as bytes (see `wsfront`)."""
+        return uvicorn_ws_protocol(self.keys, self.service)
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -67,7 +74,7 @@ def build_server(settings: Settings) -> Server:
     service = SandboxService(store, backend, settings)
     service.spec_hooks.append(apply_build_info)  # SDK `Image` definitions: entrypoint, env, workdir
     proxy = ToolboxProxy(service, settings.max_request_bytes)
-    return Server(settings, store, service, proxy, keys, generated)
+    return Server(settings, store, service, proxy, keys, generated, KeyRing(store, keys))
 
 
 def build_app(server: Server) -> Starlette:
@@ -104,7 +111,5 @@ def build_app(server: Server) -> Starlette:
         },
     )
     app.add_middleware(IdleTrim)
-    app.add_middleware(
-        AuthMiddleware, keys=KeyRing(server.store, server.api_keys), open_paths=("/health",)
-    )
+    app.add_middleware(AuthMiddleware, keys=server.keys, open_paths=("/health",))
     return app

@@ -1,0 +1,424 @@
+"""The toolbox WebSocket front: a byte relay between the client and the agent.
+
+uvicorn hands every WebSocket upgrade to the protocol class named in its
+config (`ws=`). This one takes the `/toolbox/{id}/...` upgrades itself and
+leaves every other path to uvicorn's own WebSocket protocol, unchanged.
+
+For a toolbox upgrade it checks the API key and the sandbox, opens the
+agent's unix socket, replays the upgrade request there (only the headers the
+agent needs: never the client's key), and reads the agent's answer:
+
+- 101: the front answers the client's handshake itself, then copies bytes
+  both ways, verbatim. Frames are never decoded, re-encoded or buffered as
+  messages, which is what made the interpreter round trip and log streaming
+  cost a WebSocket implementation per hop. Each direction stops reading when
+  the other side's send buffer is full, so a slow reader slows its writer.
+- anything else (404 unknown session, 409 duplicate PTY...): the front sends
+  the status and body on with `Connection: close`, as a refused upgrade.
+
+The agent runs inside the sandbox, next to the user's code, so the front
+never lets it speak HTTP to the client: the 101 is written here (its accept
+key computed from the client's key), and no client byte reaches the agent
+before that 101, so a connection can never go back to a client's HTTP pool
+with the agent on its other end.
+
+Frame boundaries of the agent's side are tracked (headers only, payloads
+skipped by length) for one reason: when the agent dies between frames, the
+client gets a close frame, 1011 "sandbox agent went away", not a bare TCP
+reset; a server shutdown sends 1012 the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import struct
+from http import HTTPStatus
+from typing import Any, cast
+from urllib.parse import unquote
+
+from cove.errors import SOURCE_API, CoveError, InternalError, to_envelope
+from cove.server.auth import KeyRing
+from cove.server.sandboxes import SandboxService
+from cove.websocket import OP_CLOSE, accept_key
+
+log = logging.getLogger("cove.server")
+
+PREFIX = "/toolbox/"
+# Request headers the agent gets (it needs no auth: its socket is private).
+FORWARD = ("sec-websocket-protocol", "content-type", "accept", "x-daytona-sdk-version")
+MAX_HEAD = 16 * 1024  # the agent's answer head; anything larger is not an agent
+MAX_REFUSAL_BODY = 1024 * 1024
+# Send buffers: large enough that a log stream moves in big writes, small
+# enough that a stalled client holds little of the server's memory.
+HIGH_WATER = 4 * 1024 * 1024
+
+
+def uvicorn_ws_protocol(keys: KeyRing, service: SandboxService) -> type[asyncio.Protocol]:
+    """The class to give uvicorn as `ws=`: this front, bound to one control plane."""
+    fallback = _uvicorn_default()
+
+    class BoundFront(ToolboxFront):
+        pass
+
+    BoundFront.keys, BoundFront.service, BoundFront.fallback = keys, service, fallback
+    return BoundFront
+
+
+def _uvicorn_default() -> type[asyncio.Protocol]:
+    """uvicorn's sans-I/O websockets protocol when it has it (fewer threads), else the classic."""
+    try:
+        from uvicorn.protocols.websockets.websockets_sansio_impl import (
+            WebSocketsSansIOProtocol as sansio,
+        )
+    except ImportError:
+        from uvicorn.protocols.websockets.websockets_impl import WebSocketProtocol
+
+        return WebSocketProtocol
+    return sansio
+
+
+class FrameEdges:
+    """Where frames begin in a WebSocket byte stream, reading headers only."""
+
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.skip = 0  # payload bytes of the current frame still to pass
+        self.saw_close = False
+
+    @property
+    def between_frames(self) -> bool:
+        return self.skip == 0 and not self.head
+
+    def feed(self, data: bytes) -> None:
+        i, n = 0, len(data)
+        while i < n:
+            if self.skip:
+                step = min(self.skip, n - i)
+                self.skip -= step
+                i += step
+                continue
+            need = self._head_size()
+            take = min(need - len(self.head), n - i)
+            self.head += data[i : i + take]
+            i += take
+            if len(self.head) < self._head_size():
+                continue  # the header's length fields decide its size: read on
+            if len(self.head) == self._head_size():
+                self._frame_start()
+
+    def _head_size(self) -> int:
+        if len(self.head) < 2:
+            return 2
+        b1 = self.head[1]
+        n = b1 & 0x7F
+        return 2 + (2 if n == 126 else 8 if n == 127 else 0) + (4 if b1 & 0x80 else 0)
+
+    def _frame_start(self) -> None:
+        head = self.head
+        if head[0] & 0x0F == OP_CLOSE:
+            self.saw_close = True
+        n = head[1] & 0x7F
+        if n == 126:
+            n = struct.unpack_from("!H", head, 2)[0]
+        elif n == 127:
+            n = struct.unpack_from("!Q", head, 2)[0]
+        self.skip = n
+        self.head = bytearray()
+
+
+def close_frame(code: int, reason: str) -> bytes:
+    payload = struct.pack("!H", code) + reason.encode()[:120]
+    return bytes([0x80 | OP_CLOSE, len(payload)]) + payload
+
+
+def http_response(status: int, body: bytes, content_type: str = "application/json") -> bytes:
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Error"
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+class ToolboxFront(asyncio.Protocol):
+    """The client's side of one upgraded connection (see the module docstring)."""
+
+    keys: KeyRing
+    service: SandboxService
+    fallback: type[asyncio.Protocol]
+
+    def __init__(self, config: Any, server_state: Any, app_state: Any, _loop: Any = None) -> None:
+        self._uvicorn = (config, server_state, app_state)
+        self.connections: set[Any] = server_state.connections
+        self.inner: Any = None  # uvicorn's own protocol, for paths that are not the toolbox
+        self.client: asyncio.Transport | None = None
+        self.agent: AgentSide | None = None
+        self.relaying = False  # the 101 went out: bytes flow both ways
+        self.pending = bytearray()  # client bytes that arrived before the 101
+        self.path = ""
+        self.owner = ""
+        self.sid = ""
+
+    # -- asyncio.Protocol ---------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A cast, not an isinstance check: uvloop's transports are not asyncio's classes.
+        self.client = cast(asyncio.Transport, transport)
+        self.client.set_write_buffer_limits(high=HIGH_WATER)
+        self.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.inner is not None:
+            self.inner.data_received(data)
+        elif self.relaying:
+            assert self.agent is not None and self.agent.transport is not None
+            self.agent.transport.write(data)
+        elif self.path:
+            self.pending += data  # the agent has not answered yet
+        else:
+            self._upgrade(data)  # uvicorn passes the whole request head in one call
+
+    def eof_received(self) -> bool | None:
+        if self.inner is not None:
+            return self.inner.eof_received()
+        return None  # close our side; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.inner is not None:
+            self.inner.connection_lost(exc)
+            return
+        self.connections.discard(self)
+        if self.agent is not None:
+            self.agent.close()
+
+    def pause_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.pause_writing()
+        elif self.agent is not None:
+            self.agent.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.resume_writing()
+        elif self.agent is not None:
+            self.agent.resume_reading()
+
+    def shutdown(self) -> None:
+        """uvicorn calls this on every open connection when it stops."""
+        if self.inner is not None:
+            self.inner.shutdown()
+        else:
+            self.end(1012, "server restarting")
+
+    # -- the upgrade --------------------------------------------------------
+
+    def _upgrade(self, head: bytes) -> None:
+        lines = head.decode("latin-1").split("\r\n")
+        target = lines[0].split(" ")[1] if lines[0].count(" ") >= 2 else ""
+        path, _, query = target.partition("?")
+        sid, slash, rest = path[len(PREFIX) :].partition("/")
+        if not path.startswith(PREFIX) or not sid or not slash:
+            self._hand_to_uvicorn(head)
+            return
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, colon, value = line.partition(":")
+            if colon:
+                headers[name.strip().lower()] = value.strip()
+        self.path = unquote(path)
+        assert self.client is not None
+        self.client.pause_reading()  # until the agent has answered
+        try:
+            self.owner = self.keys.owner_of(headers.get("authorization"))
+            self.sid = unquote(sid)
+            socket = self.service.agent_socket(self.owner, self.sid)
+        except CoveError as err:
+            self.refuse(err)
+            return
+        # The rest of the path exactly as the client encoded it (never decoded and re-encoded).
+        agent_target = f"/{rest}?{query}" if query else f"/{rest}"
+        request = [
+            f"GET {agent_target} HTTP/1.1",
+            "Host: agent",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {headers.get('sec-websocket-key', '')}",
+            "Sec-WebSocket-Version: 13",
+        ]
+        request += [f"{k}: {headers[k]}" for k in FORWARD if k in headers]
+        self.agent = AgentSide(self, headers.get("sec-websocket-key", ""))
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._connect(socket, ("\r\n".join(request) + "\r\n\r\n").encode()))
+        task.add_done_callback(_log_failure)
+
+    def _hand_to_uvicorn(self, head: bytes) -> None:
+        assert self.client is not None
+        self.connections.discard(self)
+        self.inner = self.fallback(*self._uvicorn)  # type: ignore[call-arg]
+        self.inner.connection_made(self.client)
+        self.inner.data_received(head)
+
+    async def _connect(self, socket: str, request: bytes) -> None:
+        agent = self.agent
+        assert agent is not None
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_unix_connection(lambda: agent, socket)
+        except OSError:
+            self.refuse(self.service.explain_unreachable(self.owner, self.sid))
+            return
+        if self.client is None or self.client.is_closing():
+            agent.close()
+            return
+        agent.send(request)
+
+    def accepted(self, subprotocol: str | None) -> None:
+        """The agent took the upgrade: answer the client, then relay."""
+        assert self.client is not None and self.agent is not None
+        key = self.agent.client_key
+        extra = f"Sec-WebSocket-Protocol: {subprotocol}\r\n" if subprotocol else ""
+        self.client.write(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept_key(key)}\r\n{extra}\r\n"
+            ).encode("latin-1")
+        )
+        self.relaying = True
+        if self.pending:
+            self.agent.send(bytes(self.pending))
+            self.pending.clear()
+        self.client.resume_reading()
+
+    def refuse(self, err: CoveError) -> None:
+        body = json.dumps(to_envelope(err, self.path, SOURCE_API)).encode()
+        self.send_refusal(err.status, body, "application/json")
+
+    def send_refusal(self, status: int, body: bytes, content_type: str) -> None:
+        if self.client is not None and not self.client.is_closing():
+            self.client.write(http_response(status, body, content_type))
+            self.client.close()
+        if self.agent is not None:
+            self.agent.close()
+
+    def end(self, code: int, reason: str) -> None:
+        """Close the client's side, with a close frame if one fits between frames."""
+        client = self.client
+        if client is None or client.is_closing():
+            return
+        if not self.relaying:
+            self.refuse(self.service.explain_unreachable(self.owner, self.sid))
+            return
+        edges = self.agent.edges if self.agent is not None else None
+        if edges is not None and edges.between_frames and not edges.saw_close:
+            client.write(close_frame(code, reason))
+        client.close()
+        if self.agent is not None:
+            self.agent.close()
+
+
+class AgentSide(asyncio.Protocol):
+    """The agent's side of a relayed connection."""
+
+    def __init__(self, front: ToolboxFront, client_key: str) -> None:
+        self.front = front
+        self.client_key = client_key
+        self.transport: asyncio.Transport | None = None
+        self.head = bytearray()  # the agent's answer, until its head is complete
+        self.refusal: tuple[int, str, int] | None = None  # status, content type, body length
+        self.edges = FrameEdges()
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=HIGH_WATER)
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        front = self.front
+        if front.relaying:
+            self.edges.feed(data)
+            if front.client is not None and not front.client.is_closing():
+                front.client.write(data)
+            return
+        self.head += data
+        if self.refusal is not None:
+            self._refused()
+            return
+        end = self.head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.head) > MAX_HEAD:
+                front.refuse(InternalError("the sandbox agent sent an oversized answer"))
+            return
+        status, headers = _parse_head(bytes(self.head[:end]))
+        rest = bytes(self.head[end + 4 :])
+        self.head = bytearray(rest)
+        if status == 101:
+            self.head.clear()
+            front.accepted(headers.get("sec-websocket-protocol"))
+            if rest:
+                self.data_received(rest)
+            return
+        length = min(int(headers.get("content-length", "0") or 0), MAX_REFUSAL_BODY)
+        self.refusal = (status, headers.get("content-type", "application/json"), length)
+        self._refused()
+
+    def _refused(self) -> None:
+        assert self.refusal is not None
+        status, content_type, length = self.refusal
+        if len(self.head) >= length:
+            self.front.send_refusal(status, bytes(self.head[:length]), content_type)
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.front.end(1011, "sandbox agent went away")
+
+    def pause_writing(self) -> None:
+        if self.front.client is not None:
+            self.front.client.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.front.client is not None and self.front.relaying:
+            self.front.client.resume_reading()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.close()
+
+
+def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+    lines = head.decode("latin-1").split("\r\n")
+    try:
+        status = int(lines[0].split(" ")[1])
+    except (IndexError, ValueError):
+        status = 502
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if colon:
+            headers[name.strip().lower()] = value.strip()
+    return status, headers
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("toolbox WebSocket relay failed", exc_info=task.exception())
