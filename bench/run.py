@@ -10,12 +10,14 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from dataclasses import fields
 from pathlib import Path
 
 from bench import report
 from bench.cases import density, execute, interpreter, lifecycle, streaming
 from bench.client import Cove
 from bench.stats import Row
+from cove.settings import Settings
 from tests.serverproc import ServerProcess
 
 GiB = 1 << 30
@@ -24,7 +26,14 @@ GiB = 1 << 30
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench")
     p.add_argument("--quick", action="store_true", help="small run counts (smoke test)")
-    p.add_argument("--pool", type=int, default=4, help="warm pool size of the main server")
+    # The server's own default, so the report measures what `make run` gives a user.
+    default_pool = next(f.default for f in fields(Settings) if f.name == "warm_pool")
+    p.add_argument(
+        "--pool",
+        type=int,
+        default=default_pool,
+        help=f"warm pool size of the main server (default: the server's, {default_pool})",
+    )
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     p.add_argument(
         "--only", default="", help="areas, comma-separated: exec,interp,stream,tti,density"
