@@ -41,6 +41,8 @@ class Settings:
     warm_pool: int = 2
     runtime_dir: Path | None = field(default_factory=default_runtime_dir)
     max_output_bytes: int = 10 * MiB
+    # Session command logs kept on disk, per stream (live followers get all output).
+    max_log_bytes: int = 64 * MiB
     max_request_bytes: int = 16 * MiB
     default_cpus: int = 1
     default_memory_gib: int = 1
@@ -59,6 +61,7 @@ class Settings:
         "warm_pool": "COVE_WARM_POOL",
         "runtime_dir": "COVE_RUNTIME_DIR",
         "max_output_bytes": "COVE_MAX_OUTPUT_BYTES",
+        "max_log_bytes": "COVE_MAX_LOG_BYTES",
         "lifecycle_minute": "COVE_LIFECYCLE_MINUTE_SECONDS",
     }
 

@@ -13,10 +13,13 @@ import binascii
 import contextlib
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_MESSAGE = 64 * 1024 * 1024
+# Frames with a smaller payload are sent as one joined write.
+COPY_BELOW = 16 * 1024
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
@@ -33,22 +36,22 @@ def new_key() -> str:
     return binascii.b2a_base64(os.urandom(16), newline=False).decode()
 
 
-def encode_frame(opcode: int, payload: bytes, *, mask: bool) -> bytes:
-    head = bytearray([0x80 | opcode])
-    n = len(payload)
+def frame_head(opcode: int, n: int, *, mask: bool) -> bytes:
+    """A frame's header (without the masking key) for an `n`-byte payload."""
     mask_bit = 0x80 if mask else 0
     if n < 126:
-        head.append(mask_bit | n)
-    elif n < 1 << 16:
-        head.append(mask_bit | 126)
-        head += struct.pack("!H", n)
-    else:
-        head.append(mask_bit | 127)
-        head += struct.pack("!Q", n)
+        return bytes((0x80 | opcode, mask_bit | n))
+    if n < 1 << 16:
+        return bytes((0x80 | opcode, mask_bit | 126)) + n.to_bytes(2, "big")
+    return bytes((0x80 | opcode, mask_bit | 127)) + n.to_bytes(8, "big")
+
+
+def encode_frame(opcode: int, payload: bytes, *, mask: bool) -> bytes:
+    head = frame_head(opcode, len(payload), mask=mask)
     if not mask:
-        return bytes(head) + payload
+        return head + payload
     key = os.urandom(4)
-    return bytes(head) + key + _xor(payload, key)
+    return head + key + _xor(payload, key)
 
 
 def _xor(data: bytes, key: bytes) -> bytes:
@@ -134,8 +137,19 @@ class WebSocket:
             raise ConnectionClosed(1006, "connection lost") from exc
 
     async def _send(self, opcode: int, payload: bytes) -> None:
+        await self._send_parts(opcode, (payload,))
+
+    async def _send_parts(self, opcode: int, parts: Sequence[bytes]) -> None:
+        size = sum(len(p) for p in parts)
         async with self._send_lock:
-            self.writer.write(encode_frame(opcode, payload, mask=self._mask))
+            if self._mask or size < COPY_BELOW:
+                # One write: joining a small payload costs less than a second syscall.
+                self.writer.write(encode_frame(opcode, b"".join(parts), mask=self._mask))
+            else:
+                # Large payloads go to the transport as they are, never joined or copied here.
+                self.writer.write(frame_head(opcode, size, mask=False))
+                for part in parts:
+                    self.writer.write(part)
             await self.writer.drain()
 
     async def send_text(self, text: str) -> None:
@@ -143,6 +157,10 @@ class WebSocket:
 
     async def send_bytes(self, data: bytes) -> None:
         await self._send(OP_BINARY, data)
+
+    async def send_parts(self, parts: Sequence[bytes]) -> None:
+        """One binary message made of `parts` in order (saves joining large payloads)."""
+        await self._send_parts(OP_BINARY, parts)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self._close_sent:

@@ -14,7 +14,7 @@ import json
 import re
 import sys
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -124,9 +124,9 @@ class PendingWebSocket(WebSocket):
         await self.accept()
         return await super().recv()
 
-    async def _send(self, opcode: int, payload: bytes) -> None:
+    async def _send_parts(self, opcode: int, parts: Sequence[bytes]) -> None:
         await self.accept()
-        await super()._send(opcode, payload)
+        await super()._send_parts(opcode, parts)
 
 
 class HttpServer:

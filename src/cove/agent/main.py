@@ -28,7 +28,7 @@ from cove.agent.config import AgentConfig
 from cove.agent.core import Agent
 from cove.agent.execute import ExecuteRoutes
 from cove.agent.httpserver import HttpServer, Request, Response, Router, json_response
-from cove.agent.processes import harden_self
+from cove.agent.processes import harden_self, keep_read_buffers
 from cove.errors import BadRequest
 
 
@@ -83,6 +83,7 @@ def _feature_registrars() -> list[Callable[[Agent, Router], None]]:
 
 async def serve(config: AgentConfig, ready_fd: int | None) -> None:
     harden_self()
+    keep_read_buffers()
     agent = Agent(config)
     server = HttpServer(build_router(agent))
     with contextlib.suppress(FileNotFoundError):

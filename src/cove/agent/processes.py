@@ -25,6 +25,12 @@ from cove.agent.cgroups import Group, Tracker, join_cgroups
 
 Sink = Callable[[bytes], None]
 
+F_SETPIPE_SZ = 1031
+# The pipe of a fast writer is enlarged to this (the unprivileged maximum by
+# default), and read this much at a time: its output moves in few large reads.
+PIPE_SIZE = 1024 * 1024
+DEFAULT_PIPE_SIZE = 64 * 1024
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -40,6 +46,23 @@ def harden_self() -> None:
         libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     except OSError:
         pass
+
+
+def keep_read_buffers() -> None:
+    """Serve pipe-read-sized allocations from heap memory that stays mapped.
+
+    Each read of a command's output allocates up to PIPE_SIZE bytes. By
+    default glibc maps such blocks fresh, or trims the heap under them, so
+    every read paid page faults and zeroing, which cost more CPU than the
+    copies themselves while a log was streamed (~0.9 -> ~0.65 CPU-s per GiB).
+    The price: up to 4 MiB of freed heap kept for reuse.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mallopt(M_MMAP_THRESHOLD, 2 * PIPE_SIZE)
+        libc.mallopt(M_TRIM_THRESHOLD, 4 * PIPE_SIZE)
+    except (OSError, AttributeError):
+        pass  # not glibc: defaults
 
 
 def exit_code(status: int) -> int:
@@ -78,9 +101,28 @@ class _PipeReader(asyncio.Protocol):
     def __init__(self, sink: Sink, done: asyncio.Future[None]) -> None:
         self.sink = sink
         self.done = done
+        self.grown = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        # asyncio reads 256 KiB at most per wakeup; a grown pipe holds more.
+        transport.max_size = PIPE_SIZE  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
+        if len(data) >= DEFAULT_PIPE_SIZE and not self.grown:
+            self._grow()
         self.sink(data)
+
+    def _grow(self) -> None:
+        """A full pipe: the writer outpaces us, so let it hand over more per read.
+
+        Only then: enlarged pipes count against the per-user pipe quota
+        (pipe-user-pages-soft), and user code past it gets tiny pipes.
+        """
+        self.grown = True
+        pipe = self.transport.get_extra_info("pipe")
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.done.done():
@@ -104,13 +146,22 @@ class Child:
     exited: asyncio.Future[int]
     output_done: asyncio.Future[tuple[None, None]]
     stdin_fd: int | None = None
-    _transports: list[asyncio.BaseTransport] = field(default_factory=list)
+    _transports: list[asyncio.ReadTransport] = field(default_factory=list)
 
     def close_stdin(self) -> None:
         if self.stdin_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self.stdin_fd)
             self.stdin_fd = None
+
+    def pause_output(self) -> None:
+        """Stop reading stdout and stderr: the child blocks once the pipes are full."""
+        for t in self._transports:
+            t.pause_reading()
+
+    def resume_output(self) -> None:
+        for t in self._transports:
+            t.resume_reading()
 
     def detach_output(self) -> None:
         """Stop reading (background processes may hold the pipes open forever)."""

@@ -175,6 +175,7 @@ class SessionManager:
             return cmd
         finally:
             os.close(state_fd)
+        log.watch_pipes(cmd.child.pause_output, cmd.child.resume_output)
         if cmd.child.stdin_fd is not None:
             cmd.stdin = await self._stdin(cmd.child)
         task = asyncio.create_task(self._wait(session, cmd, start, state_path, timeout))
@@ -201,7 +202,7 @@ class SessionManager:
             cmd.timed_out = True
             self.agent.tracker.kill(cmd.group)
             code = await child.exited
-        await asyncio.wait({child.output_done}, timeout=DRAIN_AFTER_EXIT)
+        await _drain(child, cmd.log)
         child.detach_output()
         final = read_final(state_path)
         if final is not None and not session.closing:
@@ -254,6 +255,8 @@ class SessionManager:
                 break
         for group in groups:
             self.agent.tracker.kill(group)
+        for cmd in session.commands.values():
+            cmd.log.live.cut_off_all()  # a stuck follower must not hold the pipes of the dying
         if session.tasks:
             await asyncio.wait(list(session.tasks), timeout=grace + DRAIN_AFTER_EXIT + 1)
         for cmd in session.commands.values():
@@ -271,6 +274,20 @@ def default_cwd(agent: Agent) -> str:
     except BadRequest:
         # e.g. an absolute WORKDIR on the read-only root: keep sessions usable.
         return agent.config.workdir
+
+
+async def _drain(child: Child, log: CommandLog) -> None:
+    """Read what is left in the pipes after the command's exit.
+
+    Background processes may keep the pipes open forever, so this stops after
+    DRAIN_AFTER_EXIT; but not while followers hold reading back: the output is
+    there, only not read yet.
+    """
+    while True:
+        await asyncio.wait({child.output_done}, timeout=DRAIN_AFTER_EXIT)
+        if child.output_done.done() or not log.live.paused:
+            return
+        await log.live.released()
 
 
 async def _exits(pids: list[int], timeout: float) -> bool:

@@ -38,8 +38,9 @@ Cove's additions (the official SDK never sends them):
 Only async commands have a stdin (sync ones read /dev/null; so does the entrypoint).
 JSON answers (sync exec, GET logs) carry at most `max_output_bytes` per field and
 say `truncated` when cut; the follow stream carries the whole log (up to
-`max_log_bytes` per stream). Logs of a deleted session, or of a previous agent
-run, are removed.
+`max_log_bytes` per stream kept on disk, and everything written while a
+follower is attached: see `logs` and `logfollow`). Logs of a deleted session,
+or of a previous agent run, are removed.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ import contextlib
 
 from cove.agent.core import Agent
 from cove.agent.httpserver import Request, Response, Router, json_response, no_content
-from cove.agent.logs import STDERR, STDOUT, frame
+from cove.agent.logs import MARKERS, STDERR, STDOUT, escape
 from cove.agent.session_core import (
     ENTRYPOINT,
     Session,
@@ -238,8 +239,12 @@ async def _follow(cmd: SessionCommand, req: Request, ws: WebSocket) -> None:
         raise BadRequest("query 'offset' must be a number of bytes") from None
 
     async def pump() -> None:
-        async for channel, data in cmd.log.follow(offset):
-            await ws.send_bytes(frame(channel, data))
+        # aclosing: a follower that leaves releases its hold on the pipes at once.
+        async with contextlib.aclosing(cmd.log.follow(offset)) as chunks:
+            async for channel, parts in chunks:
+                if any(b"\x01" in p or b"\x02" in p for p in parts):
+                    parts = [escape(b"".join(parts))]  # rare: escaping looks across parts
+                await ws.send_parts([MARKERS[channel], *parts])
 
     async def until_client_leaves() -> None:
         with contextlib.suppress(ConnectionClosed):

@@ -25,6 +25,7 @@ class SandboxSpec:
     workdir: str | None = None
     entrypoint: list[str] | None = None
     max_output_bytes: int = 10 * 1024 * 1024
+    max_log_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass

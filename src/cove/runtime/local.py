@@ -182,6 +182,7 @@ class LocalBackend(RuntimeBackend):
             "env": spec.env,
             "language": spec.language,
             "maxOutputBytes": spec.max_output_bytes,
+            "maxLogBytes": spec.max_log_bytes,
             "cgroupDir": fs.CGROUP if self.cgroup_version else None,
             "controlDir": fs.CONTROL,
             "runtimeDir": fs.RUNTIME,

@@ -39,6 +39,7 @@ class Shape:
     language: str
     workdir: str | None
     max_output_bytes: int
+    max_log_bytes: int
 
     @classmethod
     def of(cls, spec: SandboxSpec) -> Shape | None:
@@ -52,6 +53,7 @@ class Shape:
             spec.language,
             spec.workdir,
             spec.max_output_bytes,
+            spec.max_log_bytes,
         )
 
 

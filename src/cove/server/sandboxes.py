@@ -154,6 +154,7 @@ class SandboxService:
             workdir=sp.get("workdir"),
             entrypoint=sp.get("entrypoint"),
             max_output_bytes=self.settings.max_output_bytes,
+            max_log_bytes=self.settings.max_log_bytes,
         )
 
     async def create(self, owner: str, req: CreateSandboxRequest) -> SandboxRecord:
