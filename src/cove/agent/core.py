@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import itertools
 import os
 import shutil
@@ -12,12 +13,16 @@ from dataclasses import dataclass
 
 from cove.agent.cgroups import Group, Tracker
 from cove.agent.config import AgentConfig
-from cove.agent.processes import CappedOutput, Reaper, Spawner, SpawnSpec
+from cove.agent.processes import CappedOutput, Child, Reaper, Sink, Spawner, SpawnSpec
 from cove.errors import BadRequest, Conflict
 
 # After the main process exits, how long to keep reading output that its
 # background children may still be writing into the inherited pipes.
 DRAIN_AFTER_EXIT = 0.2
+
+
+# Starts a command in its group with its output sinks (default: `Spawner.spawn`).
+Starter = Callable[[Group, Sink, Sink], Awaitable[Child]]
 
 
 @dataclass
@@ -121,6 +126,7 @@ class Agent:
         env: dict[str, str],
         timeout: float | None,
         cap: int | None,
+        starter: Starter | None = None,
     ) -> Captured:
         """Run to completion, keeping capped output; on timeout kill the whole tree."""
         # A caller may lower the cap, not raise it: the whole answer passes through
@@ -128,10 +134,11 @@ class Agent:
         limit = self.config.max_output_bytes
         output = CappedOutput(limit if cap is None else max(0, min(cap, limit)))
         group = self.new_group("exec")
+        if starter is None:
+            spec = SpawnSpec(argv, cwd, env)
+            starter = functools.partial(self.spawner.spawn, spec)
         try:
-            child = await self.spawner.spawn(
-                SpawnSpec(argv, cwd, env), group, output.on_stdout, output.on_stderr
-            )
+            child = await starter(group, output.on_stdout, output.on_stderr)
         except (OSError, ValueError) as exc:
             # The command could not start: say why instead of a 500 (E2BIG env, a cwd
             # the user cannot enter, text the OS cannot take, the pids limit reached).

@@ -9,6 +9,8 @@ import tempfile
 from cove.agent import charts
 from cove.agent.core import Agent, Captured
 from cove.agent.httpserver import Request, Response, Router, json_response
+from cove.agent.processes import SpawnSpec
+from cove.agent.zygote import Zygote
 from cove.errors import BadRequest, ProcessTimeout
 from cove.protocol import (
     LANGUAGES,
@@ -56,6 +58,13 @@ def _check_timeout(timeout: float | None) -> None:
 class ExecuteRoutes:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
+        self.zygote = Zygote(agent, self._python_env)
+
+    def _python_env(self) -> dict[str, str]:
+        """What every python run's environment starts from: the zygote's."""
+        env = self.agent.child_env(None)
+        _chart_env(env)
+        return env
 
     def register(self, router: Router) -> None:
         router.add("POST", "/process/execute", self.execute)
@@ -113,12 +122,17 @@ class ExecuteRoutes:
                 f.write(body.code)
             env = self.agent.child_env(body.envs)
             chart_dir = _capture_charts(workdir, env) if language == "python" else None
+            spec = SpawnSpec(
+                [*self._argv(language, src, workdir), *body.argv], self.agent.config.workdir, env
+            )
             captured = await self.agent.run_captured(
-                [*self._argv(language, src, workdir), *body.argv],
-                cwd=self.agent.config.workdir,
+                spec.argv,
+                cwd=spec.cwd,
                 env=env,
                 timeout=body.timeout,
                 cap=body.max_output_bytes,
+                # python forks from the zygote (spawned like `spec` when it cannot)
+                starter=self.zygote.starter(spec, src, body.argv) if chart_dir else None,
             )
             found = charts.read_charts(chart_dir) if chart_dir else []
         finally:
@@ -150,8 +164,14 @@ class _CoveChartBoot:
         )
 
 
-if os.environ.get("COVE_CHART_DIR") and os.environ.get("COVE_CHARTS_PY"):
-    sys.meta_path.insert(0, _CoveChartBoot())
+def cove_install_chart_hook():
+    # Also called by a zygote's run (zygote_worker.py), whose sitecustomize
+    # ran once, at the zygote's start, before the run's chart directory existed.
+    if os.environ.get("COVE_CHART_DIR") and os.environ.get("COVE_CHARTS_PY"):
+        sys.meta_path.insert(0, _CoveChartBoot())
+
+
+cove_install_chart_hook()
 """
 BOOT_DIR = "/tmp/.cove-code-run"
 
@@ -173,6 +193,13 @@ def _boot_dir() -> str:
     return BOOT_DIR
 
 
+def _chart_env(env: dict[str, str]) -> None:
+    """What every python run's environment has for the chart capture (the zygote's too)."""
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_boot_dir(), env.get("PYTHONPATH")) if p)
+    env["COVE_CHARTS_PY"] = charts.__file__
+    env.setdefault("MPLBACKEND", "Agg")
+
+
 def _capture_charts(workdir: str, env: dict[str, str]) -> str:
     """Make a Python run save its matplotlib figures as SDK charts into a directory.
 
@@ -182,8 +209,6 @@ def _capture_charts(workdir: str, env: dict[str, str]) -> str:
     """
     out = os.path.join(workdir, "charts")
     os.makedirs(out)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_boot_dir(), env.get("PYTHONPATH")) if p)
+    _chart_env(env)
     env["COVE_CHART_DIR"] = out
-    env["COVE_CHARTS_PY"] = charts.__file__
-    env.setdefault("MPLBACKEND", "Agg")
     return out

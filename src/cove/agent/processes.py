@@ -20,6 +20,7 @@ import subprocess
 import termios
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import IO
 
 from cove.agent.cgroups import Group, Tracker, join_cgroups
 
@@ -76,6 +77,10 @@ class Reaper:
         self._waiters: dict[int, asyncio.Future[int]] = {}
         self._loop = asyncio.get_running_loop()
         self._loop.add_signal_handler(signal.SIGCHLD, self.reap)
+        # Called before an unknown child is given up: they read the reports of
+        # processes handed over to the agent (a zygote's runs), which are sent
+        # before those become its children, and `adopt` them.
+        self.adopters: list[Callable[[], None]] = []
 
     def watch(self, pid: int) -> asyncio.Future[int]:
         # Called right after fork, before the loop can run reap(), so no exit
@@ -83,6 +88,12 @@ class Reaper:
         fut = self._loop.create_future()
         self._waiters[pid] = fut
         return fut
+
+    def adopt(self, pid: int) -> asyncio.Future[int] | None:
+        """Watch a process another one started and is handing over (None: already watched)."""
+        if pid in self._waiters:
+            return None
+        return self.watch(pid)
 
     def reap(self) -> None:
         while True:
@@ -93,6 +104,10 @@ class Reaper:
             if pid == 0:
                 return
             fut = self._waiters.pop(pid, None)
+            if fut is None:
+                for read_reports in list(self.adopters):
+                    read_reports()
+                fut = self._waiters.pop(pid, None)
             if fut is not None and not fut.done():
                 fut.set_result(exit_code(status))
 
@@ -175,7 +190,6 @@ class Spawner:
         self.reaper = reaper
 
     async def spawn(self, spec: SpawnSpec, group: Group, on_stdout: Sink, on_stderr: Sink) -> Child:
-        loop = asyncio.get_running_loop()
         files = self.tracker.enter_files(group)
 
         def in_child() -> None:  # between fork and exec
@@ -198,23 +212,13 @@ class Spawner:
         # calls waitpid on a pid that may since have been reused.
         exited.add_done_callback(lambda f: setattr(proc, "returncode", f.result()))
         group.pgid = proc.pid
-        done_out: asyncio.Future[None] = loop.create_future()
-        done_err: asyncio.Future[None] = loop.create_future()
         assert proc.stdout is not None and proc.stderr is not None
-        t1, _ = await loop.connect_read_pipe(lambda: _PipeReader(on_stdout, done_out), proc.stdout)
-        t2, _ = await loop.connect_read_pipe(lambda: _PipeReader(on_stderr, done_err), proc.stderr)
+        done, transports = await read_output(proc.stdout, proc.stderr, on_stdout, on_stderr)
         stdin_fd = None
         if proc.stdin is not None:
             stdin_fd = os.dup(proc.stdin.fileno())
             proc.stdin.close()
-        return Child(
-            proc.pid,
-            group,
-            exited,
-            asyncio.gather(done_out, done_err),
-            stdin_fd,
-            [t1, t2],
-        )
+        return Child(proc.pid, group, exited, done, stdin_fd, transports)
 
 
 @dataclass
@@ -290,3 +294,18 @@ class CappedOutput:
     def on_stderr(self, data: bytes) -> None:
         self._add(self.stderr, data)
         self._add(self.combined, data)
+
+
+async def read_output(
+    stdout: IO[bytes], stderr: IO[bytes], on_stdout: Sink, on_stderr: Sink
+) -> tuple[asyncio.Future[tuple[None, None]], list[asyncio.ReadTransport]]:
+    """Feed a child's stdout and stderr pipes to their sinks.
+
+    The future is done at EOF of both; closing the transports closes the pipes.
+    """
+    loop = asyncio.get_running_loop()
+    done_out: asyncio.Future[None] = loop.create_future()
+    done_err: asyncio.Future[None] = loop.create_future()
+    t1, _ = await loop.connect_read_pipe(lambda: _PipeReader(on_stdout, done_out), stdout)
+    t2, _ = await loop.connect_read_pipe(lambda: _PipeReader(on_stderr, done_err), stderr)
+    return asyncio.gather(done_out, done_err), [t1, t2]
