@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 
 from cove.agent.core import Agent
 from cove.agent.httpserver import Request, Response, Router, json_response, no_content
@@ -70,6 +71,8 @@ from cove.protocol.sessions import (
 )
 from cove.protocol.sessions import Session as SessionModel
 from cove.websocket import ConnectionClosed, WebSocket
+
+FOLLOW_SNDBUF = 2 * 1024 * 1024
 
 
 def _text(data: bytes) -> str:
@@ -237,6 +240,12 @@ async def _follow(cmd: SessionCommand, req: Request, ws: WebSocket) -> None:
         offset = int(req.query.get("offset") or 0)
     except ValueError:
         raise BadRequest("query 'offset' must be a number of bytes") from None
+
+    sock = ws.writer.get_extra_info("socket")
+    with contextlib.suppress(OSError, AttributeError):
+        # A frame goes to the kernel in one send instead of being copied into
+        # the transport's buffer piece by piece (bounded by net.core.wmem_max).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, FOLLOW_SNDBUF)
 
     async def pump() -> None:
         # aclosing: a follower that leaves releases its hold on the pipes at once.
