@@ -8,6 +8,7 @@ own environment, and compares what each sees.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import textwrap
 import time
@@ -301,20 +302,22 @@ def test_user_site_packages_installed_later_are_seen(api: httpx.Client, sid: str
     assert body["stdout"] == "42\n", body["stderr"]
 
 
+SIGNAL_ZYGOTE = """
+import os, signal
+for pid in os.listdir("/proc"):
+    if pid.isdigit() and int(pid) != os.getpid():
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if b"zygote_worker.py" in cmd:
+            os.kill(int(pid), signal.SIGNAME)
+            print("killed")
+"""
+
+
 def test_zygote_killed_by_user_code_next_run_still_works(api: httpx.Client, sid: str) -> None:
-    kill = """
-    import os, signal
-    for pid in os.listdir("/proc"):
-        if pid.isdigit() and int(pid) != os.getpid():
-            try:
-                cmd = open(f"/proc/{pid}/cmdline", "rb").read()
-            except OSError:
-                continue
-            if b"zygote_worker.py" in cmd:
-                os.kill(int(pid), signal.SIGKILL)
-                print("killed")
-    """
-    body = code_run(api, sid, kill)
+    body = code_run(api, sid, SIGNAL_ZYGOTE.replace("SIGNAME", "SIGKILL"))
     assert body["exitCode"] == 0 and "killed" in body["stdout"]
     deadline = time.monotonic() + 10
     while True:  # each run works; one of them is forked by a new zygote
@@ -322,4 +325,31 @@ def test_zygote_killed_by_user_code_next_run_still_works(api: httpx.Client, sid:
         assert again["exitCode"] == 0 and again["stdout"] == "42\n", again
         if forked(api, sid) or time.monotonic() > deadline:
             break
+    assert forked(api, sid)
+
+
+def test_zygote_stopped_by_user_code_next_run_still_works(api: httpx.Client, sid: str) -> None:
+    assert forked(api, sid)
+    body = code_run(api, sid, SIGNAL_ZYGOTE.replace("SIGNAME", "SIGSTOP"))
+    assert body["exitCode"] == 0 and "killed" in body["stdout"]
+    began = time.monotonic()
+    again = code_run(api, sid, "print(6 * 7)")  # spawned, once the zygote is deemed stuck
+    assert again["exitCode"] == 0 and again["stdout"] == "42\n", again
+    assert time.monotonic() - began < 15
+    assert forked(api, sid)  # by a new zygote
+
+
+def test_concurrent_runs_each_get_their_own_output_and_exit_code(
+    api: httpx.Client, sid: str
+) -> None:
+    # Runs that end at once race their adoption by the agent's reaper.
+    code = "import sys, os; print(sys.argv[1]); sys.stdout.flush(); os._exit(int(sys.argv[1]))"
+
+    def one(i: int) -> tuple[int, str, int]:
+        body = code_run(api, sid, code, argv=[str(i)])
+        return i, body["stdout"], body["exitCode"]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(40)))
+    assert results == [(i, f"{i}\n", i % 256) for i in range(40)]
     assert forked(api, sid)

@@ -57,6 +57,7 @@ WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote_worker
 MAX_REQUEST = 128 * 1024  # zygote_worker.MAX_REQUEST; larger requests are spawned
 START_VARS = frozenset({"HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ"})
 READY_TIMEOUT = 10.0
+FORK_TIMEOUT = 5.0  # a fork takes about a millisecond; then the zygote is deemed stuck
 RETRY_AFTER = 5.0  # after a failed start, runs are spawned this long before trying again
 LOG_LIMIT = 64 * 1024  # of the zygote's own stderr, copied to the agent's
 
@@ -113,6 +114,7 @@ class ZygoteProcess:
         self.site_dirs: list[str] = []
         self.site_mtimes: list[int | None] | None = None
         self.closed = False
+        self.stopped = False
         self._ids = itertools.count(1)
         loop.add_reader(channel.fileno(), self.read_reports)
         agent.reaper.adopters.append(self.read_reports)
@@ -120,7 +122,7 @@ class ZygoteProcess:
 
     @property
     def alive(self) -> bool:
-        return not self.closed and not self.child.exited.done()
+        return not (self.closed or self.stopped or self.child.exited.done())
 
     def stale(self) -> bool:
         """A site directory changed since start: a new interpreter would see another sys.path."""
@@ -180,6 +182,7 @@ class ZygoteProcess:
 
     def stop(self) -> None:
         """Kill the zygote; runs it already forked go on, their reports still arrive."""
+        self.stopped = True
         self.agent.tracker.kill(self.child.group)
 
     async def fork(
@@ -210,7 +213,7 @@ class ZygoteProcess:
         answer: asyncio.Future[Forked] = asyncio.get_running_loop().create_future()
         self.pending[run_id] = answer
         try:
-            pid, exited = await asyncio.shield(answer)
+            pid, exited = await self._answer(answer, group)
             group.pgid = pid
             done, transports = await read_output(pipes[0], pipes[1], out, err)
         except BaseException as exc:
@@ -223,6 +226,18 @@ class ZygoteProcess:
                 answer.add_done_callback(lambda f: self._abandon(f, group))
             raise
         return Child(pid, group, exited, done, None, transports)
+
+    async def _answer(self, answer: asyncio.Future[Forked], group: Group) -> Forked:
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer), FORK_TIMEOUT)
+        except TimeoutError:
+            pass
+        # A stopped or stuck zygote (user code can signal it). Kill it, then the
+        # run's group: every intermediate of this run is in one of the two, so
+        # no run can be born after this and run twice with the spawned one.
+        self.stop()
+        self.agent.tracker.kill(group)
+        raise ZygoteUnavailable("the zygote did not answer")
 
     def _abandon(self, answer: asyncio.Future[Forked], group: Group) -> None:
         if not answer.cancelled():
