@@ -3,8 +3,8 @@
 A follower first replays from disk what was written before it attached (the
 kept bytes; gaps the cap made are skipped), then takes live output from
 memory. While any follower is attached, every chunk the command writes is
-held in memory until the slowest follower has taken it, the cap does not
-apply there. When that exceeds `HIGH_WATER`, the command's pipes are no longer
+held in memory until the slowest follower has taken it (the disk cap does
+not apply there). When that exceeds `HIGH_WATER`, the command's pipes are no longer
 read (the writer blocks in write(), as on a plain pipe) until the followers
 are back under `LOW_WATER`. A follower that leaves releases what it held at
 once. With nobody attached nothing is held, so a command nobody follows
