@@ -2,14 +2,15 @@
 
 Starting `/usr/bin/python3` costs ~10 ms of start-up; forking one that has
 started already costs about a millisecond. The zygote (`zygote_worker.py`)
-starts lazily, on the first python code_run, so idle sandboxes do not pay
-its memory; it is started again when it died or when a site directory it
-read at start changed (`pip install --user` adds one to `sys.path`). A run
-takes the ordinary spawn path whenever the zygote cannot make it exactly
-what `python3 -u main.py` would be: its environment changes how the
-interpreter starts (PYTHON*, locale, HOME, TZ), its request does not fit
-one channel message, or there is no zygote (not started, start failed, died
-before forking the run).
+starts once the sandbox's first python code_run has ended, so idle sandboxes
+do not pay its memory and no run waits for it; it is started again when it
+died or when a site directory it read at start changed (`pip install
+--user` adds one to `sys.path`). A run takes the ordinary spawn path
+whenever the zygote cannot make it exactly what `python3 -u main.py` would
+be: its environment changes how the interpreter starts (PYTHON*, locale,
+HOME, TZ), its request does not fit one channel message, or there is no
+zygote ready (not started yet, start failed, died or stuck before forking
+the run).
 
 Who reaps a run: the agent, as for every command. The zygote forks an
 intermediate per run, which joins the run's cgroup, forks the run and exits,
@@ -58,7 +59,7 @@ MAX_REQUEST = 128 * 1024  # zygote_worker.MAX_REQUEST; larger requests are spawn
 START_VARS = frozenset({"HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ"})
 READY_TIMEOUT = 10.0
 FORK_TIMEOUT = 5.0  # a fork takes about a millisecond; then the zygote is deemed stuck
-RETRY_AFTER = 5.0  # after a failed start, runs are spawned this long before trying again
+RETRY_AFTER = 5.0  # after a failed start, no new one for this long
 LOG_LIMIT = 64 * 1024  # of the zygote's own stderr, copied to the agent's
 
 
@@ -247,7 +248,12 @@ class ZygoteProcess:
 
 
 class Zygote:
-    """The sandbox's zygote: started on first use, replaced when dead or stale."""
+    """The sandbox's zygote: started after its first python run, replaced when dead or stale.
+
+    No run ever waits for a zygote to start: until one is ready, runs are
+    spawned, and the start begins when such a run has ended (so that it does
+    not compete with it for the sandbox's CPU).
+    """
 
     def __init__(self, agent: Agent, python_env: Callable[[], dict[str, str]]) -> None:
         self.agent = agent
@@ -255,6 +261,7 @@ class Zygote:
         self._proc: ZygoteProcess | None = None
         self._starting: asyncio.Task[ZygoteProcess] | None = None
         self._retry_at = 0.0
+        self._closed = False
         self._logged = 0
         agent.shutdown_hooks.append(self.close)
 
@@ -262,48 +269,47 @@ class Zygote:
         """Start `python3 -u script *argv` (as `spec` spawns it) from the zygote if it can."""
 
         async def start(group: Group, out: Sink, err: Sink) -> Child:
-            try:
-                return await self._fork(spec, script, argv, group, out, err)
-            except ZygoteUnavailable:
-                return await self.agent.spawner.spawn(spec, group, out, err)
+            proc = self._serving(spec)
+            if proc is not None:
+                try:
+                    return await proc.fork(spec, script, argv, group, out, err)
+                except ZygoteUnavailable:
+                    if not proc.alive and self._proc is proc:
+                        self._proc = None  # replaced once this run has ended
+            child = await self.agent.spawner.spawn(spec, group, out, err)
+            if start_signature(spec.env) == start_signature(self.python_env()):
+                child.exited.add_done_callback(lambda _: self._start_soon())
+            return child
 
         return start
 
-    async def _fork(
-        self, spec: SpawnSpec, script: str, argv: list[str], group: Group, out: Sink, err: Sink
-    ) -> Child:
-        signature = start_signature(spec.env)
-        known = self._proc.signature if self._proc else start_signature(self.python_env())
-        if signature != known:  # checked first: no zygote is started for nothing
-            raise ZygoteUnavailable("the run's environment changes the interpreter's start")
-        if not os.path.isdir(spec.cwd):
-            raise ZygoteUnavailable("no such cwd")
-        proc = await self._current()
-        if proc.signature != signature:
-            raise ZygoteUnavailable("the zygote started with another environment")
-        return await proc.fork(spec, script, argv, group, out, err)
-
-    async def _current(self) -> ZygoteProcess:
+    def _serving(self, spec: SpawnSpec) -> ZygoteProcess | None:
+        """The zygote, if it can make this run exactly what spawning it would."""
         proc = self._proc
-        if proc is not None and proc.alive and not proc.stale():
-            return proc
-        if proc is not None:
+        if proc is None:
+            return None
+        if not proc.alive or proc.stale():
             proc.stop()
             self._proc = None
-        if self._starting is None:
-            if time.monotonic() < self._retry_at:
-                raise ZygoteUnavailable("the last start failed")
-            self._starting = asyncio.ensure_future(self._start())
-            self._starting.add_done_callback(self._started)
-        try:
-            return await asyncio.shield(self._starting)
-        except Exception as exc:
-            raise ZygoteUnavailable(f"the zygote did not start: {exc}") from None
+            return None
+        if proc.signature != start_signature(spec.env) or not os.path.isdir(spec.cwd):
+            return None
+        return proc
+
+    def _start_soon(self) -> None:
+        if self._closed or self._proc is not None or self._starting is not None:
+            return
+        if time.monotonic() < self._retry_at:
+            return
+        self._starting = asyncio.ensure_future(self._start())
+        self._starting.add_done_callback(self._started)
 
     def _started(self, task: asyncio.Task[ZygoteProcess]) -> None:
         self._starting = None
         if task.cancelled() or task.exception() is not None:
             self._retry_at = time.monotonic() + RETRY_AFTER
+        elif self._closed:
+            task.result().stop()
         else:
             self._proc = task.result()
 
@@ -340,6 +346,9 @@ class Zygote:
             sys.stderr.write("zygote: " + data.decode("utf-8", "replace"))
 
     async def close(self) -> None:
+        self._closed = True
+        if self._starting is not None:
+            self._starting.cancel()
         if self._proc is not None:
             self._proc.stop()
             self._proc = None
