@@ -172,6 +172,17 @@ def test_syntax_error_is_reported_like_python3(api: httpx.Client, sid: str) -> N
     assert "zygote" not in body["stderr"]
 
 
+def test_source_with_a_nul_byte_is_read_as_python3_reads_it(api: httpx.Client, sid: str) -> None:
+    escaped = r"print(1)\0print(2)\n"  # python3's reader and compile() disagree on NUL
+    fresh = api.post(
+        f"/toolbox/{sid}/process/execute",
+        json={"command": f"printf '{escaped}' > /tmp/nul.py && /usr/bin/python3 -u /tmp/nul.py"},
+    ).json()
+    body = code_run(api, sid, escaped.replace(r"\0", "\0").replace(r"\n", "\n"))
+    assert (body["exitCode"], body["stdout"]) == (fresh["exitCode"], fresh["stdout"])
+    assert body["stderr"].splitlines()[-1:] == fresh["stderr"].splitlines()[-1:]
+
+
 def test_systemexit_message_goes_to_stderr(api: httpx.Client, sid: str) -> None:
     body = code_run(api, sid, "raise SystemExit('bye')")
     assert body["stderr"] == "bye\n" and body["exitCode"] == 1

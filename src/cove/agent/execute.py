@@ -131,8 +131,11 @@ class ExecuteRoutes:
                 env=env,
                 timeout=body.timeout,
                 cap=body.max_output_bytes,
-                # python forks from the zygote (spawned like `spec` when it cannot)
-                starter=self.zygote.starter(spec, src, body.argv) if chart_dir else None,
+                # python forks from the zygote (spawned like `spec` when it cannot);
+                # NUL bytes: python3's file reader and compile() disagree, so spawn
+                starter=self.zygote.starter(spec, src, body.argv)
+                if chart_dir and "\0" not in body.code
+                else None,
             )
             found = charts.read_charts(chart_dir) if chart_dir else []
         finally:
