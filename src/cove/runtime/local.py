@@ -555,17 +555,23 @@ async def _read_until(fd: int, end: bytes) -> bytes:
     """
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
-    with os.fdopen(fd, "rb", buffering=0) as pipe:
+    pipe = os.fdopen(fd, "rb", buffering=0)
+    try:
         transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), pipe
         )
-        try:
-            try:
-                return await reader.readuntil(end)
-            except asyncio.IncompleteReadError as exc:
-                return exc.partial
-        finally:
-            transport.close()
+    except BaseException:
+        pipe.close()
+        raise
+    # From here the transport owns the pipe and closes it. Closing it here as
+    # well is a double close under uvloop, which closes the fd number again
+    # later, by then reused: a neighbour's pipe or socket (seen as EBADF).
+    try:
+        return await reader.readuntil(end)
+    except asyncio.IncompleteReadError as exc:
+        return exc.partial
+    finally:
+        transport.close()
 
 
 async def _wait_pid(pid: int) -> None:
