@@ -97,7 +97,9 @@ async def _bounded(n: int, coros: list[Coroutine[Any, Any, T]]) -> list[T | Base
     return await asyncio.gather(*(run(c) for c in coros), return_exceptions=True)
 
 
-def create_many(cove: Cove, n: int, concurrency: int = 4) -> tuple[list[str], float, int]:
+def create_many(cove: Cove, n: int, concurrency: int = 4) -> tuple[list[str], float, list[str]]:
+    """The ids created, the milliseconds it took, and why each failed create failed."""
+
     async def go() -> list[Any]:
         async with cove.aclient(concurrency) as client:
             return await _bounded(concurrency, [acreate(client) for _ in range(n)])
@@ -106,7 +108,8 @@ def create_many(cove: Cove, n: int, concurrency: int = 4) -> tuple[list[str], fl
     with stopwatch(out):
         results = asyncio.run(go())
     ids = [r for r in results if isinstance(r, str)]
-    return ids, out[0], n - len(ids)
+    errors = [f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException)]
+    return ids, out[0], errors
 
 
 def answering(cove: Cove, ids: list[str], concurrency: int = 20) -> int:
@@ -128,7 +131,8 @@ def delete_many(cove: Cove, ids: list[str], concurrency: int = 8) -> None:
 
 def density(cove: Cove, have: list[str], total: int) -> tuple[list[Row], list[str]]:
     before = mem_available_kb()
-    ids, create_ms, failed = create_many(cove, total - len(have))
+    ids, create_ms, errors = create_many(cove, total - len(have))
+    failed = len(errors)
     ids = have + ids
     time.sleep(1.0)  # let the agents settle into idle before weighing them
     per_uid = pss_by_uid(sandbox_uids(ids))
@@ -156,6 +160,7 @@ def density(cove: Cove, have: list[str], total: int) -> tuple[list[Row], list[st
             f"{len(ids)} created ({failed} failed) in {create_ms / 1000:.1f} s at 4 at a time; "
             f"{ok} answered `true`; total PSS {sum(pss_mb):.0f} MB over {len(per_uid)} "
             f"sandbox uids; host MemAvailable dropped by {used_mb:.0f} MB"
+            + (f"; failures: {'; '.join(sorted(set(errors)))}" if errors else "")
         ),
     )
     return [per, many], ids
