@@ -64,21 +64,16 @@ def build_router(agent: Agent) -> Router:
 
 
 def _feature_registrars() -> list[Callable[[Agent, Router], None]]:
-    """Features that live in their own modules register their routes here."""
-    registrars: list[Callable[[Agent, Router], None]] = []
-    with contextlib.suppress(ImportError):
-        from cove.agent.sessions import register as sessions
+    """Features that live in their own modules register their routes here.
 
-        registrars.append(sessions)
-    with contextlib.suppress(ImportError):
-        from cove.agent.pty import register as pty
+    Imported plainly: a feature that fails to import is a broken agent, not a
+    missing route (the runtime sees the agent exit and reports its log).
+    """
+    from cove.agent.interpreter import register as interpreter
+    from cove.agent.pty import register as pty
+    from cove.agent.sessions import register as sessions
 
-        registrars.append(pty)
-    with contextlib.suppress(ImportError):
-        from cove.agent.interpreter import register as interpreter
-
-        registrars.append(interpreter)
-    return registrars
+    return [sessions, pty, interpreter]
 
 
 async def serve(config: AgentConfig, ready_fd: int | None) -> None:
