@@ -1,8 +1,9 @@
-"""`_read_until` leaves the fd number alone once done, on asyncio and on uvloop.
+"""`_read_until` closes its fd exactly once, on asyncio and on uvloop.
 
-It used to close the pipe itself after its transport had, and uvloop closes
-the fd number again later: by then reused by another pipe or socket, which
-broke a neighbouring sandbox's start with EBADF.
+It used to read through a pipe transport, and uvloop closes a transport's fd
+twice (libuv, then the file object): a number reused in between, by another
+pipe or by an rmtree in a worker thread, was closed under its new owner
+(EBADF in a neighbouring sandbox's start or delete).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def test_the_fd_number_is_not_closed_twice(run: Callable[..., None]) -> None:
         r, w = os.pipe()
         os.write(w, b"ready\nmore")
         assert await _read_until(r, b"\n") == b"ready\n"
+        with pytest.raises(OSError):
+            os.fstat(r)  # closed by the time it returns
         # New fds take the lowest free numbers, so r's number comes back in one of
         # these two windows: right away, or once the transport's close has run.
         opened = list(os.pipe())
@@ -42,8 +45,19 @@ def test_the_fd_number_is_not_closed_twice(run: Callable[..., None]) -> None:
             await asyncio.sleep(0)
         for fd in opened:
             os.fstat(fd)  # EBADF: an old transport closed a reused number
-        assert r in opened, "the pipe was never closed"
+        assert r in opened
         for fd in (w, *opened):
             os.close(fd)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("run", _loops(), ids=lambda r: r.__module__)
+def test_eof_before_the_marker_returns_what_came(run: Callable[..., None]) -> None:
+    async def scenario() -> None:
+        r, w = os.pipe()
+        os.write(w, b"partial")
+        os.close(w)
+        assert await _read_until(r, b"}") == b"partial"
 
     run(scenario())

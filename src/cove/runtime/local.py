@@ -548,30 +548,40 @@ async def _tell_identity(socket: str, sandbox_id: str) -> None:
 
 
 async def _read_until(fd: int, end: bytes) -> bytes:
-    """Read a pipe up to `end` (or EOF) without blocking the loop.
+    """Read a pipe up to `end` (or EOF) without blocking the loop; closes `fd`.
 
     Not to EOF: bwrap's monitor process keeps its copy of the write end open
     for as long as the sandbox runs.
+
+    A reader callback on the bare fd, not a pipe transport: uvloop (the
+    server extra) closes a transport's fd twice, once in libuv and once
+    through the file object, and between the two another thread (an rmtree
+    of a deleted sandbox) could have been given that number: it saw EBADF.
     """
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    pipe = os.fdopen(fd, "rb", buffering=0)
+    os.set_blocking(fd, False)
+    data = bytearray()
+    done = loop.create_future()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        data.extend(chunk)
+        if (not chunk or end in data) and not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, readable)
     try:
-        transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), pipe
-        )
-    except BaseException:
-        pipe.close()
-        raise
-    # From here the transport owns the pipe and closes it. Closing it here as
-    # well is a double close under uvloop, which closes the fd number again
-    # later, by then reused: a neighbour's pipe or socket (seen as EBADF).
-    try:
-        return await reader.readuntil(end)
-    except asyncio.IncompleteReadError as exc:
-        return exc.partial
+        await done
     finally:
-        transport.close()
+        loop.remove_reader(fd)  # before the close: the number may be reused at once
+        os.close(fd)
+    cut = data.find(end)
+    return bytes(data if cut < 0 else data[: cut + len(end)])
 
 
 async def _wait_pid(pid: int) -> None:
