@@ -17,7 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-MAX_MESSAGE = 64 * 1024 * 1024
+# A whole message, however fragmented. Client frames reach the agent verbatim
+# (the control plane relays bytes), so this bounds what one client can make a
+# sandbox's agent hold: uvicorn's default, which bounded it before the relay.
+MAX_MESSAGE = 16 * 1024 * 1024
 # Frames with a smaller payload are sent as one joined write.
 COPY_BELOW = 16 * 1024
 
@@ -94,7 +97,7 @@ class WebSocket:
         self.close_reason = ""
         self._close_sent = False
 
-    async def _read_frame(self) -> tuple[bool, int, bytes]:
+    async def _read_frame(self, room: int) -> tuple[bool, int, bytes]:
         b0, b1 = await self.reader.readexactly(2)
         fin, opcode = bool(b0 & 0x80), b0 & 0x0F
         n = b1 & 0x7F
@@ -102,18 +105,49 @@ class WebSocket:
             (n,) = struct.unpack("!H", await self.reader.readexactly(2))
         elif n == 127:
             (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
-        if n > MAX_MESSAGE:
+        if n > room:
+            await self.close(1009, "message too big")
+            await self._drain_to_close(n + (4 if b1 & 0x80 else 0))
             raise ConnectionClosed(1009, "message too big")
         key = await self.reader.readexactly(4) if b1 & 0x80 else b""
         payload = await self.reader.readexactly(n)
         return fin, opcode, _xor(payload, key) if key else payload
+
+    async def _drain_to_close(self, skip: int, within: float = 2.0) -> None:
+        """After our close frame: discard what the peer still sends, up to its close frame.
+
+        Closing the socket with unread input would reset the connection, and
+        the peer, still sending (an oversized message), would never read our
+        close frame and its reason.
+        """
+
+        async def drain(left: int) -> None:
+            while True:
+                while left:
+                    chunk = await self.reader.read(min(left, 1 << 20))
+                    if not chunk:
+                        return
+                    left -= len(chunk)
+                b0, b1 = await self.reader.readexactly(2)
+                n = b1 & 0x7F
+                if n == 126:
+                    (n,) = struct.unpack("!H", await self.reader.readexactly(2))
+                elif n == 127:
+                    (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
+                left = n + (4 if b1 & 0x80 else 0)
+                if b0 & 0x0F == OP_CLOSE:
+                    await self.reader.readexactly(left)
+                    return
+
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.IncompleteReadError, OSError):
+            await asyncio.wait_for(drain(skip), within)
 
     async def recv(self) -> Message:
         parts: list[bytes] = []
         first_op = None
         try:
             while True:
-                fin, opcode, payload = await self._read_frame()
+                fin, opcode, payload = await self._read_frame(MAX_MESSAGE - sum(map(len, parts)))
                 if opcode == OP_PING:
                     await self._send(OP_PONG, payload)
                     continue

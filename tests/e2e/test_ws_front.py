@@ -179,3 +179,20 @@ def test_the_front_works_on_plain_asyncio_and_h11(tmp_path: Any) -> None:
     finally:
         plain.delete_all_sandboxes()
         plain.stop()
+
+
+@pytest.mark.parametrize("fragmented", [False, True], ids=["one frame", "fragments"])
+def test_a_message_over_16_mib_is_refused_with_1009(
+    server: Any, sandbox: Any, fragmented: bool
+) -> None:
+    """Client frames reach the agent verbatim: it bounds whole messages itself."""
+    url = f"ws://127.0.0.1:{server.port}/toolbox/{sandbox.id}/process/interpreter/execute"
+    headers = {"Authorization": f"Bearer {server.key}"}
+    chunk = "x" * (9 * 1024 * 1024)
+    with connect(url, additional_headers=headers, max_size=None, open_timeout=20) as ws:
+        try:
+            ws.send([chunk, chunk] if fragmented else chunk + chunk)
+            while True:
+                ws.recv(timeout=30)
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None and closed.rcvd.code == 1009

@@ -53,6 +53,7 @@ MAX_REFUSAL_BODY = 1024 * 1024
 # Send buffers: large enough that a log stream moves in big writes, small
 # enough that a stalled client holds little of the server's memory.
 HIGH_WATER = 4 * 1024 * 1024
+LINGER = 2.0  # seconds a closing client may still send (see `ToolboxFront._linger`)
 
 
 def uvicorn_ws_protocol(keys: KeyRing, service: SandboxService) -> type[asyncio.Protocol]:
@@ -159,6 +160,7 @@ class ToolboxFront(asyncio.Protocol):
         self.client: asyncio.Transport | None = None
         self.agent: AgentSide | None = None
         self.relaying = False  # the 101 went out: bytes flow both ways
+        self.ended = False  # the client's side is closing (see `end`)
         self.pending = bytearray()  # client bytes that arrived before the 101
         self.path = ""
         self.owner = ""
@@ -175,6 +177,8 @@ class ToolboxFront(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.inner is not None:
             self.inner.data_received(data)
+        elif self.ended:
+            return  # lingering: the client's last bytes (its close frame) go nowhere
         elif self.relaying:
             assert self.agent is not None and self.agent.transport is not None
             self.agent.transport.write(data)
@@ -313,12 +317,29 @@ class ToolboxFront(asyncio.Protocol):
         if not self.relaying:
             self.refuse(self.service.explain_unreachable(self.owner, self.sid))
             return
+        if self.ended:
+            return
+        self.ended = True
         edges = self.agent.edges if self.agent is not None else None
         if edges is not None and edges.between_frames and not edges.saw_close:
             client.write(close_frame(code, reason))
-        client.close()
         if self.agent is not None:
             self.agent.close()
+        self._linger(client)
+
+    @staticmethod
+    def _linger(client: asyncio.Transport) -> None:
+        """Half-close, and read what the client still sends for a while before closing.
+
+        Closing a TCP socket with unread input resets the connection, and the
+        client would lose the close frame just written: one still sending an
+        oversized message, say, when the agent refused it with 1009.
+        """
+        if not client.can_write_eof():
+            client.close()
+            return
+        client.write_eof()
+        asyncio.get_running_loop().call_later(LINGER, client.close)
 
 
 class AgentSide(asyncio.Protocol):
