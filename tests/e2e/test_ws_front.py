@@ -22,7 +22,9 @@ from cove.websocket import new_key
 from tests.reliability.helpers import wait_for
 
 
-def _upgrade(server: Any, path: str, key: str | None) -> tuple[int, dict[str, str], bytes, bool]:
+def _upgrade(
+    server: Any, path: str, key: str | None, version: str = "13"
+) -> tuple[int, dict[str, str], bytes, bool]:
     """Send an upgrade by hand; the status, headers, body, and whether the server closed."""
     auth = f"Authorization: Bearer {key}\r\n" if key else ""
     with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
@@ -30,7 +32,7 @@ def _upgrade(server: Any, path: str, key: str | None) -> tuple[int, dict[str, st
             (
                 f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {new_key()}\r\n"
-                f"Sec-WebSocket-Version: 13\r\n{auth}\r\n"
+                f"Sec-WebSocket-Version: {version}\r\n{auth}\r\n"
             ).encode()
         )
         data = b""
@@ -87,6 +89,13 @@ def test_the_front_refuses_bad_keys_and_unknown_sandboxes(
     assert (got, closed) == (status, True)
     envelope = json.loads(body)
     assert words in envelope["message"] and envelope["statusCode"] == status
+
+
+def test_an_upgrade_of_another_websocket_version_is_a_400(server: Any, sandbox: Any) -> None:
+    path = f"/toolbox/{sandbox.id}/process/interpreter/execute"
+    status, _, body, closed = _upgrade(server, path, server.key, version="8")
+    assert (status, closed) == (400, True)
+    assert "version 13" in json.loads(body)["message"]
 
 
 def test_other_paths_keep_uvicorns_websocket_handling(server: Any) -> None:

@@ -38,7 +38,7 @@ from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import unquote
 
-from cove.errors import SOURCE_API, CoveError, InternalError, to_envelope
+from cove.errors import SOURCE_API, BadRequest, CoveError, InternalError, to_envelope
 from cove.server.auth import KeyRing
 from cove.server.sandboxes import SandboxService
 from cove.websocket import OP_CLOSE, accept_key
@@ -180,8 +180,8 @@ class ToolboxFront(asyncio.Protocol):
         elif self.ended:
             return  # lingering: the client's last bytes (its close frame) go nowhere
         elif self.relaying:
-            assert self.agent is not None and self.agent.transport is not None
-            self.agent.transport.write(data)
+            assert self.agent is not None
+            self.agent.send(data)
         elif self.path:
             self.pending += data  # the agent has not answered yet
         else:
@@ -239,6 +239,8 @@ class ToolboxFront(asyncio.Protocol):
         self.client.pause_reading()  # until the agent has answered
         try:
             self.owner = self.keys.owner_of(headers.get("authorization"))
+            if not headers.get("sec-websocket-key") or headers.get("sec-websocket-version") != "13":
+                raise BadRequest("a WebSocket upgrade needs Sec-WebSocket-Key and version 13")
             self.sid = unquote(sid)
             socket = self.service.agent_socket(self.owner, self.sid)
         except CoveError as err:
