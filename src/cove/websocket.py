@@ -57,6 +57,11 @@ def encode_frame(opcode: int, payload: bytes, *, mask: bool) -> bytes:
     return head + key + _xor(payload, key)
 
 
+def close_payload(code: int, reason: str) -> bytes:
+    """A close frame's payload: the code, then the reason cut to fit a control frame."""
+    return struct.pack("!H", code) + reason.encode()[:120]
+
+
 def _xor(data: bytes, key: bytes) -> bytes:
     if not data:
         return data
@@ -97,19 +102,24 @@ class WebSocket:
         self.close_reason = ""
         self._close_sent = False
 
-    async def _read_frame(self, room: int) -> tuple[bool, int, bytes]:
+    async def _read_head(self) -> tuple[int, int, bool]:
+        """A frame's opcode, payload length and whether it is masked (its key not read)."""
         b0, b1 = await self.reader.readexactly(2)
-        fin, opcode = bool(b0 & 0x80), b0 & 0x0F
         n = b1 & 0x7F
         if n == 126:
             (n,) = struct.unpack("!H", await self.reader.readexactly(2))
         elif n == 127:
             (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
+        return b0, n, bool(b1 & 0x80)
+
+    async def _read_frame(self, room: int) -> tuple[bool, int, bytes]:
+        b0, n, masked = await self._read_head()
+        fin, opcode = bool(b0 & 0x80), b0 & 0x0F
         if n > room:
             await self.close(1009, "message too big")
-            await self._drain_to_close(n + (4 if b1 & 0x80 else 0))
+            await self._drain_to_close(n + (4 if masked else 0))
             raise ConnectionClosed(1009, "message too big")
-        key = await self.reader.readexactly(4) if b1 & 0x80 else b""
+        key = await self.reader.readexactly(4) if masked else b""
         payload = await self.reader.readexactly(n)
         return fin, opcode, _xor(payload, key) if key else payload
 
@@ -128,13 +138,8 @@ class WebSocket:
                     if not chunk:
                         return
                     left -= len(chunk)
-                b0, b1 = await self.reader.readexactly(2)
-                n = b1 & 0x7F
-                if n == 126:
-                    (n,) = struct.unpack("!H", await self.reader.readexactly(2))
-                elif n == 127:
-                    (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
-                left = n + (4 if b1 & 0x80 else 0)
+                b0, n, masked = await self._read_head()
+                left = n + (4 if masked else 0)
                 if b0 & 0x0F == OP_CLOSE:
                     await self.reader.readexactly(left)
                     return
@@ -144,10 +149,11 @@ class WebSocket:
 
     async def recv(self) -> Message:
         parts: list[bytes] = []
+        size = 0  # of `parts`
         first_op = None
         try:
             while True:
-                fin, opcode, payload = await self._read_frame(MAX_MESSAGE - sum(map(len, parts)))
+                fin, opcode, payload = await self._read_frame(MAX_MESSAGE - size)
                 if opcode == OP_PING:
                     await self._send(OP_PONG, payload)
                     continue
@@ -165,6 +171,7 @@ class WebSocket:
                 if first_op is None:
                     first_op = opcode
                 parts.append(payload)
+                size += len(payload)
                 if fin:
                     return Message(first_op == OP_TEXT, b"".join(parts))
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
@@ -200,9 +207,8 @@ class WebSocket:
         if self._close_sent:
             return
         self._close_sent = True
-        payload = struct.pack("!H", code) + reason.encode()[:120]
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await self._send(OP_CLOSE, payload)
+            await self._send(OP_CLOSE, close_payload(code, reason))
 
     def abort(self) -> None:
         self.writer.close()

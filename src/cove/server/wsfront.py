@@ -41,7 +41,7 @@ from urllib.parse import unquote
 from cove.errors import SOURCE_API, BadRequest, CoveError, InternalError, to_envelope
 from cove.server.auth import KeyRing
 from cove.server.sandboxes import SandboxService
-from cove.websocket import OP_CLOSE, accept_key
+from cove.websocket import OP_CLOSE, accept_key, close_payload, encode_frame
 
 log = logging.getLogger("cove.server")
 
@@ -130,8 +130,7 @@ class FrameEdges:
 
 
 def close_frame(code: int, reason: str) -> bytes:
-    payload = struct.pack("!H", code) + reason.encode()[:120]
-    return bytes([0x80 | OP_CLOSE, len(payload)]) + payload
+    return encode_frame(OP_CLOSE, close_payload(code, reason), mask=False)
 
 
 def http_response(status: int, body: bytes, content_type: str = "application/json") -> bytes:
@@ -229,11 +228,7 @@ class ToolboxFront(asyncio.Protocol):
         if not path.startswith(PREFIX) or not sid or not slash:
             self._hand_to_uvicorn(head)
             return
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, colon, value = line.partition(":")
-            if colon:
-                headers[name.strip().lower()] = value.strip()
+        headers = _headers(lines[1:])
         self.path = unquote(path)
         assert self.client is not None
         self.client.pause_reading()  # until the agent has answered
@@ -434,12 +429,17 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
         status = int(lines[0].split(" ")[1])
     except (IndexError, ValueError):
         status = 502
+    return status, _headers(lines[1:])
+
+
+def _headers(lines: list[str]) -> dict[str, str]:
+    """Header lines of a request or response head, by lower-cased name."""
     headers: dict[str, str] = {}
-    for line in lines[1:]:
+    for line in lines:
         name, colon, value = line.partition(":")
         if colon:
             headers[name.strip().lower()] = value.strip()
-    return status, headers
+    return headers
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
