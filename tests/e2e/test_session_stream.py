@@ -68,18 +68,10 @@ def api(server: ServerProcess) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def daytona(server: ServerProcess) -> Any:
+    # Module-scoped, for this module's server; tests/conftest.py's `sandbox` uses it.
     from daytona import Daytona, DaytonaConfig
 
     return Daytona(DaytonaConfig(api_key=KEY, api_url=server.api_url))
-
-
-@pytest.fixture(scope="module")
-def sandbox(daytona: Any) -> Iterator[Any]:
-    sb = daytona.create()
-    try:
-        yield sb
-    finally:
-        daytona.delete(sb)
 
 
 @pytest.fixture

@@ -6,13 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
-
-from tests.serverproc import ServerProcess
-
-pytest.importorskip("hypothesis", reason="make fuzz installs it (requirements-fuzz.txt)")
 
 from tests.security.fuzz import Tally, fuzz_operation, operations
+from tests.serverproc import ServerProcess
 
 
 def test_openapi_document_describes_the_routes(api: httpx.Client) -> None:
