@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from cove.websocket import WebSocket, new_key
+from cove.wire.websocket import WebSocket, new_key
 from tests.serverproc import ServerProcess
 
 CREATE_BODY: dict[str, Any] = {

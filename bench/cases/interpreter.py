@@ -14,7 +14,7 @@ from typing import Any
 
 from bench.client import Cove, open_ws
 from bench.stats import Row, Summary, not_measured, stopwatch, timed
-from cove.websocket import ConnectionClosed
+from cove.wire.websocket import ConnectionClosed
 
 RTT_TARGET_MS = 3.0
 RTT_TARGET_SPEEDUP = 2.5

@@ -15,7 +15,7 @@ import uuid
 from bench import baselines
 from bench.client import Cove
 from bench.stats import Row, Summary, not_measured
-from cove.websocket import new_key
+from cove.wire.websocket import new_key
 
 TARGET_FRACTION = 0.5
 MARKERS = (b"\x01\x01\x01", b"\x02\x02\x02")

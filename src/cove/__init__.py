@@ -49,7 +49,7 @@ _ERROR_NAMES = {
 
 def __getattr__(name: str) -> Any:
     if name in _ERROR_NAMES:
-        from cove import errors
+        from cove.wire import errors
 
         return getattr(errors, name)
     if name in _SDK_NAMES:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from cove.cli.terminal import progress
 from cove.sdk import Cove, SessionExecuteRequest
-from cove.sdk.terminal import progress
 from tests.serverproc import COVE, ServerProcess
 
 

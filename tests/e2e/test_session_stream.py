@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cove.websocket import ConnectionClosed, WebSocket, new_key
+from cove.wire.websocket import ConnectionClosed, WebSocket, new_key
 from tests.serverproc import ServerProcess
 
 CAP = 1024 * 1024

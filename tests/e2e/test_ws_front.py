@@ -18,7 +18,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from cove.websocket import new_key
+from cove.wire.websocket import new_key
 from tests.reliability.helpers import wait_for
 
 

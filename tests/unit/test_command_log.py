@@ -8,8 +8,8 @@ import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 
-from cove.agent import logfollow
-from cove.agent.logs import STDERR, STDOUT, CommandLog, escape
+from cove.agent.sessions import follow as logfollow
+from cove.agent.sessions.logs import STDERR, STDOUT, CommandLog, escape
 
 
 def run(test: Callable[[], Awaitable[None]]) -> None:

@@ -15,7 +15,7 @@ SCRIPT = textwrap.dedent(
     """
     import asyncio, os
 
-    from cove.agent.processes import Reaper, harden_self
+    from cove.agent.proc.spawn import Reaper, harden_self
 
     async def main():
         harden_self()  # orphans come to us, as to the agent (PID 1 in a sandbox)

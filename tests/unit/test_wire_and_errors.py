@@ -6,7 +6,8 @@ import struct
 
 import pytest
 
-from cove.errors import (
+from cove.runtime.seccomp import ARCHES, DENIED, build_filter
+from cove.wire.errors import (
     BadRequest,
     CoveError,
     InternalError,
@@ -16,8 +17,7 @@ from cove.errors import (
     from_envelope,
     to_envelope,
 )
-from cove.protocol import CreateSandboxRequest, ExecuteRequest, ExecuteResponse
-from cove.runtime.seccomp import ARCHES, DENIED, build_filter
+from cove.wire.protocol import CreateSandboxRequest, ExecuteRequest, ExecuteResponse
 
 
 def test_from_wire_reads_camel_case_and_checks_types() -> None:

@@ -1,3 +1,3 @@
-from cove.agent.main import main
+from cove.agent.app import main
 
 main()

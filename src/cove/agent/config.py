@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from cove.wiremodel import WireModel
+from cove.wire.model import WireModel
 
 DEFAULT_OUTPUT_CAP = 10 * 1024 * 1024
 

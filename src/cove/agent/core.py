@@ -11,10 +11,10 @@ import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from cove.agent.cgroups import Group, Tracker
 from cove.agent.config import AgentConfig
-from cove.agent.processes import CappedOutput, Child, Reaper, Sink, Spawner, SpawnSpec
-from cove.errors import BadRequest, Conflict
+from cove.agent.proc.cgroups import Group, Tracker
+from cove.agent.proc.spawn import CappedOutput, Child, Reaper, Sink, Spawner, SpawnSpec
+from cove.wire.errors import BadRequest, Conflict
 
 # After the main process exits, how long to keep reading output that its
 # background children may still be writing into the inherited pipes.
@@ -41,9 +41,6 @@ class Agent:
         self.shell = shutil.which("bash", path="/usr/bin:/bin") or "/bin/sh"
         self._ids = itertools.count(1)
         self._lingering: set[str] = set()
-        # Features (sessions, PTYs, interpreters) add coroutines here that end
-        # their processes when the agent is told to stop (SIGTERM).
-        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
 
     def next_id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids)}"

@@ -17,20 +17,20 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
-from cove.errors import SOURCE_AGENT, BadRequest, CoveError, InternalError, NotFound, to_envelope
-from cove.websocket import Message, WebSocket, accept_key
+from cove.wire import http1
+from cove.wire.errors import (
+    SOURCE_AGENT,
+    BadRequest,
+    CoveError,
+    InternalError,
+    NotFound,
+    to_envelope,
+)
+from cove.wire.websocket import Message, WebSocket, accept_key
 
-MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
-REASONS = {
-    200: "OK",
-    201: "Created",
-    202: "Accepted",
-    204: "No Content",
-    101: "Switching Protocols",
-}
 
 
 @dataclass
@@ -140,7 +140,9 @@ class HttpServer:
             while await self._one_request(reader, writer):
                 pass
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
+            pass  # the peer left, or sent a head longer than any Cove peer sends
+        except http1.HeadError as exc:  # only the control plane connects: a bug there
+            print(f"agent: dropped a connection: {exc}", file=sys.stderr)
         finally:
             writer.close()
 
@@ -148,30 +150,24 @@ class HttpServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
+            head = await reader.readuntil(http1.END)
         except asyncio.IncompleteReadError:
             return False
-        lines = head.decode("latin-1").split("\r\n")
-        method, target, _ = lines[0].split(" ", 2)
-        headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                k, v = line.split(":", 1)
-                headers[k.strip().lower()] = v.strip()
-        path, _, qs = target.partition("?")
-        req = Request(method, path, dict(parse_qsl(qs)), headers)
+        parsed = http1.parse_request(head)
+        headers, path = parsed.headers, parsed.path
+        req = Request(parsed.method, path, parsed.query, headers)
         length = int(headers.get("content-length") or 0)
         if length > MAX_BODY:
             await self._write(writer, self._error(BadRequest("request body too large"), path))
             return False
         if length:
             req.body = await reader.readexactly(length)
-        if headers.get("upgrade", "").lower() == "websocket":
+        if http1.is_websocket_upgrade(headers):
             await self._websocket(req, reader, writer)
             return False
         response = await self._dispatch(req)
         await self._write(writer, response)
-        return headers.get("connection", "").lower() != "close"
+        return http1.keeps_alive(headers)
 
     async def _dispatch(self, req: Request) -> Response:
         try:
@@ -190,10 +186,7 @@ class HttpServer:
 
     @staticmethod
     async def _write(writer: asyncio.StreamWriter, r: Response) -> None:
-        head = f"HTTP/1.1 {r.status} {REASONS.get(r.status, 'Status')}\r\n"
-        if r.status != 204:
-            head += f"Content-Type: {r.content_type}\r\nContent-Length: {len(r.body)}\r\n"
-        writer.write(head.encode() + b"\r\n" + (r.body if r.status != 204 else b""))
+        writer.write(http1.response(r.status, r.body, r.content_type))
         await writer.drain()
 
     async def _websocket(
@@ -205,14 +198,10 @@ class HttpServer:
             await self._write(writer, self._error(err, req.path))
             return
         key = req.headers.get("sec-websocket-key", "")
-        extra = ""
-        if proto := req.headers.get("sec-websocket-protocol"):
-            # Select the first offered subprotocol (the PTY exit-control one).
-            extra = f"Sec-WebSocket-Protocol: {proto.split(',')[0].strip()}\r\n"
-        handshake = (
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept_key(key)}\r\n{extra}\r\n"
-        ).encode()
+        # Select the first offered subprotocol (the PTY exit-control one).
+        offered = req.headers.get("sec-websocket-protocol")
+        subprotocol = offered.split(",")[0].strip() if offered else None
+        handshake = http1.upgrade_accepted(accept_key(key), subprotocol)
         ws = PendingWebSocket(reader, writer, handshake)
         try:
             await handler(req, ws)

@@ -33,11 +33,11 @@ import time
 
 from cove.agent.core import DRAIN_AFTER_EXIT, Agent
 from cove.agent.httpserver import Request, Response, Router, json_response
-from cove.agent.processes import PtyChild, SpawnSpec, set_winsize, spawn_pty
-from cove.agent.session_core import SESSION_ID, default_cwd
-from cove.errors import BadRequest, Conflict, NotFound
-from cove.protocol.sessions import PtyCreateRequest, PtyResizeRequest, PtySessionInfo
-from cove.websocket import ConnectionClosed, WebSocket
+from cove.agent.proc.spawn import PtyChild, SpawnSpec, set_winsize, spawn_pty
+from cove.agent.sessions.manager import SESSION_ID, default_cwd
+from cove.wire.errors import BadRequest, Conflict, NotFound
+from cove.wire.protocol.sessions import PtyCreateRequest, PtyResizeRequest, PtySessionInfo
+from cove.wire.websocket import ConnectionClosed, WebSocket
 
 SCROLLBACK = 64 * 1024
 ENVS_TOKEN = "X-Daytona-Pty-Envs~"
@@ -248,7 +248,7 @@ class PtyRoutes:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(session.ended.wait(), 5)
 
-    async def kill_all(self) -> None:
+    async def aclose(self) -> None:
         await asyncio.gather(*(self._kill(s) for s in list(self.sessions.values())))
 
     async def create_connect(self, req: Request, ws: WebSocket) -> None:
@@ -293,9 +293,3 @@ def _envs(protocols: str) -> dict[str, str]:
                 raise BadRequest("the PTY envs must be a JSON object")
             return {str(k): str(v) for k, v in envs.items()}
     return {}
-
-
-def register(agent: Agent, router: Router) -> None:
-    routes = PtyRoutes(agent)
-    routes.register(router)
-    agent.shutdown_hooks.append(routes.kill_all)

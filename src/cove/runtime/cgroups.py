@@ -16,7 +16,7 @@ the OOM killer picks inside the user cgroup. v2 has one tree with the same
 shape (`agent` and `user` leaves, tracking children under `user`).
 
 `binds()` says which host paths the backend binds into the sandbox, at the
-names `cove.agent.cgroups.Tracker` looks for.
+names `cove.agent.proc.cgroups.Tracker` looks for.
 """
 
 from __future__ import annotations

@@ -24,11 +24,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from cove.errors import SandboxError
 from cove.runtime import cgroups, fs, staging
 from cove.runtime.base import RuntimeBackend, RuntimeHandle, SandboxSpec
 from cove.runtime.seccomp import build_filter
 from cove.runtime.warmpool import WarmPool
+from cove.wire import http1
+from cove.wire.errors import SandboxError
 
 log = logging.getLogger("cove.runtime")
 
@@ -536,13 +537,17 @@ async def _tell_identity(socket: str, sandbox_id: str) -> None:
     body = json.dumps({"sandboxId": sandbox_id}).encode()
     reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(socket), 5.0)
     try:
-        writer.write(
-            b"POST /_cove/identity HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n"
-            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-        )
-        status = await asyncio.wait_for(reader.readline(), 5.0)
-        if b" 200 " not in status:
-            raise OSError(f"agent refused its new identity: {status!r}")
+        fields = {
+            "Host": "agent",
+            "Connection": "close",
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+        }
+        writer.write(http1.request_head("POST", "/_cove/identity", fields) + body)
+        raw = await asyncio.wait_for(reader.readuntil(http1.END), 5.0)
+        status = http1.parse_status(raw).status
+        if status != 200:
+            raise OSError(f"agent refused its new identity: HTTP {status}")
     finally:
         writer.close()
 

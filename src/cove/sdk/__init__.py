@@ -4,17 +4,6 @@
 SDK; see `client.py` for configuration and embedded mode.
 """
 
-from cove.errors import (
-    AuthError,
-    BadRequest,
-    Conflict,
-    CoveError,
-    Gone,
-    NotFound,
-    ProcessTimeout,
-    SandboxError,
-    Timeout,
-)
 from cove.sdk._base import CoveConfig
 from cove.sdk.client import AsyncCove, Cove
 from cove.sdk.errors import CodeTimeout, CommandTimeout, ServerUnreachable
@@ -36,6 +25,17 @@ from cove.sdk.models import (
 )
 from cove.sdk.process import AsyncProcess, Process
 from cove.sdk.sandbox import AsyncSandbox, Sandbox
+from cove.wire.errors import (
+    AuthError,
+    BadRequest,
+    Conflict,
+    CoveError,
+    Gone,
+    NotFound,
+    ProcessTimeout,
+    SandboxError,
+    Timeout,
+)
 
 __all__ = [
     "AsyncCodeInterpreter",

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
-from cove.errors import BadRequest
 from cove.sdk.errors import error_from_response
+from cove.wire.errors import BadRequest
 
 T = TypeVar("T")
 

@@ -2,7 +2,7 @@
 
 Daytona's endpoints plus Cove's additive ones: per-command cwd/env/timeout,
 kill (`/kill`), stdin close (`/stdin/close`) and log resume (`offset=`), as
-documented in `cove.agent.sessions`.
+documented in `cove.agent.sessions.routes`.
 """
 
 from __future__ import annotations

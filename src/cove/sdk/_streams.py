@@ -12,9 +12,9 @@ import codecs
 import json
 from typing import Any
 
-from cove.errors import CoveError
 from cove.sdk.errors import CodeTimeout
 from cove.sdk.models import ExecutionError, ExecutionResult, OutputMessage, RichResult
+from cove.wire.errors import CoveError
 
 STDOUT_MARK = b"\x01\x01\x01"
 STDERR_MARK = b"\x02\x02\x02"

@@ -17,9 +17,9 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 from websockets.sync.client import ClientConnection as SyncWebSocket
 from websockets.sync.client import connect as sync_connect
 
-from cove.errors import CoveError
 from cove.sdk._base import CONNECT_TIMEOUT, Call, Endpoints, headers
 from cove.sdk.errors import error_from_response, read_timeout, unreachable
+from cove.wire.errors import CoveError
 
 T = TypeVar("T")
 

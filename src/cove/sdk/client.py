@@ -22,12 +22,12 @@ from typing import Any
 
 import httpx
 
-from cove.errors import AuthError, CoveError
 from cove.sdk import embedded
 from cove.sdk._base import CoveConfig, Endpoints, default_embedded_dir, headers
 from cove.sdk._transport import AsyncTransport, SyncTransport
 from cove.sdk.models import CreateSandboxParams
 from cove.sdk.sandbox import AsyncSandbox, Sandbox, SandboxCalls, check_started
+from cove.wire.errors import AuthError, CoveError
 
 _PARAM_NAMES = [f.name for f in dataclasses.fields(CreateSandboxParams)]
 

@@ -18,7 +18,7 @@ import socket
 import threading
 from pathlib import Path
 
-from cove.errors import CoveError
+from cove.wire.errors import CoveError
 
 
 class EmbeddedServer:

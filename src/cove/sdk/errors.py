@@ -1,7 +1,7 @@
-"""The SDK's side of the one error tree (`cove.errors`).
+"""The SDK's side of the one error tree (`cove.wire.errors`).
 
 The server sends an error envelope; `error_from_response` rebuilds the class it
-names (through `cove.errors.from_envelope`, the same table the server used)
+names (through `cove.wire.errors.from_envelope`, the same table the server used)
 and adds what the caller should do about it. Two classes exist only on the
 client side: a server that cannot be reached, and a command timeout that
 carries the output produced before it.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from cove.errors import (
+from cove.wire.errors import (
     AuthError,
     CoveError,
     NotFound,

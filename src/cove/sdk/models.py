@@ -2,7 +2,7 @@
 
 Plain dataclasses with snake_case attributes (Daytona's names, so code written
 for its SDK reads them unchanged), built from the wire models in
-`cove.protocol` or from the JSON of endpoints that have no shared model yet.
+`cove.wire.protocol` or from the JSON of endpoints that have no shared model yet.
 Cove's additions (`stdout`, `stderr`, `timed_out`, `truncated`, rich
 `results`) are extra attributes; nothing Daytona code reads is missing.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cove.protocol import ExecuteResponse as WireExecuteResponse
+from cove.wire.protocol import ExecuteResponse as WireExecuteResponse
 
 
 @dataclass

@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cove.errors import SandboxError
-from cove.protocol import LANGUAGE_LABEL
-from cove.protocol import Sandbox as WireSandbox
 from cove.sdk._base import Call, Endpoints, Toolbox, seg
 from cove.sdk._transport import AsyncTransport, SyncTransport
 from cove.sdk.interpreter import AsyncCodeInterpreter, CodeInterpreter
 from cove.sdk.models import CreateSandboxParams
 from cove.sdk.process import AsyncProcess, Process
+from cove.wire.errors import SandboxError
+from cove.wire.protocol import LANGUAGE_LABEL
+from cove.wire.protocol import Sandbox as WireSandbox
 
 FAILED_STATES = ("error", "build_failed")
 

@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
+from cove.wire import http1
+
 CONNECT_TIMEOUT = 5.0
-MAX_HEAD = 64 * 1024
 MAX_IDLE = 32  # idle connections kept per agent
 
 
@@ -52,7 +53,7 @@ class AgentConnectionPool:
     async def _connect(self) -> _Conn:
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(self.socket, limit=MAX_HEAD), CONNECT_TIMEOUT
+                asyncio.open_unix_connection(self.socket, limit=http1.MAX_HEAD), CONNECT_TIMEOUT
             )
         except (OSError, TimeoutError) as exc:
             raise AgentUnreachable(f"cannot connect to the agent: {exc}") from None
@@ -61,11 +62,11 @@ class AgentConnectionPool:
     async def request(
         self, method: str, target: str, headers: dict[str, str], body: bytes = b""
     ) -> AgentResponse:
-        head = [f"{method} {target} HTTP/1.1", "Host: agent"]
-        head += [f"{k}: {v}" for k, v in headers.items() if k.lower() != "content-length"]
+        fields = [("Host", "agent")]
+        fields += [(k, v) for k, v in headers.items() if k.lower() != "content-length"]
         if body or method in ("POST", "PUT", "PATCH"):
-            head.append(f"Content-Length: {len(body)}")
-        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+            fields.append(("Content-Length", str(len(body))))
+        data = http1.request_head(method, target, fields) + body
         while self._idle:
             conn = self._idle.pop()
             try:
@@ -79,7 +80,7 @@ class AgentConnectionPool:
             try:
                 conn.writer.write(data)
                 await conn.writer.drain()
-                raw = await conn.reader.readuntil(b"\r\n\r\n")
+                raw = await conn.reader.readuntil(http1.END)
             except (OSError, asyncio.IncompleteReadError) as exc:
                 # A kept connection the agent dropped (it restarted, or went
                 # away): nothing was answered, so a fresh connection may retry.
@@ -87,7 +88,9 @@ class AgentConnectionPool:
                 if reused and not partial:
                     raise _Stale from None
                 raise
-            response, keep = self._parse_head(raw)
+            head = http1.parse_status(raw)
+            response = AgentResponse(head.status, head.headers, b"")
+            keep = http1.keeps_alive(head.headers)
             length = int(response.headers.get("content-length") or 0)
             if response.status in (204, 304) or 100 <= response.status < 200:
                 length = 0
@@ -110,20 +113,6 @@ class AgentConnectionPool:
         else:
             conn.close()
         return response
-
-    @staticmethod
-    def _parse_head(raw: bytes) -> tuple[AgentResponse, bool]:
-        lines = raw.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-            raise ValueError(f"not an HTTP response: {lines[0][:80]!r}")
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            if ":" in line:
-                k, v = line.split(":", 1)
-                headers[k.strip().lower()] = v.strip()
-        keep = headers.get("connection", "").lower() != "close"
-        return AgentResponse(int(parts[1]), headers, b""), keep
 
     def close(self) -> None:
         idle, self._idle = self._idle, []

@@ -10,10 +10,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cove.errors import BadRequest, NotFound, PayloadTooLarge
-from cove.protocol import CreateSandboxRequest, Sandbox, SandboxList
 from cove.server.sandboxes import SandboxService
 from cove.server.store import SandboxRecord
+from cove.wire.errors import BadRequest, NotFound, PayloadTooLarge
+from cove.wire.protocol import CreateSandboxRequest, Sandbox, SandboxList
 
 
 def _iso(ts: float) -> str:

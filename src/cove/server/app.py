@@ -14,7 +14,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from cove.errors import BadRequest, CoveError, NotFound
 from cove.runtime import make_backend
 from cove.server.api import SandboxRoutes
 from cove.server.auth import AuthMiddleware, KeyRing, load_or_generate_key
@@ -28,6 +27,7 @@ from cove.server.sweeper import LifecycleSweeper
 from cove.server.toolbox import ToolboxProxy
 from cove.server.wsfront import uvicorn_ws_protocol
 from cove.settings import Settings
+from cove.wire.errors import BadRequest, CoveError, NotFound
 
 log = logging.getLogger("cove.server")
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cove.errors import AuthError
 from cove.server.errors import reject
 from cove.server.store import Store
+from cove.wire.errors import AuthError
 
 KEY_FILE = "api-key"
 

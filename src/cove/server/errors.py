@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from cove.errors import SOURCE_API, CoveError, InternalError, to_envelope
+from cove.wire.errors import SOURCE_API, CoveError, InternalError, to_envelope
 
 log = logging.getLogger("cove.server")
 

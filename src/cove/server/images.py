@@ -23,8 +23,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from cove.errors import BadRequest
-from cove.protocol import CreateSandboxRequest
+from cove.wire.errors import BadRequest
+from cove.wire.protocol import CreateSandboxRequest
 
 SUPPORTED = ("FROM", "ENTRYPOINT", "CMD", "ENV", "WORKDIR")
 

@@ -3,7 +3,7 @@
 It needs a key like every other route (only `/health` is open): the document
 holds nothing secret, but "every route but the health check is authenticated"
 is a rule that needs no exceptions list. Request and response schemas are
-generated from the `cove.protocol` dataclasses, so the document follows the
+generated from the `cove.wire.protocol` dataclasses, so the document follows the
 models the server and the agent really validate with (their shapes are the
 wire page's §3-§5). WebSocket routes are left out: OpenAPI cannot say much
 about them. `make fuzz` drives the server from this document.
@@ -20,8 +20,8 @@ from typing import Any, Union
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cove import protocol
-from cove.wiremodel import WireModel, camel
+from cove.wire import protocol
+from cove.wire.model import WireModel, camel
 
 JSON = dict[str, Any]
 _PRIMITIVES: dict[Any, JSON] = {

@@ -17,7 +17,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from cove.errors import (
+from cove.runtime import RuntimeBackend, RuntimeHandle, SandboxSpec
+from cove.server.store import NameTaken, SandboxRecord, Store
+from cove.settings import GiB, Settings
+from cove.wire.errors import (
     AgentUnavailable,
     BadRequest,
     Conflict,
@@ -25,10 +28,7 @@ from cove.errors import (
     NotFound,
     SandboxError,
 )
-from cove.protocol import LANGUAGE_LABEL, LANGUAGES, CreateSandboxRequest
-from cove.runtime import RuntimeBackend, RuntimeHandle, SandboxSpec
-from cove.server.store import NameTaken, SandboxRecord, Store
-from cove.settings import GiB, Settings
+from cove.wire.protocol import LANGUAGE_LABEL, LANGUAGES, CreateSandboxRequest
 
 log = logging.getLogger("cove.server")
 

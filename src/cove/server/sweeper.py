@@ -15,9 +15,9 @@ import contextlib
 import logging
 import time
 
-from cove.errors import CoveError
 from cove.server.sandboxes import STARTED, STOPPED, SandboxService
 from cove.server.store import SandboxRecord
+from cove.wire.errors import CoveError
 
 log = logging.getLogger("cove.server")
 

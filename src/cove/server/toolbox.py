@@ -15,11 +15,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Scope
 from starlette.websockets import WebSocket
 
-from cove.errors import InternalError
 from cove.server.agentclient import AgentConnectionPool, AgentUnreachable
 from cove.server.api import owner, parse_json, read_body
 from cove.server.errors import reject
 from cove.server.sandboxes import SandboxService
+from cove.wire.errors import InternalError
 
 # Request headers worth passing to the agent (it needs no auth: the socket is private).
 FORWARD = ("content-type", "accept", "x-daytona-sdk-version")

@@ -34,14 +34,14 @@ import asyncio
 import json
 import logging
 import struct
-from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import unquote
 
-from cove.errors import SOURCE_API, BadRequest, CoveError, InternalError, to_envelope
 from cove.server.auth import KeyRing
 from cove.server.sandboxes import SandboxService
-from cove.websocket import OP_CLOSE, accept_key, close_payload, encode_frame
+from cove.wire import http1
+from cove.wire.errors import SOURCE_API, BadRequest, CoveError, InternalError, to_envelope
+from cove.wire.websocket import OP_CLOSE, accept_key, close_payload, encode_frame
 
 log = logging.getLogger("cove.server")
 
@@ -133,18 +133,6 @@ def close_frame(code: int, reason: str) -> bytes:
     return encode_frame(OP_CLOSE, close_payload(code, reason), mask=False)
 
 
-def http_response(status: int, body: bytes, content_type: str = "application/json") -> bytes:
-    try:
-        reason = HTTPStatus(status).phrase
-    except ValueError:
-        reason = "Error"
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
-
-
 class ToolboxFront(asyncio.Protocol):
     """The client's side of one upgraded connection (see the module docstring)."""
 
@@ -221,14 +209,17 @@ class ToolboxFront(asyncio.Protocol):
     # -- the upgrade --------------------------------------------------------
 
     def _upgrade(self, head: bytes) -> None:
-        lines = head.decode("latin-1").split("\r\n")
-        target = lines[0].split(" ")[1] if lines[0].count(" ") >= 2 else ""
-        path, _, query = target.partition("?")
+        try:
+            parsed = http1.parse_request(head)
+        except http1.HeadError:  # uvicorn answers a malformed request as it always does
+            self._hand_to_uvicorn(head)
+            return
+        path, _, query = parsed.target.partition("?")
         sid, slash, rest = path[len(PREFIX) :].partition("/")
         if not path.startswith(PREFIX) or not sid or not slash:
             self._hand_to_uvicorn(head)
             return
-        headers = _headers(lines[1:])
+        headers = parsed.headers
         self.path = unquote(path)
         assert self.client is not None
         self.client.pause_reading()  # until the agent has answered
@@ -243,18 +234,19 @@ class ToolboxFront(asyncio.Protocol):
             return
         # The rest of the path exactly as the client encoded it (never decoded and re-encoded).
         agent_target = f"/{rest}?{query}" if query else f"/{rest}"
-        request = [
-            f"GET {agent_target} HTTP/1.1",
-            "Host: agent",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Key: {headers.get('sec-websocket-key', '')}",
-            "Sec-WebSocket-Version: 13",
+        fields = [
+            ("Host", "agent"),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", headers.get("sec-websocket-key", "")),
+            ("Sec-WebSocket-Version", "13"),
         ]
-        request += [f"{k}: {headers[k]}" for k in FORWARD if k in headers]
+        fields += [(k, headers[k]) for k in FORWARD if k in headers]
         self.agent = AgentSide(self, headers.get("sec-websocket-key", ""))
         loop = asyncio.get_running_loop()
-        task = loop.create_task(self._connect(socket, ("\r\n".join(request) + "\r\n\r\n").encode()))
+        task = loop.create_task(
+            self._connect(socket, http1.request_head("GET", agent_target, fields))
+        )
         task.add_done_callback(_log_failure)
 
     def _hand_to_uvicorn(self, head: bytes) -> None:
@@ -282,13 +274,7 @@ class ToolboxFront(asyncio.Protocol):
         """The agent took the upgrade: answer the client, then relay."""
         assert self.client is not None and self.agent is not None
         key = self.agent.client_key
-        extra = f"Sec-WebSocket-Protocol: {subprotocol}\r\n" if subprotocol else ""
-        self.client.write(
-            (
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept_key(key)}\r\n{extra}\r\n"
-            ).encode("latin-1")
-        )
+        self.client.write(http1.upgrade_accepted(accept_key(key), subprotocol))
         self.relaying = True
         if self.pending:
             self.agent.send(bytes(self.pending))
@@ -301,7 +287,7 @@ class ToolboxFront(asyncio.Protocol):
 
     def send_refusal(self, status: int, body: bytes, content_type: str) -> None:
         if self.client is not None and not self.client.is_closing():
-            self.client.write(http_response(status, body, content_type))
+            self.client.write(http1.response(status, body, content_type, close=True))
             self.client.close()
         if self.agent is not None:
             self.agent.close()
@@ -370,13 +356,17 @@ class AgentSide(asyncio.Protocol):
         if self.refusal is not None:
             self._refused()
             return
-        end = self.head.find(b"\r\n\r\n")
+        end = self.head.find(http1.END)
         if end < 0:
             if len(self.head) > MAX_HEAD:
                 front.refuse(InternalError("the sandbox agent sent an oversized answer"))
             return
-        status, headers = _parse_head(bytes(self.head[:end]))
-        rest = bytes(self.head[end + 4 :])
+        try:
+            parsed = http1.parse_status(bytes(self.head[: end + len(http1.END)]))
+            status, headers = parsed.status, parsed.headers
+        except http1.HeadError:
+            status, headers = 502, {}
+        rest = bytes(self.head[end + len(http1.END) :])
         self.head = bytearray(rest)
         if status == 101:
             self.head.clear()
@@ -421,25 +411,6 @@ class AgentSide(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.closed = True
             self.transport.close()
-
-
-def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    try:
-        status = int(lines[0].split(" ")[1])
-    except (IndexError, ValueError):
-        status = 502
-    return status, _headers(lines[1:])
-
-
-def _headers(lines: list[str]) -> dict[str, str]:
-    """Header lines of a request or response head, by lower-cased name."""
-    headers: dict[str, str] = {}
-    for line in lines:
-        name, colon, value = line.partition(":")
-        if colon:
-            headers[name.strip().lower()] = value.strip()
-    return headers
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

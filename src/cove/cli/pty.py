@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
-from cove.errors import CoveError, Timeout
 from cove.sdk._base import seg
+from cove.wire.errors import CoveError, Timeout
 
 if TYPE_CHECKING:
     from cove.sdk.sandbox import Sandbox

@@ -6,7 +6,7 @@ and nothing from `cove`:
 * in the interpreter worker (`interp_worker.py` loads it by path), which
   turns figures into PNG result frames;
 * in a stateless `code_run`: the run's small `sitecustomize` (see
-  `execute.CHART_BOOT`) loads this file by path when the user's code imports
+  `boot/sitecustomize.py`) loads this file by path when the user's code imports
   pyplot and calls `install_code_run_capture(COVE_CHART_DIR)`; every figure
   shown or still open at exit is then written there as one JSON chart in the
   shape the official SDK parses (wire page §4.1 "Chart": snake_case keys,

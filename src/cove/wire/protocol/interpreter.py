@@ -2,14 +2,14 @@
 
 Contexts are Daytona's `InterpreterContext` (every field required by the
 official SDK). A run is one JSON text frame in over the WebSocket; what comes
-back is a stream of JSON frames, documented in `cove.agent.interpreter`.
+back is a stream of JSON frames, documented in `cove.agent.interpreter.routes`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cove.wiremodel import WireModel
+from cove.wire.model import WireModel
 
 DEFAULT_CONTEXT_ID = "default"
 INTERPRETER_LANGUAGES = ("python",)

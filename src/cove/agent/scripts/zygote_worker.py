@@ -154,7 +154,7 @@ def become_run(fields: list[bytes], fds: list[int], channel: _socket.socket) -> 
         __annotations__={},
     )
     sys.modules["__main__"] = main
-    # The chart capture's sitecustomize (execute.CHART_BOOT) ran at the
+    # The chart capture's sitecustomize (agent/scripts/boot/sitecustomize.py) ran at the
     # zygote's start without a chart directory; this run has one.
     install = getattr(sys.modules.get("sitecustomize"), "cove_install_chart_hook", None)
     if install is not None:

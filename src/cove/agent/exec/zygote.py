@@ -48,13 +48,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cove.agent.cgroups import Group
-from cove.agent.processes import Child, Sink, SpawnSpec, read_output
+from cove.agent import scripts
+from cove.agent.proc.cgroups import Group
+from cove.agent.proc.spawn import Child, Sink, SpawnSpec, read_output
 
 if TYPE_CHECKING:
     from cove.agent.core import Agent, Starter
 
-WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote_worker.py")
+WORKER = scripts.path("zygote_worker.py")
 MAX_REQUEST = 128 * 1024  # zygote_worker.MAX_REQUEST; larger requests are spawned
 START_VARS = frozenset({"HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ"})
 READY_TIMEOUT = 10.0
@@ -263,7 +264,6 @@ class Zygote:
         self._retry_at = 0.0
         self._closed = False
         self._logged = 0
-        agent.shutdown_hooks.append(self.close)
 
     def starter(self, spec: SpawnSpec, script: str, argv: list[str]) -> Starter:
         """Start `python3 -u script *argv` (as `spec` spawns it) from the zygote if it can."""

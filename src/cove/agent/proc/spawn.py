@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
-from cove.agent.cgroups import Group, Tracker, join_cgroups
+from cove.agent.proc.cgroups import Group, Tracker, join_cgroups
 
 Sink = Callable[[bytes], None]
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cove.cli.terminal import progress
 from cove.sdk import (
     CodeRunParams,
     CommandTimeout,
@@ -27,7 +28,6 @@ from cove.sdk import (
     Sandbox,
     SessionExecuteRequest,
 )
-from cove.sdk.terminal import progress
 
 CLI_FAILURE = 125
 EXTENSIONS = {".py": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",
@@ -238,8 +238,8 @@ def logs_command(args: argparse.Namespace) -> int:
 
 
 def shell_command(args: argparse.Namespace) -> int:
-    from cove.sdk.pty import PtySession
-    from cove.sdk.terminal import relay, terminal_size
+    from cove.cli.pty import PtySession
+    from cove.cli.terminal import relay, terminal_size
 
     with _client(args) as c:
         sb = c.get(args.sandbox)

@@ -42,9 +42,9 @@ from typing import Any
 
 from cove.agent.core import Agent
 from cove.agent.httpserver import Request, Response, Router, json_response
-from cove.agent.interp_context import Context, Outcome, RunControl
-from cove.errors import BadRequest, NotFound
-from cove.protocol.interpreter import (
+from cove.agent.interpreter.context import Context, Outcome, RunControl
+from cove.wire.errors import BadRequest, NotFound
+from cove.wire.protocol.interpreter import (
     DEFAULT_CONTEXT_ID,
     INTERPRETER_LANGUAGES,
     ContextList,
@@ -52,13 +52,13 @@ from cove.protocol.interpreter import (
     InterruptResponse,
     RunCodeRequest,
 )
-from cove.websocket import ConnectionClosed, WebSocket
+from cove.wire.websocket import ConnectionClosed, WebSocket
 
 DEFAULT_TIMEOUT = 600.0  # Daytona's documented default: 10 minutes
 FIRST_FRAME_TIMEOUT = 30.0
 
 
-class Interpreter:
+class InterpreterRoutes:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         # The default context is only an object until its first run starts a worker.
@@ -72,7 +72,6 @@ class Interpreter:
         router.add("DELETE", "/process/interpreter/context/{id}", self.delete)
         router.add("POST", "/process/interpreter/context/{id}/interrupt", self.interrupt)
         router.websocket("/process/interpreter/execute", self.execute)
-        self.agent.shutdown_hooks.append(self.shutdown)
 
     def get(self, context_id: str | None) -> Context:
         ctx = self.contexts.get(context_id or DEFAULT_CONTEXT_ID)
@@ -114,7 +113,7 @@ class Interpreter:
         ctx = self.get(req.params["id"])
         return json_response(InterruptResponse(ctx.interrupt(), ctx.id).to_wire())
 
-    async def shutdown(self) -> None:
+    async def aclose(self) -> None:
         await asyncio.gather(*(c.close() for c in self.contexts.values()), return_exceptions=True)
 
     async def execute(self, req: Request, ws: WebSocket) -> None:
@@ -199,7 +198,3 @@ async def _watch_disconnect(ws: WebSocket, control: RunControl) -> None:
         while True:
             await ws.recv()  # the client sends nothing more; this returns on close
     control.stop(Outcome.DISCONNECTED)
-
-
-def register(agent: Agent, router: Router) -> None:
-    Interpreter(agent).register(router)

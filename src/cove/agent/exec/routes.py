@@ -6,13 +6,14 @@ import os
 import shutil
 import tempfile
 
-from cove.agent import charts
+from cove.agent import scripts
 from cove.agent.core import Agent, Captured
+from cove.agent.exec.zygote import Zygote
 from cove.agent.httpserver import Request, Response, Router, json_response
-from cove.agent.processes import SpawnSpec
-from cove.agent.zygote import Zygote
-from cove.errors import BadRequest, ProcessTimeout
-from cove.protocol import (
+from cove.agent.proc.spawn import SpawnSpec
+from cove.agent.scripts import charts
+from cove.wire.errors import BadRequest, ProcessTimeout
+from cove.wire.protocol import (
     LANGUAGES,
     CodeRunRequest,
     CodeRunResponse,
@@ -65,6 +66,9 @@ class ExecuteRoutes:
         env = self.agent.child_env(None)
         _chart_env(env)
         return env
+
+    async def aclose(self) -> None:
+        await self.zygote.close()
 
     def register(self, router: Router) -> None:
         router.add("POST", "/process/execute", self.execute)
@@ -145,60 +149,12 @@ class ExecuteRoutes:
         return _respond(response, captured.timed_out, body.timeout)
 
 
-# The run's sitecustomize: it only watches for `import matplotlib.pyplot`, and
-# loads the chart capture (charts.py, precompiled in the staged package) then.
-# Copying charts.py itself here cost every run ~15 ms of imports and compiling.
-CHART_BOOT = """\
-import os, sys
-
-
-class _CoveChartBoot:
-    def find_spec(self, name, path=None, target=None):
-        if name != "matplotlib.pyplot":
-            return None
-        sys.meta_path.remove(self)
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("_cove_charts", os.environ["COVE_CHARTS_PY"])
-        charts = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(charts)
-        return charts.install_code_run_capture(os.environ["COVE_CHART_DIR"]).find_spec(
-            name, path, target
-        )
-
-
-def cove_install_chart_hook():
-    # Also called by a zygote's run (zygote_worker.py), whose sitecustomize
-    # ran once, at the zygote's start, before the run's chart directory existed.
-    if os.environ.get("COVE_CHART_DIR") and os.environ.get("COVE_CHARTS_PY"):
-        sys.meta_path.insert(0, _CoveChartBoot())
-
-
-cove_install_chart_hook()
-"""
-BOOT_DIR = "/tmp/.cove-code-run"
-
-
-def _boot_dir() -> str:
-    """The sitecustomize directory, made once (again if user code removed it)."""
-    path = os.path.join(BOOT_DIR, "sitecustomize.py")
-    try:
-        with open(path, encoding="utf-8") as f:
-            if f.read() == CHART_BOOT:
-                return BOOT_DIR
-    except OSError:
-        pass
-    os.makedirs(BOOT_DIR, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(CHART_BOOT)
-    os.replace(tmp, path)
-    return BOOT_DIR
+BOOT_DIR = scripts.path("boot")  # holds the runs' sitecustomize.py
 
 
 def _chart_env(env: dict[str, str]) -> None:
     """What every python run's environment has for the chart capture (the zygote's too)."""
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_boot_dir(), env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (BOOT_DIR, env.get("PYTHONPATH")) if p)
     env["COVE_CHARTS_PY"] = charts.__file__
     env.setdefault("MPLBACKEND", "Agg")
 

@@ -21,13 +21,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from cove.agent.cgroups import Group
 from cove.agent.core import DRAIN_AFTER_EXIT, Agent
-from cove.agent.logs import STDERR, STDOUT, WRITE_FLAGS, CommandLog
-from cove.agent.processes import Child, SpawnSpec
-from cove.agent.session_state import ShellState, fold, read_final, wrap
-from cove.errors import BadRequest, Conflict, Gone, NotFound
-from cove.protocol.sessions import Command
+from cove.agent.proc.cgroups import Group
+from cove.agent.proc.spawn import Child, SpawnSpec
+from cove.agent.sessions.logs import STDERR, STDOUT, WRITE_FLAGS, CommandLog
+from cove.agent.sessions.state import ShellState, fold, read_final, wrap
+from cove.wire.errors import BadRequest, Conflict, Gone, NotFound
+from cove.wire.protocol.sessions import Command
 
 ENTRYPOINT = "entrypoint"
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

@@ -51,8 +51,8 @@ import socket
 
 from cove.agent.core import Agent
 from cove.agent.httpserver import Request, Response, Router, json_response, no_content
-from cove.agent.logs import MARKERS, STDERR, STDOUT, escape
-from cove.agent.session_core import (
+from cove.agent.sessions.logs import MARKERS, STDERR, STDOUT, escape
+from cove.agent.sessions.manager import (
     ENTRYPOINT,
     Session,
     SessionCommand,
@@ -60,8 +60,8 @@ from cove.agent.session_core import (
     entrypoint_text,
     parse_signal,
 )
-from cove.errors import BadRequest, NotFound, ProcessTimeout
-from cove.protocol.sessions import (
+from cove.wire.errors import BadRequest, NotFound, ProcessTimeout
+from cove.wire.protocol.sessions import (
     CommandSignalRequest,
     CreateSessionRequest,
     SessionCommandLogs,
@@ -69,8 +69,8 @@ from cove.protocol.sessions import (
     SessionExecuteResponse,
     SessionInputRequest,
 )
-from cove.protocol.sessions import Session as SessionModel
-from cove.websocket import ConnectionClosed, WebSocket
+from cove.wire.protocol.sessions import Session as SessionModel
+from cove.wire.websocket import ConnectionClosed, WebSocket
 
 FOLLOW_SNDBUF = 2 * 1024 * 1024
 
@@ -84,7 +84,15 @@ class SessionRoutes:
         self.agent = agent
         self.manager = SessionManager(agent)
         self.entrypoint_cmd: SessionCommand | None = None
+        # Built inside the agent's running loop: the entrypoint starts with it.
         self.startup: asyncio.Task[None] | None = None
+        if agent.config.entrypoint:
+            self.startup = asyncio.get_running_loop().create_task(
+                self.start_entrypoint(agent.config.entrypoint)
+            )
+
+    async def aclose(self) -> None:
+        await self.manager.terminate_all()
 
     def register(self, router: Router) -> None:
         base = "/process/session"
@@ -270,13 +278,3 @@ async def _follow(cmd: SessionCommand, req: Request, ws: WebSocket) -> None:
         await asyncio.gather(sender, watcher, return_exceptions=True)
     if sender.done() and not sender.cancelled() and sender.exception() is not None:
         raise sender.exception()  # type: ignore[misc]
-
-
-def register(agent: Agent, router: Router) -> None:
-    routes = SessionRoutes(agent)
-    routes.register(router)
-    agent.shutdown_hooks.append(routes.manager.terminate_all)
-    if agent.config.entrypoint:
-        routes.startup = asyncio.get_running_loop().create_task(
-            routes.start_entrypoint(agent.config.entrypoint)
-        )

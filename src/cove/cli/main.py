@@ -22,7 +22,7 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
     """A client command, imported when it runs (`cove serve` needs no SDK)."""
 
     def run(args: argparse.Namespace) -> int:
-        from cove.sdk import commands
+        from cove.cli import commands
 
         func: Callable[[argparse.Namespace], int] = getattr(commands, f"{name}_command")
         return func(args)
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"cove: {exc}", file=sys.stderr)
         code = failure
     except Exception as exc:
-        from cove.errors import CoveError
+        from cove.wire.errors import CoveError
 
         if not isinstance(exc, CoveError):
             raise

@@ -15,7 +15,7 @@ import types
 import typing
 from typing import Any, Self, TypeVar, Union
 
-from cove.errors import BadRequest
+from cove.wire.errors import BadRequest
 
 T = TypeVar("T", bound="WireModel")
 

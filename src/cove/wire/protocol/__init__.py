@@ -6,7 +6,7 @@ area; everything is re-exported here. Standard library only (the agent
 imports these inside sandboxes).
 """
 
-from cove.protocol.interpreter import (
+from cove.wire.protocol.interpreter import (
     DEFAULT_CONTEXT_ID,
     ContextList,
     CreateContextRequest,
@@ -14,15 +14,15 @@ from cove.protocol.interpreter import (
     InterruptResponse,
     RunCodeRequest,
 )
-from cove.protocol.process import (
+from cove.wire.protocol.process import (
     LANGUAGES,
     CodeRunRequest,
     CodeRunResponse,
     ExecuteRequest,
     ExecuteResponse,
 )
-from cove.protocol.sandbox import LANGUAGE_LABEL, CreateSandboxRequest, Sandbox, SandboxList
-from cove.protocol.sessions import (
+from cove.wire.protocol.sandbox import LANGUAGE_LABEL, CreateSandboxRequest, Sandbox, SandboxList
+from cove.wire.protocol.sessions import (
     Command,
     CommandSignalRequest,
     CreateSessionRequest,

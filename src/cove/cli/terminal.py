@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import TextIO
 
-from cove.sdk.pty import PtySession
+from cove.cli.pty import PtySession
 
 FRAMES = "|/-\\"
 PROGRESS_AFTER = 1.0  # seconds: quick calls show nothing

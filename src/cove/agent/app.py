@@ -20,67 +20,78 @@ if getattr(getattr(sys.modules.get("__main__"), "__spec__", None), "name", "") =
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
-from collections.abc import Callable
 
 from cove.agent.config import AgentConfig
 from cove.agent.core import Agent
-from cove.agent.execute import ExecuteRoutes
+from cove.agent.exec.routes import ExecuteRoutes
+from cove.agent.feature import Feature
 from cove.agent.httpserver import HttpServer, Request, Response, Router, json_response
-from cove.agent.processes import harden_self, keep_read_buffers
-from cove.errors import BadRequest
+from cove.agent.interpreter.routes import InterpreterRoutes
+from cove.agent.proc.spawn import harden_self, keep_read_buffers
+from cove.agent.pty import PtyRoutes
+from cove.agent.sessions.routes import SessionRoutes
+from cove.wire.errors import BadRequest
+
+log = logging.getLogger("cove.agent")
+
+# Every feature, in the order its routes are added; shut down in reverse.
+# Imported plainly: a feature that fails to import is a broken agent, not a
+# missing route (the runtime sees the agent exit and reports its log).
+FEATURES: list[type[Feature]] = [ExecuteRoutes, SessionRoutes, PtyRoutes, InterpreterRoutes]
 
 
-def build_router(agent: Agent) -> Router:
-    router = Router()
+class Basics:
+    """Health, version, the working directory, and the identity a pooled sandbox is given."""
 
-    async def health(_: Request) -> Response:
-        return json_response({"status": "ok", "sandboxId": agent.config.sandbox_id})
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
 
-    async def version(_: Request) -> Response:
+    def register(self, router: Router) -> None:
+        router.add("GET", "/health", self.health)
+        router.add("POST", "/_cove/identity", self.identity)
+        router.add("GET", "/version", self.version)
+        router.add("GET", "/work-dir", self.work_dir)
+        router.add("GET", "/user-home-dir", self.work_dir)
+
+    async def aclose(self) -> None:
+        return None
+
+    async def health(self, _: Request) -> Response:
+        return json_response({"status": "ok", "sandboxId": self.agent.config.sandbox_id})
+
+    async def version(self, _: Request) -> Response:
         return json_response({"version": "cove-agent/0.1"})
 
-    async def work_dir(_: Request) -> Response:
-        return json_response({"dir": agent.config.workdir})
+    async def work_dir(self, _: Request) -> Response:
+        return json_response({"dir": self.agent.config.workdir})
 
-    async def identity(req: Request) -> Response:
+    async def identity(self, req: Request) -> Response:
         # A pre-started (pooled) sandbox learns the id it was adopted under.
         sandbox_id = req.json().get("sandboxId")
         if not isinstance(sandbox_id, str) or not sandbox_id:
             raise BadRequest("field 'sandboxId' must be a non-empty string")
-        agent.config.sandbox_id = sandbox_id
+        self.agent.config.sandbox_id = sandbox_id
         return json_response({"sandboxId": sandbox_id})
 
-    router.add("GET", "/health", health)
-    router.add("POST", "/_cove/identity", identity)
-    router.add("GET", "/version", version)
-    router.add("GET", "/work-dir", work_dir)
-    router.add("GET", "/user-home-dir", work_dir)
-    ExecuteRoutes(agent).register(router)
-    for register in _feature_registrars():
-        register(agent, router)
-    return router
 
-
-def _feature_registrars() -> list[Callable[[Agent, Router], None]]:
-    """Features that live in their own modules register their routes here.
-
-    Imported plainly: a feature that fails to import is a broken agent, not a
-    missing route (the runtime sees the agent exit and reports its log).
-    """
-    from cove.agent.interpreter import register as interpreter
-    from cove.agent.pty import register as pty
-    from cove.agent.sessions import register as sessions
-
-    return [sessions, pty, interpreter]
+def build(agent: Agent) -> tuple[Router, list[Feature]]:
+    """The router with every feature's routes, and the features (built in the running loop)."""
+    router = Router()
+    features: list[Feature] = [Basics(agent), *(cls(agent) for cls in FEATURES)]
+    for feature in features:
+        feature.register(router)
+    return router, features
 
 
 async def serve(config: AgentConfig, ready_fd: int | None) -> None:
     harden_self()
     keep_read_buffers()
     agent = Agent(config)
-    server = HttpServer(build_router(agent))
+    router, features = build(agent)
+    server = HttpServer(router)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(config.socket)
     listener = await asyncio.start_unix_server(server.serve_connection, config.socket)
@@ -94,14 +105,18 @@ async def serve(config: AgentConfig, ready_fd: int | None) -> None:
         os.close(ready_fd)
     async with listener:
         await stop.wait()
-    await shutdown(agent)
+    await shutdown(features)
 
 
-async def shutdown(agent: Agent) -> None:
-    """End every user process: SIGTERM, a grace period, then SIGKILL."""
-    for hook in agent.shutdown_hooks:
-        with contextlib.suppress(Exception):
-            await hook()
+async def shutdown(features: list[Feature]) -> None:
+    """End every user process: each feature sends SIGTERM, waits its grace, then SIGKILLs."""
+    for feature in reversed(features):
+        try:
+            await feature.aclose()
+        except Exception:
+            # Go on with the others: one feature's failure must not leave
+            # another's processes running. The log is the agent's own.
+            log.exception("agent shutdown: %s failed to close", type(feature).__name__)
 
 
 def parse_args(argv: list[str]) -> tuple[str, int | None]:

@@ -17,8 +17,8 @@ import struct
 import termios
 from typing import Any
 
-from cove.agent.cgroups import Group
-from cove.agent.processes import Child
+from cove.agent.proc.cgroups import Group
+from cove.agent.proc.spawn import Child
 
 CHANNEL_LIMIT = 256 * 1024 * 1024  # one frame may carry a large PNG or HTML table
 F_SETPIPE_SZ = 1031  # Linux

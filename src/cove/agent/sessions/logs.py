@@ -50,8 +50,8 @@ import stat
 import struct
 from collections.abc import AsyncGenerator, Callable, Iterator
 
-from cove.agent.logfollow import Fanout, Payload, Piece
-from cove.errors import Gone
+from cove.agent.sessions.follow import Fanout, Payload, Piece
+from cove.wire.errors import Gone
 
 GAP, STDOUT, STDERR = 0, 1, 2
 MARKERS = {STDOUT: b"\x01\x01\x01", STDERR: b"\x02\x02\x02"}

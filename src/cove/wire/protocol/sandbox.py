@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cove.wiremodel import WireModel
+from cove.wire.model import WireModel
 
 LANGUAGE_LABEL = "code-toolbox-language"
 

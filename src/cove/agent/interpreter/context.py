@@ -15,19 +15,19 @@ import asyncio
 import codecs
 import contextlib
 import enum
-import os
 import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
+from cove.agent import scripts
 from cove.agent.core import Agent
-from cove.agent.interp_process import CHANNEL_LIMIT, WorkerProcess
-from cove.agent.processes import SpawnSpec
-from cove.errors import InternalError
-from cove.protocol.interpreter import InterpreterContext
+from cove.agent.interpreter.worker_link import CHANNEL_LIMIT, WorkerProcess
+from cove.agent.proc.spawn import SpawnSpec
+from cove.wire.errors import InternalError
+from cove.wire.protocol.interpreter import InterpreterContext
 
-WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "interp_worker.py")
+WORKER = scripts.path("interp_worker.py")
 # How long an interrupted run may take to unwind before its worker is killed.
 GRACE = 2.0
 START_TIMEOUT = 20.0

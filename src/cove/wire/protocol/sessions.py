@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cove.wiremodel import WireModel
+from cove.wire.model import WireModel
 
 
 @dataclass

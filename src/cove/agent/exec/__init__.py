@@ -1,0 +1,1 @@
+"""Code run, stateless: `/process/execute`, `/process/code-run`, and the python zygote."""

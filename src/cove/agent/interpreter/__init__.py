@@ -1,0 +1,1 @@
+"""The stateful interpreter: routes, contexts, and the link to each worker process."""

@@ -1,0 +1,1 @@
+"""Processes: spawning into a cgroup, reaping, output pipes, PTYs."""

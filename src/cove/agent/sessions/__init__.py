@@ -1,0 +1,1 @@
+"""Sessions: routes, the manager, shell state, command logs and their followers."""

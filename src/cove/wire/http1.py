@@ -1,0 +1,136 @@
+"""HTTP/1.1 heads: the one parser and serializer of request and status lines and headers.
+
+The agent's server, the control plane's client to agents, the WebSocket front
+and the runtime all speak plain HTTP/1.1 over unix sockets with no library in
+between (the agent has only the standard library, and the proxy hop is hot),
+so the head format lives here once. Bodies are the caller's business: these
+functions only turn a head into fields and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from urllib.parse import parse_qsl
+
+END = b"\r\n\r\n"  # what ends every head
+MAX_HEAD = 64 * 1024  # the longest head any Cove peer reads
+
+
+class HeadError(ValueError):
+    """A head that is not HTTP/1.1 (the peer is broken or not speaking HTTP)."""
+
+
+@dataclass
+class RequestHead:
+    method: str
+    target: str  # path and query, as sent
+    headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
+
+    @property
+    def path(self) -> str:
+        return self.target.partition("?")[0]
+
+    @property
+    def query(self) -> dict[str, str]:
+        return dict(parse_qsl(self.target.partition("?")[2]))
+
+
+@dataclass
+class StatusHead:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
+
+
+def reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Status"
+
+
+def _lines(raw: bytes) -> list[str]:
+    text = raw.decode("latin-1")
+    if text.endswith("\r\n\r\n"):
+        text = text[:-4]
+    return text.split("\r\n")
+
+
+def _headers(lines: list[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, colon, value = line.partition(":")
+        if colon:
+            headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+def parse_request(raw: bytes) -> RequestHead:
+    """A request head (through its blank line, or without it)."""
+    lines = _lines(raw)
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise HeadError(f"not an HTTP/1.1 request line: {lines[0][:80]!r}")
+    return RequestHead(parts[0], parts[1], _headers(lines[1:]))
+
+
+def parse_status(raw: bytes) -> StatusHead:
+    """A response head (through its blank line, or without it)."""
+    lines = _lines(raw)
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        raise HeadError(f"not an HTTP/1.1 status line: {lines[0][:80]!r}")
+    return StatusHead(int(parts[1]), _headers(lines[1:]))
+
+
+Fields = dict[str, str] | list[tuple[str, str]]
+
+
+def _fields(headers: Fields | None) -> str:
+    items = (headers or {}).items() if isinstance(headers, dict | None) else headers
+    return "".join(f"{name}: {value}\r\n" for name, value in items)
+
+
+def request_head(method: str, target: str, headers: Fields | None = None) -> bytes:
+    """`METHOD target HTTP/1.1`, the headers, and the blank line."""
+    return f"{method} {target} HTTP/1.1\r\n{_fields(headers)}\r\n".encode("latin-1")
+
+
+def status_head(status: int, headers: Fields | None = None) -> bytes:
+    """`HTTP/1.1 status reason`, the headers, and the blank line."""
+    return f"HTTP/1.1 {status} {reason(status)}\r\n{_fields(headers)}\r\n".encode("latin-1")
+
+
+def response(
+    status: int, body: bytes, content_type: str = "application/json", *, close: bool = False
+) -> bytes:
+    """A whole Content-Length response (none for 204, which has no body)."""
+    headers: list[tuple[str, str]] = []
+    if status != 204:
+        headers += [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    else:
+        body = b""
+    if close:
+        headers.append(("Connection", "close"))
+    return status_head(status, headers) + body
+
+
+def upgrade_accepted(accept: str, subprotocol: str | None = None) -> bytes:
+    """The 101 that accepts a WebSocket upgrade (`accept` from `websocket.accept_key`)."""
+    headers = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Accept", accept),
+    ]
+    if subprotocol:
+        headers.append(("Sec-WebSocket-Protocol", subprotocol))
+    return status_head(101, headers)
+
+
+def keeps_alive(headers: dict[str, str]) -> bool:
+    """Whether the connection stays open after this message (HTTP/1.1's default)."""
+    return headers.get("connection", "").lower() != "close"
+
+
+def is_websocket_upgrade(headers: dict[str, str]) -> bool:
+    return headers.get("upgrade", "").lower() == "websocket"
