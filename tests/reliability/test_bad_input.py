@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -146,11 +145,9 @@ def test_64_mib_body_with_content_length_is_refused_before_it_is_sent(
         f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.key}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {64 * MiB}\r\n\r\n"
     )
-    started = time.monotonic()
     status, sent = _raw_request(server, head, _chunks(64 * MiB))
     assert status == 413
-    assert sent < 64 * MiB
-    assert time.monotonic() - started < 10
+    assert sent < 64 * MiB  # answered before the body was sent: nothing was buffered
 
 
 @pytest.mark.parametrize("where", ["api", "toolbox"])
@@ -168,11 +165,9 @@ def test_64_mib_chunked_body_is_cut_off_at_the_limit(
             yield f"{len(data):x}\r\n".encode() + data + b"\r\n"
         yield b"0\r\n\r\n"
 
-    started = time.monotonic()
     status, sent = _raw_request(server, head, chunked())
     assert status == 413
     assert sent < 40 * MiB  # refused near the 16 MiB limit, not after the whole body
-    assert time.monotonic() - started < 20
 
 
 @pytest.mark.parametrize(
@@ -208,12 +203,13 @@ def test_path_tricks_after_the_sandbox_id_stay_in_the_agent(
 ) -> None:
     for rest in ("../../api/sandbox", "%2e%2e/%2e%2e/api/sandbox", "..%2F..%2Fhealth", "//etc"):
         status, body = _raw_get(server, f"/toolbox/{sid}/{rest}")
-        # Whatever the dots resolve to, it is this sandbox's agent that answers
-        # (its /health at most), never the control plane's /api.
-        assert status in (200, 400, 404), (rest, status, body)
+        # The dots stay in the path the agent gets: this sandbox's agent answers
+        # that it has no such route; the control plane's /api is never reached.
+        assert status == 404, (rest, status, body)
+        answer = json.loads(body)
+        assert answer["source"] == "DAYTONA_DAEMON", answer
+        assert answer["message"].startswith("no such endpoint: GET /"), answer
         assert b'"items"' not in body
-        if status == 200:
-            assert sid.encode() in body, body
 
 
 @pytest.mark.parametrize(
@@ -223,12 +219,30 @@ def test_encoded_tricks_in_toolbox_path_parameters_are_not_found(
     server: ServerProcess, sid: str, session: str
 ) -> None:
     """The proxy forwards ids as the client encoded them: no 500, no header lines."""
-    for path in (f"process/session/{session}", f"process/interpreter/context/{session}"):
-        status, body = _raw_get(server, f"/toolbox/{sid}/{path}")
-        assert status in (400, 404), (path, status, body)
+    crlf = session.startswith("%0D")
+    # A decoded CR LF never reaches the agent (the control plane has no such route).
+    status, head, body = _raw_get_head(server, f"/toolbox/{sid}/process/session/{session}")
+    assert (status, _source(body)) == (404, "DAYTONA_API" if crlf else "DAYTONA_DAEMON"), body
+    if not crlf:
+        assert (
+            "session" in json.loads(body)["message"] and "not found" in json.loads(body)["message"]
+        )
+    assert b"X-Injected" not in head
+    # The interpreter's context route has no GET: the agent says so about this very path.
+    path = f"/toolbox/{sid}/process/interpreter/context/{session}"
+    status, head, body = _raw_get_head(server, path)
+    assert (status, _source(body)) == (
+        404 if crlf else 400,
+        "DAYTONA_API" if crlf else "DAYTONA_DAEMON",
+    )
+    assert b"X-Injected" not in head
 
 
-def _raw_get(server: ServerProcess, target: str) -> tuple[int, bytes]:
+def _source(body: bytes) -> str:
+    return str(json.loads(body)["source"])
+
+
+def _raw_get_head(server: ServerProcess, target: str) -> tuple[int, bytes, bytes]:
     """GET a target exactly as written (httpx would normalise the dots away)."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
         s.sendall(
@@ -239,30 +253,39 @@ def _raw_get(server: ServerProcess, target: str) -> tuple[int, bytes]:
         while chunk := s.recv(65536):
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), body
+    return int(head.split(b" ", 2)[1]), head, body
+
+
+def _raw_get(server: ServerProcess, target: str) -> tuple[int, bytes]:
+    status, _, body = _raw_get_head(server, target)
+    return status, body
 
 
 @pytest.mark.parametrize(
-    "cwd",
+    ("cwd", "landed"),
     [
-        "../../../etc",
-        "/",
-        "/proc/1/root",
-        "a/../../..",
-        "/etc/passwd",
-        "x" * 5000,
-        "a/" * 3000,
-        "/dev/null",
-        "/proc/self/fd/0",
+        # Dots resolve inside the sandbox's own filesystem (its /etc, its /).
+        ("../../../etc", "/etc\n"),
+        ("/", "/\n"),
+        ("a/../../..", "/\n"),
+        # The rest cannot be a working directory: a 400 that says why.
+        ("/proc/1/root", "Permission denied"),
+        ("/etc/passwd", "is not a directory"),
+        ("x" * 5000, "longer than a path can be"),
+        ("a/" * 3000, "longer than a path can be"),
+        ("/dev/null", "is not a directory"),
+        ("/proc/self/fd/0", "is not a directory"),
     ],
 )
-def test_cwd_tricks_are_handled_inside_the_sandbox(api: httpx.Client, sid: str, cwd: str) -> None:
+def test_cwd_tricks_are_handled_inside_the_sandbox(
+    api: httpx.Client, sid: str, cwd: str, landed: str
+) -> None:
     r = api.post(f"/toolbox/{sid}/process/execute", json={"command": "pwd", "cwd": cwd})
-    if r.status_code == 200:
-        # Anywhere it lands is inside the sandbox's own filesystem.
-        assert r.json()["exitCode"] == 0
+    if landed.startswith("/"):
+        assert r.status_code == 200, r.text
+        assert r.json()["stdout"] == landed
     else:
-        _envelope(r, 400)
+        assert landed in _envelope(r, 400)["message"]
 
 
 def test_nul_bytes_are_refused_where_the_os_cannot_take_them(api: httpx.Client, sid: str) -> None:
@@ -328,51 +351,79 @@ def test_invalid_utf8_in_output_comes_back_replaced(api: httpx.Client, sid: str)
     assert r.status_code == 200 and r.json()["exitCode"] == 0
 
 
-def test_huge_env_maps_are_refused_or_handled(api: httpx.Client, sid: str) -> None:
+def test_huge_env_maps_are_a_400(api: httpx.Client, sid: str) -> None:
     url = f"/toolbox/{sid}/process/execute"
+    too_long = "Argument list too long"
     # ~4 MiB of environment: past what execve takes (E2BIG), under the body limit.
     envs = {f"V{i}": "x" * 200 for i in range(20000)}
-    r = api.post(url, json={"command": "true", "envs": envs})
-    if r.status_code != 200:
-        _envelope(r, 400, 413)
+    assert (
+        too_long in _envelope(api.post(url, json={"command": "true", "envs": envs}), 400)["message"]
+    )
     # One value past the kernel's per-string limit (128 KiB).
-    r = api.post(url, json={"command": "true", "envs": {"BIG": "x" * (200 * 1024)}})
-    if r.status_code != 200:
-        _envelope(r, 400, 413)
+    big = {"BIG": "x" * (200 * 1024)}
+    assert (
+        too_long in _envelope(api.post(url, json={"command": "true", "envs": big}), 400)["message"]
+    )
     # Past the body limit: 413 from the proxy.
     envs = {f"V{i}": "x" * 1000 for i in range(20000)}
     _envelope(api.post(url, json={"command": "true", "envs": envs}), 413)
-    # A huge env map on create.
-    r = api.post("/api/sandbox", json={"env": {f"V{i}": "x" * 200 for i in range(20000)}})
-    if r.status_code == 200:
-        sb = r.json()
-        try:
-            assert sb["state"] in ("started", "error")
-        finally:
-            api.delete(f"/api/sandbox/{sb['id']}")
-    else:
-        _envelope(r, 400, 413)
+    # On create: refused, rather than a sandbox in which no command can start.
+    before = len(api.get("/api/sandbox").json()["items"])
+    for env in ({f"V{i}": "x" * 200 for i in range(20000)}, big):
+        err = _envelope(api.post("/api/sandbox", json={"env": env}), 400)
+        assert "env" in err["message"], err
+    assert len(api.get("/api/sandbox").json()["items"]) == before
+    # Just under the limits is a sandbox that runs commands with it.
+    fits = {f"V{i}": "x" * 200 for i in range(4000)}
+    r = api.post("/api/sandbox", json={"env": fits})
+    assert r.status_code == 200 and r.json()["state"] == "started", r.text[:300]
+    try:
+        out = api.post(
+            f"/toolbox/{r.json()['id']}/process/execute", json={"command": "echo $V3999"}
+        )
+        assert out.json()["stdout"] == "x" * 200 + "\n"
+    finally:
+        api.delete(f"/api/sandbox/{r.json()['id']}")
     assert api.post(url, json={"command": "echo ok"}).json()["result"] == "ok\n"
 
 
 @pytest.mark.parametrize(
-    "extra",
+    ("extra", "status", "stdout", "truncated"),
     [
-        {"timeout": 1e308},
-        {"timeout": 10**400},
-        {"timeout": 1e-300},
-        {"maxOutputBytes": -1},
-        {"maxOutputBytes": 0},
-        {"maxOutputBytes": 10**20},
-        {"maxOutputBytes": 10**400},
+        ({"timeout": 1e308}, 200, "hi\n", False),  # no limit in practice
+        ({"maxOutputBytes": -1}, 200, "", True),  # read as no output kept
+        ({"maxOutputBytes": 0}, 200, "", True),
+        ({"maxOutputBytes": 10**20}, 200, "hi\n", False),  # the server's cap applies
+        ({"maxOutputBytes": 10**400}, 200, "hi\n", False),
     ],
 )
-def test_absurd_numbers_are_refused_or_handled(
-    api: httpx.Client, sid: str, extra: dict[str, Any]
+def test_absurd_numbers_are_handled(
+    api: httpx.Client,
+    sid: str,
+    extra: dict[str, Any],
+    status: int,
+    stdout: str,
+    truncated: bool,
 ) -> None:
     r = api.post(f"/toolbox/{sid}/process/execute", json={"command": "echo hi", **extra})
-    if r.status_code != 200:
-        _envelope(r, 400, 408)
+    assert r.status_code == status, r.text[:300]
+    body = r.json()
+    assert (body["stdout"], body["truncated"], body["timedOut"]) == (
+        stdout,
+        truncated,
+        status == 408,
+    )
+
+
+def test_a_timeout_of_almost_nothing_times_out(api: httpx.Client, sid: str) -> None:
+    r = api.post(f"/toolbox/{sid}/process/execute", json={"command": "sleep 30", "timeout": 1e-300})
+    assert r.status_code == 408, r.text[:300]
+    assert r.json()["timedOut"] is True and r.json()["exitCode"] == 137
+
+
+def test_an_integer_timeout_past_a_float_is_a_400(api: httpx.Client, sid: str) -> None:
+    r = api.post(f"/toolbox/{sid}/process/execute", json={"command": "echo hi", "timeout": 10**400})
+    assert "must be a finite number" in _envelope(r, 400)["message"]
 
 
 @pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
@@ -394,30 +445,41 @@ def test_deeply_nested_json_is_a_400(api: httpx.Client, sid: str) -> None:
         _envelope(r, 400)
 
 
-def test_create_with_odd_names_and_labels(api: httpx.Client) -> None:
-    for body in [
-        {"name": ""},
-        {"name": " "},
-        {"name": "a/b"},
-        {"name": "x" * 300},
-        {"name": "a\0b"},
-        {"labels": {"": "x"}},
-        {"env": {"A": "x\0y"}},
-        {"env": {"A\0": "x"}},
-        {"entrypoint": ["a\0b"]},
-        {"entrypoint": [""]},
-    ]:
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": " "}, "name"),
+        ({"name": "a/b"}, "name"),
+        ({"name": "x" * 300}, "name"),
+        ({"name": "a\0b"}, "name"),
+        ({"env": {"A": "x\0y"}}, "env.A"),
+        ({"env": {"A\0": "x"}}, "env"),
+        ({"entrypoint": ["a\0b"]}, "entrypoint[0]"),
+    ],
+)
+def test_create_with_odd_names_env_or_entrypoint_is_a_400(
+    api: httpx.Client, body: dict[str, Any], field: str
+) -> None:
+    before = len(api.get("/api/sandbox").json()["items"])
+    assert f"'{field}'" in _envelope(api.post("/api/sandbox", json=body), 400)["message"]
+    assert len(api.get("/api/sandbox").json()["items"]) == before
+
+
+def test_create_with_odd_but_valid_fields_makes_a_working_sandbox(api: httpx.Client) -> None:
+    for body in [{"name": ""}, {"labels": {"": "x"}}, {"entrypoint": [""]}]:
         r = api.post("/api/sandbox", json=body)
-        if r.status_code == 200:
-            sid = r.json()["id"]
-            try:  # a sandbox that was made must work
-                assert r.json()["state"] == "started", r.json()
-                out = api.post(f"/toolbox/{sid}/process/execute", json={"command": "echo ok"})
-                assert out.status_code == 200, (body, out.text)
-            finally:
-                api.delete(f"/api/sandbox/{sid}")
-        else:
-            _envelope(r, 400, 409)
+        assert r.status_code == 200, (body, r.text[:300])
+        made = r.json()
+        try:
+            assert made["state"] == "started", made
+            out = api.post(f"/toolbox/{made['id']}/process/execute", json={"command": "echo ok"})
+            assert out.json()["stdout"] == "ok\n", (body, out.text)
+            if "name" in body:  # an empty name is no name: the id stands in
+                assert made["name"] == made["id"]
+            if "labels" in body:
+                assert made["labels"][""] == "x"
+        finally:
+            api.delete(f"/api/sandbox/{made['id']}")
 
 
 @pytest.mark.parametrize("labels", ["[" * 3000, '{"a":' * 3000, "NaN", "[]", "{", '"x"'])
@@ -466,7 +528,7 @@ def test_bad_interpreter_frames_close_with_a_4xxx_code(
     server: ServerProcess, api: httpx.Client, sid: str, frame: str | bytes
 ) -> None:
     code = _ws_close(server, api, f"/toolbox/{sid}/process/interpreter/execute", [frame])
-    assert 4400 <= code < 4500, code
+    assert code == (4404 if "no-such-context" in str(frame) else 4400), code
     assert api.get(f"/toolbox/{sid}/version").status_code == 200
 
 
@@ -485,8 +547,9 @@ def test_bad_interpreter_frames_close_with_a_4xxx_code(
 def test_bad_pty_queries_are_refused(
     server: ServerProcess, api: httpx.Client, sid: str, query: str
 ) -> None:
+    # Refused at the upgrade, before any PTY exists.
     code = _ws_close(server, api, f"/toolbox/{sid}/process/pty/create-connect?{query}", [])
-    assert 400 <= code < 500 or 4400 <= code < 4500, code
+    assert code == 400, code
     assert api.get(f"/toolbox/{sid}/version").status_code == 200
 
 

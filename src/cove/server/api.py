@@ -89,6 +89,27 @@ def owner(request: Request) -> str:
     return str(request.state.owner)
 
 
+
+# execve takes at most 128 KiB per "KEY=value" string (MAX_ARG_STRLEN) and, with
+# the usual 8 MiB stack limit, 2 MiB for argv and environment together: a
+# sandbox's env may use half, the rest is for each command's own arguments.
+ENV_STRING_MAX = 128 * 1024
+ENV_TOTAL_MAX = 1024 * 1024
+
+
+def _check_env_fits_execve(env: dict[str, str]) -> None:
+    total = 0
+    for key, value in env.items():
+        size = len(key.encode(errors="surrogatepass")) + len(value.encode(errors="surrogatepass"))
+        if size + 2 > ENV_STRING_MAX:
+            raise BadRequest(f"field 'env.{key}' is longer than a process can take (128 KiB)")
+        total += size + 2 + 8  # "=", the NUL, and the pointer to it
+    if total > ENV_TOTAL_MAX:
+        raise BadRequest(
+            f"field 'env' holds {total} bytes: a process can be started with at most 1 MiB"
+        )
+
+
 class SandboxRoutes:
     def __init__(self, service: SandboxService, max_request_bytes: int) -> None:
         self.service = service
@@ -108,10 +129,14 @@ class SandboxRoutes:
 
     async def create(self, request: Request) -> Response:
         req = CreateSandboxRequest.from_wire(await read_json(request, self.limit))
+        # No process could be started with these: refuse the sandbox, not each command.
         for key, value in req.env.items():
-            # No process could be started with it: refuse the sandbox, not each command.
             if "\0" in value:
                 raise BadRequest(f"field 'env.{key}' contains a NUL byte")
+        _check_env_fits_execve(req.env)
+        for i, arg in enumerate(req.entrypoint or []):
+            if "\0" in arg:
+                raise BadRequest(f"field 'entrypoint[{i}]' contains a NUL byte")
         record = await self.service.create(owner(request), req)
         # Daytona answers 200 (its SDK ignores a 201 body); a failed start is
         # reported in the record's state and errorReason, as Daytona does.

@@ -160,8 +160,8 @@ class SandboxService:
     async def create(self, owner: str, req: CreateSandboxRequest) -> SandboxRecord:
         sid = str(uuid.uuid4())
         name = req.name or sid
-        if len(name) > 255 or "/" in name or not name.strip():
-            raise BadRequest("field 'name' must be 1-255 characters without '/'")
+        if len(name) > 255 or "/" in name or "\0" in name or not name.strip():
+            raise BadRequest("field 'name' must be 1-255 characters without '/' or NUL")
         r = SandboxRecord(sid, owner, name, CREATING, self._spec(sid, req), self.backend.name)
         try:
             self.store.insert(r)
