@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.serverproc import ServerProcess
+from tests.timeouts import pytest_timeout_set_timer  # noqa: F401  (a hook: fail one test, not the run)
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ["DAYTONA_USE_DEPRECATED_POLLING"] = "false"

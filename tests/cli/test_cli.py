@@ -50,6 +50,7 @@ def test_help_everywhere(command: str) -> None:
     assert done.returncode == 0 and b"usage: cove" in done.stdout
 
 
+@pytest.mark.timeout(300)
 def test_create_list_delete(env: dict[str, str]) -> None:
     made = cove_cmd("create", "--name", "cli-made", "--language", "javascript", env=env)
     assert made.returncode == 0, made.stderr
@@ -92,6 +93,7 @@ def test_exec_stdin_is_closed_without_i_and_ctrl_c_kills_the_command(
     assert left.stdout == "0\n"
 
 
+@pytest.mark.timeout(300)
 def test_exec_json_and_timeout(env: dict[str, str], sandbox_id: str) -> None:
     slow = "echo x; sleep 30"
     done = cove_cmd("exec", "--json", "--timeout", "1", sandbox_id, "--", slow, env=env)
@@ -156,6 +158,7 @@ def test_errors_are_clear_and_exit_nonzero(env: dict[str, str]) -> None:
     assert bad_key.returncode == 1 and "COVE_API_KEY" in bad_key.stderr
 
 
+@pytest.mark.timeout(300)
 def test_embedded_cli_needs_no_server(tmp_path: Path) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("COVE_", "DAYTONA_"))}
     local = {**clean, "XDG_CACHE_HOME": str(tmp_path)}

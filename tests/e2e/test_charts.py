@@ -6,9 +6,12 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.timeout(300)
 def test_line_chart_from_the_sdk_docstring(sandbox: Any) -> None:
     from daytona.common.charts import ChartType, LineChart
 

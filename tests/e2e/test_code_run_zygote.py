@@ -362,6 +362,7 @@ def test_zygote_killed_by_user_code_next_run_still_works(api: httpx.Client, sid:
     assert forked(api, sid)
 
 
+@pytest.mark.timeout(300)
 def test_zygote_stopped_by_user_code_next_run_still_works(api: httpx.Client, sid: str) -> None:
     assert forked(api, sid)
     body = code_run(api, sid, SIGNAL_ZYGOTE.replace("SIGNAME", "SIGSTOP"))

@@ -113,6 +113,7 @@ def test_unsupported_image_instructions_are_a_clear_400(daytona: Any) -> None:
     assert "RUN" in str(info.value) and "not supported yet" in str(info.value)
 
 
+@pytest.mark.timeout(300)
 def test_cove_entrypoint_field_and_no_entrypoint(
     api: httpx.Client, sandbox: Any, server: Any
 ) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 
 def test_stdout_and_stderr_are_kept_apart(api: Any, sandbox: Any) -> None:
     r = api.post(
@@ -21,6 +23,7 @@ def test_stdout_and_stderr_are_kept_apart(api: Any, sandbox: Any) -> None:
     assert body["timedOut"] is False and body["truncated"] is False
 
 
+@pytest.mark.timeout(300)
 def test_timeout_keeps_partial_output_and_kills_the_tree(api: Any, sandbox: Any) -> None:
     marker = f"/tmp/tree-{time.monotonic_ns()}"
     r = api.post(

@@ -85,6 +85,7 @@ def test_two_contexts_cannot_see_each_other(sandbox: Any) -> None:
         ci.delete_context(b)
 
 
+@pytest.mark.timeout(300)
 def test_output_streams_while_the_code_runs(sandbox: Any) -> None:
     arrivals: list[tuple[float, str]] = []
     start = time.monotonic()
@@ -142,6 +143,7 @@ def test_timeout_interrupts_and_keeps_state(sandbox: Any) -> None:
         ci.delete_context(ctx)
 
 
+@pytest.mark.timeout(300)
 def test_a_killed_context_says_it_was_restarted(sandbox: Any) -> None:
     from daytona import DaytonaTimeoutError
 
@@ -187,6 +189,7 @@ def test_subprocess_output_is_captured(sandbox: Any) -> None:
     assert result.stderr == "sys-err\nsub-err\n"
 
 
+@pytest.mark.timeout(300)
 def test_twenty_contexts(sandbox: Any) -> None:
     ci = sandbox.code_interpreter
     contexts = []
@@ -203,6 +206,7 @@ def test_twenty_contexts(sandbox: Any) -> None:
             ci.delete_context(ctx)
 
 
+@pytest.mark.timeout(300)
 def test_async_sdk_runs_code_too(server: Any, sandbox: Any) -> None:
     import asyncio
 

@@ -75,6 +75,7 @@ def test_trailing_expression_value_is_a_main_result(
         assert run_code(ws_client, url, {"code": code}).of("result") == [], code
 
 
+@pytest.mark.timeout(300)
 def test_matplotlib_figures_come_back_as_png(
     ws_client: httpx.Client, server: ServerProcess, sandbox: Any
 ) -> None:

@@ -11,6 +11,8 @@ import statistics
 import time
 from typing import Any
 
+import pytest
+
 N = 20
 # Resident and proportional memory of every interpreter worker, in KiB.
 MEMORY_SCRIPT = r"""
@@ -27,6 +29,7 @@ def _workers(sandbox: Any) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in (line.split() for line in out.splitlines() if line)]
 
 
+@pytest.mark.timeout(300)
 def test_idle_context_cost(sandbox: Any) -> None:
     ci = sandbox.code_interpreter
     assert _workers(sandbox) == []  # the default context starts lazily

@@ -21,6 +21,7 @@ print(greet("Daytona"))
     assert response.exit_code == 0
 
 
+@pytest.mark.timeout(300)
 def test_shell_examples(sandbox: Any) -> None:
     # Execute any shell command
     response = sandbox.process.exec("ls -la")

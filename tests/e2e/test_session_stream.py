@@ -193,6 +193,7 @@ def start_writer(api: httpx.Client, session: str) -> tuple[str, str]:
     return cid, report
 
 
+@pytest.mark.timeout(300)
 def test_a_follower_reading_nothing_blocks_only_its_writer(
     api: httpx.Client, session: str, server: ServerProcess, sandbox: Any
 ) -> None:
@@ -225,6 +226,7 @@ def test_a_follower_reading_nothing_blocks_only_its_writer(
     assert api.get(f"{session}/command/{cid}").json()["exitCode"] == 0
 
 
+@pytest.mark.timeout(300)
 def test_a_follower_that_leaves_releases_the_writer(
     api: httpx.Client, session: str, server: ServerProcess, sandbox: Any
 ) -> None:

@@ -83,6 +83,7 @@ def test_bad_cwd_env_or_timeout_is_a_400_and_starts_nothing(
     assert api.get(session).json()["commands"] == []
 
 
+@pytest.mark.timeout(300)
 def test_timeout_sync_is_408_with_output_async_ends_137(
     api: httpx.Client, session: str, server: Any
 ) -> None:
@@ -190,6 +191,7 @@ def test_each_command_log_is_capped(api: httpx.Client, session: str, sandbox: An
     assert size["stdout"] == f"{64 * 1024 * 1024}\n"
 
 
+@pytest.mark.timeout(300)
 def test_delete_session_leaves_nothing_running(api: httpx.Client, sandbox: Any) -> None:
     base = f"/toolbox/{sandbox.id}/process/session/doomed"
     assert api.post(f"/toolbox/{sandbox.id}/process/session", json={"sessionId": "doomed"})

@@ -9,7 +9,10 @@ import statistics
 import time
 from typing import Any
 
+import pytest
 
+
+@pytest.mark.timeout(300)
 def test_session_figures(sandbox: Any) -> None:
     from daytona import SessionExecuteRequest
 

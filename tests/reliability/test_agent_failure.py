@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.reliability.helpers import agent_pid, sandbox_pids, wait_for
 
@@ -102,6 +103,7 @@ class Bystander:
         self.api.delete(self.base)
 
 
+@pytest.mark.timeout(300)
 def test_a_fork_bomb_does_not_take_the_agent_down(api: httpx.Client, sandbox: Any) -> None:
     bystander = Bystander(api, sandbox.id, "fork-bystander")
     result: dict[str, Any] = {}

@@ -351,6 +351,7 @@ def test_invalid_utf8_in_output_comes_back_replaced(api: httpx.Client, sid: str)
     assert r.status_code == 200 and r.json()["exitCode"] == 0
 
 
+@pytest.mark.timeout(300)
 def test_huge_env_maps_are_a_400(api: httpx.Client, sid: str) -> None:
     url = f"/toolbox/{sid}/process/execute"
     too_long = "Argument list too long"

@@ -42,6 +42,7 @@ def _state(c: httpx.Client, sid: str) -> str:
     return "deleted" if r.status_code == 404 else str(r.json()["state"])
 
 
+@pytest.mark.timeout(300)
 def test_an_idle_sandbox_is_stopped_and_activity_keeps_it_running(client: httpx.Client) -> None:
     sid = client.post("/api/sandbox", json={"autoStopInterval": 2}).json()["id"]
     # Busy for longer than the interval (one "minute" is 0.5 s here)...

@@ -125,6 +125,7 @@ def _follow(
             return closed.rcvd.code if closed.rcvd else None
 
 
+@pytest.mark.timeout(300)
 def test_a_log_follower_resumes_after_a_restart_and_nothing_is_lost(
     own_server: ServerProcess,
 ) -> None:

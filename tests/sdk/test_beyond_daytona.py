@@ -41,6 +41,7 @@ def test_exec_timeout_raises_with_the_partial_output(csb: Sandbox) -> None:
     assert "timed out" in str(err) and err.status == 408
 
 
+@pytest.mark.timeout(300)
 def test_code_run_timeout_and_truncation(csb: Sandbox) -> None:
     with pytest.raises(CommandTimeout) as info:
         csb.process.code_run("import time\nprint('x', flush=True)\ntime.sleep(30)", timeout=1)
@@ -50,6 +51,7 @@ def test_code_run_timeout_and_truncation(csb: Sandbox) -> None:
     assert 0 < len(big.stdout) < 20_000_000
 
 
+@pytest.mark.timeout(300)
 def test_rich_results_and_main_result(csb: Sandbox) -> None:
     seen: list[RichResult] = []
     result = csb.code_interpreter.run_code(

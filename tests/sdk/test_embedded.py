@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 SCRIPT = textwrap.dedent("""
     import asyncio
     from cove import Cove as Daytona, OutputMessage, SessionExecuteRequest
@@ -109,6 +111,7 @@ def _run(code: str, cache: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.timeout(300)
 def test_reference_examples_run_embedded_and_clean_up(tmp_path: Path) -> None:
     done = _run(SCRIPT, tmp_path)
     assert done.returncode == 0, done.stderr

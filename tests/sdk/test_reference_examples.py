@@ -69,6 +69,7 @@ def test_interpreter_example(cove_env: ServerProcess, capsys: pytest.CaptureFixt
     assert "[STDOUT] stored in ctx" in out
 
 
+@pytest.mark.timeout(300)
 def test_exec_examples(sandbox: Any) -> None:
     # Execute any shell command
     response = sandbox.process.exec("ls -la")

@@ -16,6 +16,7 @@ def run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 60))
 
 
+@pytest.mark.timeout(300)
 def test_stateless_examples(cove_env: ServerProcess) -> None:
     from cove import AsyncCove as AsyncDaytona
     from cove import CoveError as DaytonaError

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.security.fuzz import Tally, fuzz_operation, operations
 from tests.serverproc import ServerProcess
@@ -23,6 +24,7 @@ def test_openapi_document_describes_the_routes(api: httpx.Client) -> None:
     assert {"command", "cwd", "envs", "timeout"} <= set(body["properties"])
 
 
+@pytest.mark.timeout(300)
 def test_a_short_fuzz_run_gets_no_5xx(
     server: ServerProcess, api: httpx.Client, sandbox: Any
 ) -> None:

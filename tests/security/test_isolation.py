@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.security.helpers import host_ip, python, run, sandbox_dir
 from tests.serverproc import ServerProcess
@@ -135,6 +136,7 @@ def test_allocating_past_the_memory_limit_kills_only_that_process(
     assert r.json()["state"] == "started"
 
 
+@pytest.mark.timeout(300)
 def test_a_fork_storm_is_capped_and_the_sandbox_still_answers(
     api: httpx.Client, sandbox: Any
 ) -> None:

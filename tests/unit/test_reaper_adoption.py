@@ -11,6 +11,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 SCRIPT = textwrap.dedent(
     """
     import asyncio, os
@@ -61,6 +63,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.timeout(300)
 def test_runs_handed_over_after_their_report_are_never_lost() -> None:
     for _ in range(20):  # the run's exit races the report's reading
         out = subprocess.run(
