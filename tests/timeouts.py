@@ -4,11 +4,12 @@ pytest-timeout's signal method cannot be used (the official SDK arms and clears
 SIGALRM for its own timeouts) and its thread method ends the process with
 `os._exit` on the first overrun, taking every later test with it. Instead, a
 test past its timeout (`timeout` in pyproject.toml, 90 s, or
-`@pytest.mark.timeout(300)` on a test that takes seconds on an idle machine) gets `pytest.fail` raised in the main thread
-through SIGUSR1: it fails, with a traceback showing where it was stuck, and the
-run goes on. Only a test still running `GRACE` seconds after that (stuck where
-no signal handler runs) ends the run, after naming itself and dumping every
-thread's stack (pytest-timeout's own last resort).
+`@pytest.mark.timeout(300)` on a test that takes seconds on an idle machine)
+gets `pytest.fail` raised in the main thread through SIGUSR1: it fails, with
+a traceback showing where it was stuck, and the run goes on. Only a test
+still running `GRACE` seconds later (stuck where no signal handler runs) ends
+the run, after naming itself and dumping every thread's stack
+(pytest-timeout's own last resort).
 """
 
 from __future__ import annotations

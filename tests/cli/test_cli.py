@@ -189,5 +189,5 @@ def test_progress_shows_only_on_slow_waits_on_a_terminal() -> None:
     assert quick.getvalue() == ""
     slow = FakeTerminal()
     with progress("creating sandbox", stream=slow):
-        assert slow.drawn.wait(5)  # drawn after about a second
+        assert slow.drawn.wait(30)  # drawn after about a second
     assert "creating sandbox" in slow.getvalue() and slow.getvalue().endswith("\r\033[K")

@@ -122,15 +122,15 @@ def test_cove_entrypoint_field_and_no_entrypoint(
     with pytest.raises(DaytonaNotFoundError):
         sandbox.process.get_entrypoint_session()
 
-    created = api.post(
-        "/api/sandbox",
-        json={"entrypoint": ["sh", "-c", "echo via-field; sleep 4; echo done"], "labels": {}},
-    )
+    # The entrypoint waits on a FIFO the test writes to once it has seen the
+    # first line: that line must stream live (nothing here depends on timing).
+    script = "mkfifo /home/user/go; echo via-field; read -r _ < /home/user/go; echo done"
+    created = api.post("/api/sandbox", json={"entrypoint": ["sh", "-c", script], "labels": {}})
     assert created.status_code == 200, created.text
     sid = created.json()["id"]
     try:
         session = api.get(f"/toolbox/{sid}/process/session/entrypoint").json()
-        assert session["commands"][0]["command"] == "sh -c 'echo via-field; sleep 4; echo done'"
+        assert session["commands"][0]["command"] == f"sh -c '{script}'"
         assert session["commands"][0]["exitCode"] is None
         # Follow live to the end: the first line arrives while the entrypoint
         # still runs, and the stream closes by itself once it has ended.
@@ -144,6 +144,8 @@ def test_cove_entrypoint_field_and_no_entrypoint(
             if not seen:
                 entry = api.get(f"/toolbox/{sid}/process/session/entrypoint").json()
                 running_at_first_line.append(entry["commands"][0]["exitCode"] is None)
+                go = {"command": "echo > /home/user/go", "timeout": 30}
+                assert api.post(f"/toolbox/{sid}/process/execute", json=go).status_code == 200
             seen.append(log)
 
         asyncio.run(asyncio.wait_for(sb.process.get_entrypoint_logs_async(on, on), 30))

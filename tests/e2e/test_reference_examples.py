@@ -30,7 +30,7 @@ def test_shell_examples(sandbox: Any) -> None:
     assert "total" in response.result
 
     # Setting a working directory and a timeout
-    response = sandbox.process.exec("sleep 3", cwd="workspace/src", timeout=5)
+    response = sandbox.process.exec("sleep 3", cwd="workspace/src", timeout=10)
     print(response.result)
     assert response.exit_code == 0
 

@@ -77,7 +77,8 @@ def daytona(server: ServerProcess) -> Any:
 @pytest.fixture
 def session(api: httpx.Client, sandbox: Any) -> Iterator[str]:
     sid = f"st-{uuid.uuid4().hex[:8]}"
-    assert api.post(f"/toolbox/{sandbox.id}/process/session", json={"sessionId": sid})
+    made = api.post(f"/toolbox/{sandbox.id}/process/session", json={"sessionId": sid})
+    assert made.status_code == 201, made.text
     base = f"/toolbox/{sandbox.id}/process/session/{sid}"
     try:
         yield base

@@ -1,5 +1,5 @@
-"""Session figures, printed with `pytest -s` (loose bounds so a shared machine
-does not flake): sync exec round trip, how soon a follow stream closes after
+"""Session figures, printed with `pytest -s` and never asserted (a loaded machine
+is slow, not wrong): sync exec round trip, how soon a follow stream closes after
 its command, and log streaming throughput through the official SDK."""
 
 from __future__ import annotations
@@ -33,14 +33,18 @@ def test_session_figures(sandbox: Any) -> None:
             rtt.append(time.perf_counter() - began)
         print(f"\nsync session exec `true`: median {statistics.median(rtt) * 1000:.1f} ms (n=30)")
 
+        # Printed, not asserted (speed is `make bench`'s); that the stream ends
+        # with its command, not later, is checked by the neighbour still running.
+        neighbour = run("sleep 300", run_async=True)
         lag = []
         for _ in range(5):
             cmd = run("sleep 0.3; echo x", run_async=True)
             began = time.perf_counter()
             asyncio.run(p.get_session_command_logs_async("figures", cmd.cmd_id, print, print))
             lag.append(time.perf_counter() - began - 0.3)
+            assert p.get_session_command("figures", cmd.cmd_id).exit_code == 0
         print(f"follow closes {statistics.median(lag) * 1000:.0f} ms after a 0.3 s command")
-        assert statistics.median(lag) < 0.5  # no polling tail
+        assert p.get_session_command("figures", neighbour.cmd_id).exit_code is None
 
         size = 50_000_000
         cmd = run(f"head -c {size} /dev/zero | tr '\\0' y", run_async=True)

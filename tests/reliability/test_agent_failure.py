@@ -27,7 +27,7 @@ def test_a_dead_agent_is_an_error_with_a_reason_and_start_recovers(
         sb.process.exec("echo precious > keep.txt")
         os.kill(agent_pid(sb.id), signal.SIGKILL)
         failed = wait_for(
-            lambda: (s := _state(api, sb.id))["state"] == "error" and s, 15, "state error"
+            lambda: (s := _state(api, sb.id))["state"] == "error" and s, 30, "state error"
         )
         assert "exited" in failed["errorReason"] and "SIGKILL" in failed["errorReason"]
         r = api.post(f"/toolbox/{sb.id}/process/execute", json={"command": "true"})
@@ -70,7 +70,7 @@ def test_a_follower_is_told_when_the_agent_dies(
 
 
 def _agent_answers(api: httpx.Client, sandbox_id: str) -> bool:
-    r = api.get(f"/toolbox/{sandbox_id}/version", timeout=5)
+    r = api.get(f"/toolbox/{sandbox_id}/version", timeout=30)
     return r.status_code == 200
 
 
@@ -109,12 +109,12 @@ def test_a_fork_bomb_does_not_take_the_agent_down(api: httpx.Client, sandbox: An
     result: dict[str, Any] = {}
     command = "b() { b | b & }; b; sleep 60"
     bomb = threading.Thread(
-        target=lambda: result.update(_execute(api, sandbox.id, command, timeout=5))
+        target=lambda: result.update(_execute(api, sandbox.id, command, timeout=15))
     )
     bomb.start()
     try:
         # Seen from the host: the bomb fills the sandbox's pids limit (512)...
-        wait_for(lambda: len(sandbox_pids(sandbox.id)) >= 400, 10, "the bomb to fill the pids")
+        wait_for(lambda: len(sandbox_pids(sandbox.id)) >= 400, 30, "the bomb to fill the pids")
         # ...and the agent, outside the user cgroup, still answers.
         assert _agent_answers(api, sandbox.id)
     finally:

@@ -35,7 +35,7 @@ print(greet("Daytona"))
             response = await sandbox.process.exec("ls -la")
             assert "total" in response.result
             # Setting a working directory and a timeout
-            response = await sandbox.process.exec("sleep 3", cwd="workspace/src", timeout=5)
+            response = await sandbox.process.exec("sleep 3", cwd="workspace/src", timeout=10)
             assert response.exit_code == 0
             # Passing environment variables
             response = await sandbox.process.exec(

@@ -424,7 +424,7 @@ def test_user_code_cannot_stand_in_for_the_agent(server: ServerProcess, api: htt
     sid = r.json()["id"]
     try:
         planted = sandbox_dir(server, sid) / "home" / "planted"
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while not planted.exists() and time.monotonic() < deadline:
             time.sleep(0.05)  # bounded wait for the entrypoint to take the socket's place
         assert planted.exists()

@@ -124,10 +124,8 @@ def test_allocating_past_the_memory_limit_kills_only_that_process(
         "    a.append(bytearray(64 << 20))\n"
         "    print(len(a) * 64, flush=True)\n"
     )
-    started = time.monotonic()
     out = python(api, sandbox.id, hog, timeout=60)
-    assert time.monotonic() - started < 50
-    assert out["exitCode"] != 0, out
+    assert out["timedOut"] is False and out["exitCode"] != 0, out  # killed by the limit
     reached = int(out["stdout"].split()[-1]) if out["stdout"].split() else 0
     assert 0 < reached <= 1024 + 64, out["stdout"][-200:]
     # The sandbox answers and remembers its files.
