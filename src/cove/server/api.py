@@ -89,7 +89,6 @@ def owner(request: Request) -> str:
     return str(request.state.owner)
 
 
-
 # execve takes at most 128 KiB per "KEY=value" string (MAX_ARG_STRLEN) and, with
 # the usual 8 MiB stack limit, 2 MiB for argv and environment together: a
 # sandbox's env may use half, the rest is for each command's own arguments.
