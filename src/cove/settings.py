@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from cove.agent.config import DEFAULT_LOG_CAP, DEFAULT_OUTPUT_CAP
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
@@ -40,9 +42,9 @@ class Settings:
     # the default shape adopts one: ~27 ms to a first exec instead of ~125 ms.
     warm_pool: int = 2
     runtime_dir: Path | None = field(default_factory=default_runtime_dir)
-    max_output_bytes: int = 10 * MiB
+    max_output_bytes: int = DEFAULT_OUTPUT_CAP
     # Session command logs kept on disk, per stream (live followers get all output).
-    max_log_bytes: int = 64 * MiB
+    max_log_bytes: int = DEFAULT_LOG_CAP
     max_request_bytes: int = 16 * MiB
     default_cpus: int = 1
     default_memory_gib: int = 1

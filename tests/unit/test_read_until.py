@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from cove.runtime.local import _read_until
+from cove.runtime.local.procs import read_until as _read_until
 
 
 def _loops() -> list[Callable[[Coroutine[Any, Any, None]], None]]:

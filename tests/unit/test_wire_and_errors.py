@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from cove.runtime.seccomp import ARCHES, DENIED, build_filter
+from cove.runtime.local.seccomp import ARCHES, DENIED, build_filter
 from cove.wire.errors import (
     BadRequest,
     CoveError,

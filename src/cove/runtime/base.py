@@ -11,6 +11,8 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from cove.agent.config import DEFAULT_LOG_CAP, DEFAULT_OUTPUT_CAP
+
 
 @dataclass
 class SandboxSpec:
@@ -24,8 +26,8 @@ class SandboxSpec:
     language: str = "python"
     workdir: str | None = None
     entrypoint: list[str] | None = None
-    max_output_bytes: int = 10 * 1024 * 1024
-    max_log_bytes: int = 64 * 1024 * 1024
+    max_output_bytes: int = DEFAULT_OUTPUT_CAP
+    max_log_bytes: int = DEFAULT_LOG_CAP
 
 
 @dataclass

@@ -26,6 +26,7 @@ from cove.runtime.base import RuntimeHandle, SandboxSpec
 
 log = logging.getLogger("cove.runtime")
 REFILL_PARALLEL = 2
+CLOSE_GRACE = 20.0  # seconds a pre-start in progress may take to finish at close
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class WarmPool:
             self._shape, self._template = shape, replace(spec, id="")
             stale, self._ready = self._ready, []
             for h in stale:
-                self._spawn(self._discard(h))
+                self._spawn_discard(h)
         handle = self._ready.pop(0) if self._ready else None
         # Two at a time: one start is mostly one core's work, and there are
         # usually at least two; a single refiller fell behind a client that
@@ -123,40 +124,46 @@ class WarmPool:
             self._starting.add(spec.id)
             try:
                 handle = await self._prestart(spec)
-            except Exception as exc:  # the next request starts cold and tries again
-                log.warning("warm pool: pre-starting a sandbox failed: %s", exc)
+            except Exception:  # the next request starts cold and tries again
+                log.exception("warm pool: pre-starting a sandbox failed")
                 return
             finally:
                 self._starting.discard(spec.id)
             if template is self._template:
                 self._ready.append(handle)
             else:  # the shape changed meanwhile
-                self._spawn(self._discard(handle))
+                self._spawn_discard(handle)
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        async def run() -> None:
-            with contextlib.suppress(Exception):
-                await coro
-
-        task = asyncio.create_task(run())
+    def _spawn_discard(self, handle: RuntimeHandle) -> None:
+        """Destroy a pooled sandbox in the background (a shape change made it useless)."""
+        task = asyncio.create_task(self._discard_logged(handle))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _discard_logged(self, handle: RuntimeHandle) -> None:
+        """Destroy a pooled sandbox; a failure leaks it, so it is logged, never raised."""
+        try:
+            await self._discard(handle)
+        except Exception:
+            log.exception(
+                "warm pool: discarding sandbox %s failed; its processes or files may be left",
+                handle.sandbox_id,
+            )
 
     async def close(self) -> None:
         """Destroy every pooled sandbox (a server shutting down leaves none behind)."""
         self.size = 0
         for task in list(self._refillers):
             # Let a pre-start in progress finish (cancelling it would leave a
-            # half-made sandbox), then stop the loop.
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(asyncio.shield(task), 20.0)
+            # half-made sandbox), then stop the loop. `_refill` logs its own
+            # failures, so the task can only end cancelled or by the timeout.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), CLOSE_GRACE)
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
         ready, self._ready = self._ready, []
         for h in ready:
-            with contextlib.suppress(Exception):
-                await self._discard(h)
-        for task in list(self._background):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await self._discard_logged(h)
+        # Background discards log their own failures (`_discard_logged`).
+        await asyncio.gather(*self._background)

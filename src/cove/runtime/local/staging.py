@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 
@@ -108,3 +109,24 @@ def _open_up(path: Path) -> None:
             if not os.path.islink(full):
                 mode = os.stat(full).st_mode
                 os.chmod(full, stat.S_IMODE(mode) | stat.S_IROTH)
+
+
+def precompile(lib_dir: Path, python: str) -> None:
+    """Bytecode for the staged package, made by the agent's own interpreter.
+
+    The sandbox mounts the package read-only and the agent runs with
+    PYTHONDONTWRITEBYTECODE, so without this every agent start compiled every
+    cove module from source again (about half of its start time).
+    """
+    if not os.path.exists(python):
+        return
+    subprocess.run(
+        [python, "-m", "compileall", "-q", "-j", "0", str(lib_dir)],
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+    for dirpath, dirnames, filenames in os.walk(lib_dir):
+        for name in dirnames:
+            os.chmod(os.path.join(dirpath, name), 0o755)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o644)

@@ -20,6 +20,7 @@ CONTROL = "/run/cove"
 CGROUP = "/run/cove-cgroup"
 LIB = "/opt/cove/lib"
 RUNTIME = "/opt/cove/runtime"
+AGENT_PYTHON = "/usr/bin/python3"  # Debian's: readable inside the sandbox
 
 # /etc entries programs commonly need and that hold nothing about the host.
 ETC_ALLOW = (

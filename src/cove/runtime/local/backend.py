@@ -1,0 +1,345 @@
+"""`LocalBackend`: the runtime contract (`runtime/base.py`) for sandboxes on this host.
+
+This module keeps sandboxes' lifecycles in order and delegates each piece of
+isolation to a module of its own (see the package docstring). The agent is
+started in its own session, not tied to the control plane's lifetime, so a
+control-plane restart finds it still running: a handle's state (uid, pid,
+pid start time, cgroup dirs) is all a new control plane needs to take over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from cove.agent.config import AgentConfig
+from cove.runtime.base import RuntimeBackend, RuntimeHandle, SandboxSpec
+from cove.runtime.local import adoption, bwrap, cgroups, control, fs, socketpin, staging, workspace
+from cove.runtime.local.procs import (
+    exit_description,
+    kill_all,
+    pid_start_time,
+    read_until,
+    terminate,
+    wait_pid,
+)
+from cove.runtime.local.seccomp import build_filter
+from cove.runtime.warmpool import WarmPool
+from cove.wire.errors import SandboxError
+
+log = logging.getLogger("cove.runtime")
+
+START_TIMEOUT = 15.0
+
+
+def default_sandbox_root(data_dir: Path) -> Path:
+    """Where workspaces live: must be reachable by the sandboxes' uids."""
+    return Path("/var/lib/cove") if os.geteuid() == 0 else Path(data_dir) / "sandbox-root"
+
+
+@dataclass
+class _Live:
+    """What only this control-plane process knows about a sandbox it started."""
+
+    popen: subprocess.Popen[bytes] | None
+    stopping: bool = False
+
+
+class LocalBackend(RuntimeBackend):
+    name = "local"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        runtime_dir: Path | None = None,
+        sandbox_root: Path | None = None,
+        warm_pool: int = 0,
+    ) -> None:
+        self.warm_pool_size = max(0, warm_pool)
+        # One instance id per data directory: its sandboxes' directories and
+        # cgroups are namespaced by it.
+        self.instance = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
+        top = staging.make_root(sandbox_root or default_sandbox_root(data_dir))
+        self.root = top / self.instance
+        self.root.mkdir(exist_ok=True)
+        self.root.chmod(0o755)
+        self.cgroup_parent = f"cove-{self.instance}"
+        self.cgroup_version = cgroups.detect()
+        self.lib_dir = staging.stage_package(Path(__file__).resolve().parents[2], top)
+        staging.precompile(self.lib_dir, fs.AGENT_PYTHON)
+        self.runtime_dir = staging.stage_tree(runtime_dir, top, "runtime") if runtime_dir else None
+        self._seccomp = build_filter()
+        self._live: dict[str, _Live] = {}
+        # Pre-started sandboxes: empty until a long-lived control plane calls
+        # `serve` (the pool's tasks need an event loop that outlives them).
+        self.pool = WarmPool(0, self._prestart, self.destroy)
+
+    def _dir(self, sid: str) -> Path:
+        return self.root / sid
+
+    def _cgroups(self, handle: RuntimeHandle) -> cgroups.SandboxCgroups | None:
+        dirs = handle.state.get("cgroups")
+        if not self.cgroup_version or not dirs:
+            return None
+        return cgroups.SandboxCgroups(self.cgroup_version, dirs)
+
+    def agent_socket(self, handle: RuntimeHandle) -> str:
+        uid, pid = handle.state.get("uid"), handle.state.get("pid")
+        return socketpin.pin_agent_socket(
+            self._dir(handle.sandbox_id),
+            handle.sandbox_id,
+            None if uid is None else int(uid),
+            int(pid) if pid else None,
+        )
+
+    # -- create ----------------------------------------------------------------
+
+    async def create(self, spec: SandboxSpec) -> RuntimeHandle:
+        while (pooled := self.pool.take(spec)) is not None:
+            try:
+                return await self._adopt(pooled, spec)
+            except OSError as exc:  # e.g. it died meanwhile: start cold instead
+                log.warning("warm pool: could not adopt %s: %s", pooled.sandbox_id, exc)
+                await self.destroy(pooled)
+        return self._create_cold(spec)
+
+    def _create_cold(self, spec: SandboxSpec) -> RuntimeHandle:
+        uid = workspace.allocate_uid(self.root, spec.id)
+        workspace.make_dirs(self._dir(spec.id), uid)
+        return RuntimeHandle(spec.id, self.name, {"uid": uid})
+
+    async def _prestart(self, spec: SandboxSpec) -> RuntimeHandle:
+        handle = self._create_cold(spec)
+        try:
+            await self._start(handle, spec)
+        except BaseException:
+            await self.destroy(handle)
+            raise
+        return handle
+
+    async def _adopt(self, pooled: RuntimeHandle, spec: SandboxSpec) -> RuntimeHandle:
+        """Give a pooled sandbox `spec`'s id (see `adoption`)."""
+        if not self.is_running(pooled):
+            raise OSError(f"pooled sandbox {pooled.sandbox_id} is not running")
+        old, new = pooled.sandbox_id, spec.id
+        adoption.rename(self.root, old, new, pooled.state.get("cgroups", {}))
+        if old in self._live:
+            self._live[new] = self._live.pop(old)
+        handle = RuntimeHandle(new, self.name, pooled.state)
+        self._write_config(handle, spec)
+        await adoption.tell_identity(self.agent_socket(handle), new)
+        return handle
+
+    def _agent_config(self, spec: SandboxSpec) -> AgentConfig:
+        return AgentConfig(
+            sandbox_id=spec.id,
+            socket=f"{fs.CONTROL}/{socketpin.PINNED}",
+            workdir=fs.HOME,
+            user=fs.SANDBOX_USER,
+            env=spec.env,
+            language=spec.language,
+            max_output_bytes=spec.max_output_bytes,
+            max_log_bytes=spec.max_log_bytes,
+            cgroup_dir=fs.CGROUP if self.cgroup_version else None,
+            control_dir=fs.CONTROL,
+            runtime_dir=fs.RUNTIME,
+            python=fs.AGENT_PYTHON,
+            entrypoint=spec.entrypoint,
+            session_cwd=spec.workdir,
+        )
+
+    def _write_config(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
+        control.write_config(
+            self._dir(handle.sandbox_id) / "control",
+            self._agent_config(spec),
+            int(handle.state["uid"]),
+        )
+
+    # -- start -----------------------------------------------------------------
+
+    async def start(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
+        if self.is_running(handle):
+            return
+        async with self.pool.foreground():
+            await self._start(handle, spec)
+
+    def _fresh_cgroups(self, handle: RuntimeHandle, spec: SandboxSpec) -> cgroups.SandboxCgroups:
+        """The last run's cgroups removed, this run's made (blocking: run in a thread)."""
+        assert self.cgroup_version is not None
+        old = self._cgroups(handle)
+        if old is not None:
+            try:
+                old.remove()
+            except OSError as exc:  # e.g. still busy: the new ones are made over them
+                log.warning("sandbox %s: removing old cgroups failed: %s", handle.sandbox_id, exc)
+        return cgroups.SandboxCgroups.create(
+            self.cgroup_parent,
+            handle.sandbox_id,
+            cgroups.Limits(spec.cpus, spec.memory_bytes, spec.pids),
+            int(handle.state["uid"]),
+            self.cgroup_version,
+        )
+
+    async def _start(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
+        if self.is_running(handle):
+            return
+        bwrap.require()
+        base = self._dir(handle.sandbox_id)
+        ctl = base / "control"
+        self._write_config(handle, spec)
+        socketpin.unpin(base)
+        cg = None
+        if self.cgroup_version:
+            cg = await asyncio.to_thread(self._fresh_cgroups, handle, spec)
+            handle.state["cgroups"] = cg.dirs
+        launch = bwrap.Launch(
+            uid=int(handle.state["uid"]),
+            home=str(base / "home"),
+            control=str(ctl),
+            lib=str(self.lib_dir),
+            runtime=str(self.runtime_dir) if self.runtime_dir else None,
+            seccomp=self._seccomp,
+            tmp_bytes=spec.memory_bytes // 2,
+            cgroups=cg,
+        )
+        log_fd = control.open_log(ctl)
+        try:
+            spawned = await bwrap.spawn_agent(launch, log_fd)
+        finally:
+            os.close(log_fd)
+        popen = spawned.popen
+        self._live[handle.sandbox_id] = _Live(popen)
+        try:
+            info, ready = await asyncio.wait_for(
+                asyncio.gather(
+                    read_until(spawned.info_fd, b"}"), read_until(spawned.ready_fd, b"\n")
+                ),
+                START_TIMEOUT,
+            )
+        except TimeoutError:
+            popen.kill()
+            raise SandboxError(
+                f"sandbox agent did not become ready in {START_TIMEOUT:g}s; {control.log_tail(ctl)}"
+            ) from None
+        if not ready.startswith(b"ready"):
+            code = await asyncio.to_thread(popen.wait)
+            raise SandboxError(
+                f"sandbox agent failed to start (exit status {code}): {control.log_tail(ctl)}"
+            )
+        pid = json.loads(info)["child-pid"]
+        handle.state.update({"pid": pid, "pidStart": pid_start_time(pid)})
+
+    # -- running -----------------------------------------------------------------
+
+    def is_running(self, handle: RuntimeHandle) -> bool:
+        pid = handle.state.get("pid")
+        if not pid:
+            return False
+        return pid_start_time(int(pid)) == handle.state.get("pidStart")
+
+    async def wait_exit(self, handle: RuntimeHandle) -> str:
+        pid = int(handle.state.get("pid") or 0)
+        oom_before = self._oom_kills(handle)
+        if self.is_running(handle):
+            with contextlib.suppress(ProcessLookupError):
+                await wait_pid(pid)
+        live = self._live.get(handle.sandbox_id)
+        status = None
+        if live and live.popen is not None:
+            status = await asyncio.to_thread(live.popen.wait)
+            if live.stopping:
+                return "stopped"
+        reason = exit_description(status)
+        ooms = self._oom_kills(handle)
+        if ooms > oom_before or (status == 128 + signal.SIGKILL and ooms):
+            reason += "; the sandbox ran out of memory"
+        tail = control.log_tail(self._dir(handle.sandbox_id) / "control", 2)
+        if tail and "empty" not in tail:
+            reason += f"; agent log: {tail}"
+        return reason
+
+    def _oom_kills(self, handle: RuntimeHandle) -> int:
+        cg = self._cgroups(handle)
+        return cg.oom_kills() if cg is not None else 0
+
+    # -- stop and destroy ------------------------------------------------------------
+
+    async def stop(self, handle: RuntimeHandle, grace: float = 5.0) -> None:
+        live = self._live.setdefault(handle.sandbox_id, _Live(None))
+        live.stopping = True
+        if self.is_running(handle):
+            # The agent ends its user processes on SIGTERM; SIGKILL of the
+            # namespace's PID 1 then takes down anything that is left.
+            await terminate(int(handle.state["pid"]), grace)
+        if live.popen is not None:
+            await asyncio.to_thread(live.popen.wait)
+        self._live.pop(handle.sandbox_id, None)
+        handle.state.pop("pid", None)
+        handle.state.pop("pidStart", None)
+        cg = self._cgroups(handle)
+        if cg is not None:
+            kill_all(cg.processes())  # e.g. the bwrap monitor of a previous control plane
+            await asyncio.to_thread(cg.remove)
+            handle.state.pop("cgroups", None)
+
+    async def destroy(self, handle: RuntimeHandle) -> None:
+        await self.stop(handle, grace=1.0)
+        await asyncio.to_thread(shutil.rmtree, self._dir(handle.sandbox_id), True)
+
+    # -- the control plane's own start and end ----------------------------------------
+
+    def serve(self) -> None:
+        """Keep `warm_pool` sandboxes pre-started (COVE_WARM_POOL; 2 by default).
+
+        Adoption renames the sandbox's cgroups, which only cgroup v1 allows.
+        """
+        if self.cgroup_version != "v2":
+            self.pool.size = self.warm_pool_size
+
+    async def close(self) -> None:
+        """The control plane is shutting down: pooled sandboxes belong to no one."""
+        await self.pool.close()
+        if self.cgroup_version:
+            # Running sandboxes stay for the next control plane; an empty parent goes.
+            cgroups.remove_parent_if_empty(self.cgroup_version, self.cgroup_parent)
+        try:  # likewise the instance dir, once empty
+            self.root.rmdir()
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.ENOENT):
+                log.warning("could not remove the empty sandbox root %s: %s", self.root, exc)
+
+    async def cleanup_leftovers(self, known_ids: set[str]) -> list[str]:
+        known_ids = known_ids | self.pool.ids()
+        removed: set[str] = set()
+        if self.cgroup_version:
+            leftovers = cgroups.list_leftovers(self.cgroup_version, self.cgroup_parent)
+            for sid, dirs in leftovers.items():
+                if sid in known_ids:
+                    continue
+                cg = cgroups.SandboxCgroups(
+                    self.cgroup_version, {str(i): d for i, d in enumerate(dirs)}
+                )
+                kill_all(cg.processes())
+                live = self._live.pop(sid, None)
+                if live is not None and live.popen is not None:
+                    await asyncio.to_thread(live.popen.wait)
+                try:
+                    await asyncio.to_thread(cg.remove)
+                except OSError as exc:
+                    log.warning("leftover cgroups of sandbox %s stay: %s", sid, exc)
+                removed.add(sid)
+        for entry in self.root.iterdir():
+            if entry.name not in known_ids:
+                await asyncio.to_thread(shutil.rmtree, entry, True)
+                removed.add(entry.name)
+        return sorted(removed)
