@@ -5,6 +5,9 @@ with the function that turns the response into the caller's result. The
 builders below make every call the SDK sends; the two transports in
 `_transport.py` only send them. So request building, response parsing and
 error mapping exist once for both faces (as httpx's `BaseClient` does).
+Bodies are written and answers read by the wire models of
+`cove.wire.protocol` (`wire_body`, `WireModel.from_wire`), the same classes
+the agent and the server use.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 from cove.sdk.errors import error_from_response
-from cove.wire.errors import BadRequest
+from cove.wire.errors import BadRequest, InternalError
+from cove.wire.model import WireModel
 
 T = TypeVar("T")
 
@@ -86,16 +90,34 @@ class Call(Generic[T]):
     expect_body: bool = True
 
     def finish(self, status: int, text: str) -> T:
-        """The parsed result, or the error the server described."""
+        """The parsed result, or the error the server described.
+
+        A timed-out command's error body is its answer as far as it got: it is
+        read with `parse` too, into the `CommandTimeout`'s `response`.
+        """
         if status >= 400:
-            raise error_from_response(status, text, self.what)
+            raise error_from_response(status, text, self.what, self.read)
         if not self.expect_body or status == 204 or not text:
-            return self.parse(None)
+            return self.read(None)
         try:
             data = json.loads(text)
         except ValueError:
             raise error_from_response(500, text, self.what) from None
-        return self.parse(data)
+        return self.read(data)
+
+    def read(self, data: Any) -> T:
+        """`parse(data)`; an answer the wire model refuses is the server's fault, not ours."""
+        try:
+            return self.parse(data)
+        except BadRequest as err:
+            raise InternalError(
+                f"{self.what} failed: the server's answer does not fit the protocol: {err.message}"
+            ) from None
+
+
+def wire_body(model: WireModel) -> dict[str, Any]:
+    """A request model's JSON without its unset (None) fields: the server's defaults apply."""
+    return {k: v for k, v in model.to_wire().items() if v is not None}
 
 
 def _none(_: Any) -> None:

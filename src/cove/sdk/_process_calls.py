@@ -2,14 +2,16 @@
 
 Daytona's endpoints plus Cove's additive ones: per-command cwd/env/timeout,
 kill (`/kill`), stdin close (`/stdin/close`) and log resume (`offset=`), as
-documented in `cove.agent.sessions.routes`.
+documented in `cove.agent.sessions.routes`. Bodies are the wire's request
+models; answers are read by the classes in `cove.sdk.models`, which are (or
+are built from) the wire's response models. The PTY calls are in `_pty.py`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from cove.sdk._base import Call, Toolbox, exec_timeout, seg
+from cove.sdk._base import Call, Toolbox, exec_timeout, seg, wire_body
 from cove.sdk.models import (
     CodeRunParams,
     Command,
@@ -19,6 +21,20 @@ from cove.sdk.models import (
     SessionExecuteRequest,
     SessionExecuteResponse,
 )
+from cove.wire.errors import BadRequest
+from cove.wire.protocol import (
+    CodeRunRequest,
+    CommandSignalRequest,
+    CreateSessionRequest,
+    ExecuteRequest,
+    SessionInputRequest,
+)
+
+
+def _sessions(data: Any) -> list[Session]:
+    if not isinstance(data, list):
+        raise BadRequest("the session list must be a JSON array")
+    return [Session.from_wire(s, f"sessions[{i}]") for i, s in enumerate(data)]
 
 
 class ProcessCalls:
@@ -28,49 +44,35 @@ class ProcessCalls:
     def exec(
         self, command: str, cwd: str | None, env: dict[str, str] | None, timeout: float | None
     ) -> Call[ExecuteResponse]:
-        body: dict[str, Any] = {"command": command}
-        if cwd is not None:
-            body["cwd"] = cwd
-        if env:
-            body["envs"] = dict(env)
-        if timeout:
-            body["timeout"] = timeout
+        body = ExecuteRequest(command, cwd, dict(env or {}), timeout or None)
         return self.tb.call(
-            "POST",
-            "/process/execute",
-            "exec",
-            ExecuteResponse.from_wire,
-            body,
+            "POST", "/process/execute", "exec", ExecuteResponse.from_wire, wire_body(body),
             exec_timeout(timeout),
-        )
+        )  # fmt: skip
 
     def code_run(
         self, code: str, params: CodeRunParams | None, timeout: float | None,
         language: str | None = None,
     ) -> Call[ExecuteResponse]:  # fmt: skip
-        body: dict[str, Any] = {"code": code, "language": language or self.tb.language}
-        if params is not None and params.argv:
-            body["argv"] = list(params.argv)
-        if params is not None and params.env:
-            body["envs"] = dict(params.env)
-        if timeout:
-            body["timeout"] = timeout
+        body = CodeRunRequest(
+            code, language or self.tb.language, list(params.argv or []) if params else [],
+            dict(params.env or {}) if params else {}, timeout or None,
+        )  # fmt: skip
         return self.tb.call(
-            "POST", "/process/code-run", "code_run", ExecuteResponse.from_wire, body,
+            "POST", "/process/code-run", "code_run", ExecuteResponse.from_wire, wire_body(body),
             exec_timeout(timeout),
         )  # fmt: skip
 
     def create_session(self, session_id: str) -> Call[None]:
-        return self.tb.void("POST", "/process/session", "create session", {"sessionId": session_id})
+        body = wire_body(CreateSessionRequest(session_id))
+        return self.tb.void("POST", "/process/session", "create session", body)
 
     def get_session(self, session_id: str) -> Call[Session]:
         path = f"/process/session/{seg(session_id)}"
         return self.tb.call("GET", path, "get session", Session.from_wire)
 
     def list_sessions(self) -> Call[list[Session]]:
-        return self.tb.call(
-            "GET", "/process/session", "list sessions", lambda d: [Session.from_wire(s) for s in d]
-        )
+        return self.tb.call("GET", "/process/session", "list sessions", _sessions)
 
     def delete_session(self, session_id: str) -> Call[None]:
         return self.tb.void("DELETE", f"/process/session/{seg(session_id)}", "delete session")
@@ -82,7 +84,7 @@ class ProcessCalls:
         return self.tb.call(
             "POST", f"/process/session/{seg(session_id)}/exec", "execute session command",
             SessionExecuteResponse.from_wire, req.to_wire(),
-            None if req.run_async or req.var_async else exec_timeout(wait),
+            None if req.is_async else exec_timeout(wait),
         )  # fmt: skip
 
     def _command(self, session_id: str, command_id: str) -> str:
@@ -100,7 +102,8 @@ class ProcessCalls:
 
     def send_session_command_input(self, session_id: str, command_id: str, data: str) -> Call[None]:
         path = self._command(session_id, command_id) + "/input"
-        return self.tb.void("POST", path, "send command input", {"data": data})
+        body = wire_body(SessionInputRequest(data))
+        return self.tb.void("POST", path, "send command input", body)
 
     def close_session_command_input(self, session_id: str, command_id: str) -> Call[Command]:
         path = self._command(session_id, command_id) + "/stdin/close"
@@ -110,7 +113,7 @@ class ProcessCalls:
         self, session_id: str, command_id: str, signal: str | int | None
     ) -> Call[Command]:
         path = self._command(session_id, command_id) + "/kill"
-        body = {} if signal is None else {"signal": str(signal)}
+        body = wire_body(CommandSignalRequest(None if signal is None else str(signal)))
         return self.tb.call("POST", path, "kill session command", Command.from_wire, body)
 
     def get_entrypoint_session(self) -> Call[Session]:

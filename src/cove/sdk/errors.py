@@ -10,7 +10,8 @@ carries the output produced before it.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from cove.wire.errors import (
     AuthError,
@@ -22,9 +23,6 @@ from cove.wire.errors import (
     from_envelope,
 )
 
-if TYPE_CHECKING:
-    from cove.sdk.models import ExecuteResponse
-
 
 class ServerUnreachable(CoveError):
     """No answer from the Cove server at all (refused, DNS, TLS...)."""
@@ -34,14 +32,17 @@ class ServerUnreachable(CoveError):
 
 
 class CommandTimeout(ProcessTimeout):
-    """`exec` / `code_run` ran past `timeout`; the command was killed.
+    """`exec`, `code_run` or a session command ran past `timeout`; it was killed.
 
     `response` holds what it printed until then (`timed_out=True`), so a
-    timeout does not lose the output. Daytona's SDK raises a timeout error
-    here too, so code written for it keeps working.
+    timeout does not lose the output: an `ExecuteResponse` for `exec` and
+    `code_run`, a `SessionExecuteResponse` for `execute_session_command`.
+    Daytona's SDK raises a timeout error here too, so code written for it
+    keeps working.
     """
 
-    def __init__(self, message: str, response: ExecuteResponse, body: Any = None) -> None:
+    # Typed Any: which response class depends on the call (see above).
+    def __init__(self, message: str, response: Any, body: Any = None) -> None:
         super().__init__(message, body=body)
         self.response = response
 
@@ -64,7 +65,11 @@ def with_context(err: CoveError, what: str, hint: str | None = None) -> CoveErro
     return new
 
 
-def error_from_response(status: int, text: str, what: str) -> CoveError:
+def error_from_response(
+    status: int, text: str, what: str, read_partial: Callable[[Any], Any] | None = None
+) -> CoveError:
+    """The error a server's answer describes; a command timeout's body, read by
+    `read_partial` (the call's own parser), becomes the `CommandTimeout`'s response."""
     body: Any = None
     try:
         body = json.loads(text) if text else None
@@ -72,12 +77,9 @@ def error_from_response(status: int, text: str, what: str) -> CoveError:
         body = None
     err = from_envelope(status, body, text.strip()[:500] or f"HTTP {status}")
     err.status = status  # type: ignore[misc]
-    if isinstance(err, ProcessTimeout) and isinstance(body, dict) and "exitCode" in body:
-        from cove.sdk.models import ExecuteResponse
-
-        response = ExecuteResponse.from_wire(body)
-        response.timed_out = True
-        return CommandTimeout(f"{what} failed: {err.message}", response, body)
+    partial = isinstance(body, dict) and "exitCode" in body
+    if isinstance(err, ProcessTimeout) and partial and read_partial is not None:
+        return CommandTimeout(f"{what} failed: {err.message}", read_partial(body), body)
     hint = None
     if isinstance(err, NotFound) and "sandbox" in err.message:
         hint = "list your sandboxes with cove.list() or `cove list`"

@@ -16,10 +16,11 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
-from cove.sdk._base import Call, Toolbox, seg
+from cove.sdk._base import Call, Toolbox, seg, wire_body
 from cove.sdk._streams import InterpreterRun
 from cove.sdk._transport import AsyncTransport, SyncTransport
 from cove.sdk.models import ExecutionResult, InterpreterContext
+from cove.wire.protocol import DEFAULT_CONTEXT_ID, ContextList, CreateContextRequest, RunCodeRequest
 
 Callback = Callable[[Any], Any]
 CONTEXTS = "/process/interpreter/context"
@@ -36,16 +37,12 @@ class InterpreterCalls:
         self.tb = toolbox
 
     def create_context(self, cwd: str | None, language: str | None) -> Call[InterpreterContext]:
-        body: dict[str, Any] = {}
-        if cwd is not None:
-            body["cwd"] = cwd
-        if language is not None:
-            body["language"] = language
+        body = wire_body(CreateContextRequest(cwd, language))
         return self.tb.call("POST", CONTEXTS, "create context", InterpreterContext.from_wire, body)
 
     def list_contexts(self) -> Call[list[InterpreterContext]]:
         def parse(data: Any) -> list[InterpreterContext]:
-            return [InterpreterContext.from_wire(c) for c in (data or {}).get("contexts") or []]
+            return ContextList.from_wire(data).contexts
 
         return self.tb.call("GET", CONTEXTS, "list contexts", parse)
 
@@ -54,7 +51,7 @@ class InterpreterCalls:
         return self.tb.void("DELETE", path, "delete context")
 
     def interrupt(self, context: InterpreterContext | str | None) -> Call[None]:
-        cid = _context_id(context) or "default"
+        cid = _context_id(context) or DEFAULT_CONTEXT_ID
         return self.tb.void("POST", f"{CONTEXTS}/{seg(cid)}/interrupt", "interrupt")
 
     def execute_url(self) -> str:
@@ -67,14 +64,8 @@ class InterpreterCalls:
         envs: dict[str, str] | None,
         timeout: float | None,
     ) -> str:
-        body: dict[str, Any] = {"code": code}
-        if (cid := _context_id(context)) is not None:
-            body["contextId"] = cid
-        if envs:
-            body["envs"] = dict(envs)
-        if timeout is not None:
-            body["timeout"] = timeout
-        return json.dumps(body)
+        body = RunCodeRequest(code, _context_id(context), dict(envs or {}), timeout)
+        return json.dumps(wire_body(body))
 
 
 def _callbacks(

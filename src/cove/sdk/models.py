@@ -1,10 +1,20 @@
 """What the SDK hands back to callers, named as in Daytona's SDK.
 
-Plain dataclasses with snake_case attributes (Daytona's names, so code written
-for its SDK reads them unchanged), built from the wire models in
-`cove.wire.protocol` or from the JSON of endpoints that have no shared model yet.
-Cove's additions (`stdout`, `stderr`, `timed_out`, `truncated`, rich
-`results`) are extra attributes; nothing Daytona code reads is missing.
+Every answer is parsed by a wire model of `cove.wire.protocol` (the classes
+the agent and the server send), never read from the raw JSON here:
+
+- the same thing on both sides is one class, re-exported: `Command`,
+  `Session`, `InterpreterContext`, `PtySessionInfo`;
+- where Daytona's name or defaults differ, a subclass of the wire model:
+  `SessionExecuteResponse`, `SessionCommandLogsResponse`;
+- where the SDK hands back a richer object, it is built from the parsed wire
+  model: `ExecuteResponse` (with Daytona's `artifacts`).
+
+The rest are the SDK's own: request parameters (`SessionExecuteRequest`,
+`CodeRunParams`, `CreateSandboxParams`, `PtySize`), interpreter results, and
+`PtyResult`. Attributes are snake_case, Daytona's names, so code written for
+its SDK reads them unchanged; Cove's additions (`stdout`, `stderr`,
+`timed_out`, `truncated`, rich `results`) are extra attributes.
 """
 
 from __future__ import annotations
@@ -12,7 +22,33 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cove.sdk._base import wire_body
+from cove.wire.protocol import CodeRunResponse, SessionCommandLogs
 from cove.wire.protocol import ExecuteResponse as WireExecuteResponse
+from cove.wire.protocol import SessionExecuteRequest as WireSessionExecuteRequest
+from cove.wire.protocol import SessionExecuteResponse as WireSessionExecuteResponse
+from cove.wire.protocol.interpreter import InterpreterContext
+from cove.wire.protocol.sessions import Command, PtySessionInfo, Session
+
+__all__ = [
+    "CodeRunParams",
+    "Command",
+    "CreateSandboxParams",
+    "ExecuteResponse",
+    "ExecutionArtifacts",
+    "ExecutionError",
+    "ExecutionResult",
+    "InterpreterContext",
+    "OutputMessage",
+    "PtyResult",
+    "PtySessionInfo",
+    "PtySize",
+    "RichResult",
+    "Session",
+    "SessionCommandLogsResponse",
+    "SessionExecuteRequest",
+    "SessionExecuteResponse",
+]
 
 
 @dataclass
@@ -29,7 +65,7 @@ class ExecuteResponse:
 
     `result` is Daytona's: stdout and stderr combined in arrival order.
     Cove adds the two streams apart, `timed_out` (only ever true on the
-    `response` a `ProcessTimeout` carries) and `truncated` (the per-stream
+    `response` a `CommandTimeout` carries) and `truncated` (the per-stream
     output cap was hit; the output is cut, not lost wholesale).
     """
 
@@ -42,11 +78,9 @@ class ExecuteResponse:
     artifacts: ExecutionArtifacts = field(default_factory=ExecutionArtifacts)
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> ExecuteResponse:
-        if "exitCode" not in data and isinstance(data.get("code"), int):
-            data = {**data, "exitCode": data["code"]}  # older servers' field name
-        wire = WireExecuteResponse.from_wire({"result": "", **data})
-        charts = data.get("artifacts", {}).get("charts") if isinstance(data, dict) else None
+    def of(cls, wire: WireExecuteResponse) -> ExecuteResponse:
+        """Built from the parsed wire answer (a code-run answer also has charts)."""
+        charts = wire.artifacts.get("charts") if isinstance(wire, CodeRunResponse) else None
         return cls(
             exit_code=wire.exit_code,
             result=wire.result,
@@ -54,8 +88,15 @@ class ExecuteResponse:
             stderr=wire.stderr,
             timed_out=wire.timed_out,
             truncated=wire.truncated,
-            artifacts=ExecutionArtifacts(stdout=wire.stdout, charts=list(charts or [])),
+            artifacts=ExecutionArtifacts(
+                stdout=wire.stdout, charts=list(charts) if isinstance(charts, list) else []
+            ),
         )
+
+    @classmethod
+    def from_wire(cls, data: Any) -> ExecuteResponse:
+        """Parse an exec or code-run answer (through the wire's `CodeRunResponse`)."""
+        return cls.of(CodeRunResponse.from_wire(data, "response"))
 
 
 @dataclass
@@ -123,25 +164,6 @@ class ExecutionResult:
 
 
 @dataclass
-class InterpreterContext:
-    id: str
-    cwd: str
-    language: str
-    active: bool
-    created_at: str
-
-    @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> InterpreterContext:
-        return cls(
-            id=str(data["id"]),
-            cwd=str(data.get("cwd", "")),
-            language=str(data.get("language", "python")),
-            active=bool(data.get("active", True)),
-            created_at=str(data.get("createdAt", "")),
-        )
-
-
-@dataclass
 class SessionExecuteRequest:
     """Daytona's request for `execute_session_command`.
 
@@ -158,85 +180,57 @@ class SessionExecuteRequest:
     env: dict[str, str] | None = None
     timeout: float | None = None
 
+    @property
+    def is_async(self) -> bool:
+        return bool(self.run_async or self.var_async)
+
     def to_wire(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"command": self.command}
-        if self.run_async or self.var_async:
-            body["runAsync"] = True
-        if self.suppress_input_echo:
-            body["suppressInputEcho"] = True
-        if self.cwd is not None:
-            body["cwd"] = self.cwd
-        if self.env:
-            body["envs"] = dict(self.env)
-        if self.timeout is not None:
-            body["timeout"] = self.timeout
-        return body
+        wire = WireSessionExecuteRequest(
+            command=self.command,
+            run_async=True if self.is_async else None,
+            suppress_input_echo=True if self.suppress_input_echo else None,
+            cwd=self.cwd,
+            envs=dict(self.env or {}),
+            timeout=self.timeout,
+        )
+        return wire_body(wire)
 
 
 @dataclass
-class SessionExecuteResponse:
-    cmd_id: str
-    exit_code: int | None = None
-    output: str | None = None
+class SessionExecuteResponse(WireSessionExecuteResponse):
+    """The wire model, with Daytona's empty strings where a stream is absent.
+
+    `timed_out` is true on the `response` a `CommandTimeout` carries (the
+    command's `timeout` killed it); `truncated` says the output cap cut it.
+    """
+
     stdout: str = ""
     stderr: str = ""
 
-    @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> SessionExecuteResponse:
-        return cls(
-            cmd_id=str(data["cmdId"]),
-            exit_code=data.get("exitCode"),
-            output=data.get("output"),
-            stdout=data.get("stdout") or "",
-            stderr=data.get("stderr") or "",
-        )
-
 
 @dataclass
-class Command:
-    id: str
-    command: str
-    exit_code: int | None = None  # None while it runs
-    timed_out: bool = False  # Cove: its per-command timeout killed it
-    truncated: bool = False  # Cove: the log cap dropped output
+class SessionCommandLogsResponse(SessionCommandLogs):
+    """Daytona's name for the wire's `SessionCommandLogs` (`truncated` is Cove's)."""
 
-    @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> Command:
-        return cls(
-            id=str(data["id"]),
-            command=str(data.get("command", "")),
-            exit_code=data.get("exitCode"),
-            timed_out=bool(data.get("timedOut", False)),
-            truncated=bool(data.get("truncated", False)),
-        )
-
-
-@dataclass
-class Session:
-    session_id: str
-    commands: list[Command] = field(default_factory=list)
-
-    @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> Session:
-        return cls(
-            session_id=str(data["sessionId"]),
-            commands=[Command.from_wire(c) for c in data.get("commands") or []],
-        )
-
-
-@dataclass
-class SessionCommandLogsResponse:
     output: str = ""
     stdout: str = ""
     stderr: str = ""
 
-    @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> SessionCommandLogsResponse:
-        return cls(
-            output=data.get("output") or "",
-            stdout=data.get("stdout") or "",
-            stderr=data.get("stderr") or "",
-        )
+
+@dataclass
+class PtySize:
+    """A terminal's size, as Daytona's `PtySize` (1..1000 each)."""
+
+    rows: int
+    cols: int
+
+
+@dataclass
+class PtyResult:
+    """How a PTY ended: its shell's exit code (None if not yet), or why it failed."""
+
+    exit_code: int | None = None
+    error: str | None = None
 
 
 @dataclass

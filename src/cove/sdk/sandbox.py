@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cove.sdk._base import Call, Endpoints, Toolbox, seg
+from cove.sdk._base import Call, Endpoints, Toolbox, seg, wire_body
 from cove.sdk._transport import AsyncTransport, SyncTransport
 from cove.sdk.interpreter import AsyncCodeInterpreter, CodeInterpreter
 from cove.sdk.models import CreateSandboxParams
 from cove.sdk.process import AsyncProcess, Process
 from cove.wire.errors import SandboxError
-from cove.wire.protocol import LANGUAGE_LABEL
+from cove.wire.protocol import LANGUAGE_LABEL, CreateSandboxRequest, SandboxList
 from cove.wire.protocol import Sandbox as WireSandbox
 
 FAILED_STATES = ("error", "build_failed")
@@ -31,16 +31,12 @@ class SandboxCalls:
     def create(self, p: CreateSandboxParams) -> Call[WireSandbox]:
         labels = dict(p.labels or {})
         labels[LANGUAGE_LABEL] = p.language or labels.get(LANGUAGE_LABEL) or "python"
-        body: dict[str, Any] = {"env": dict(p.env_vars or {}), "labels": labels, "volumes": []}
-        for key, value in (
-            ("name", p.name), ("cpu", p.cpu), ("memory", p.memory), ("disk", p.disk),
-            ("autoStopInterval", p.auto_stop_interval),
-            ("autoDeleteInterval", p.auto_delete_interval),
-            ("entrypoint", p.entrypoint), ("public", p.public),
-        ):  # fmt: skip
-            if value is not None:
-                body[key] = value
-        return Call("POST", self.ep.api("/sandbox"), "create sandbox", _sandbox, body)
+        body = CreateSandboxRequest(
+            name=p.name, env=dict(p.env_vars or {}), labels=labels, cpu=p.cpu, memory=p.memory,
+            disk=p.disk, public=p.public, auto_stop_interval=p.auto_stop_interval,
+            auto_delete_interval=p.auto_delete_interval, entrypoint=p.entrypoint,
+        )  # fmt: skip
+        return Call("POST", self.ep.api("/sandbox"), "create sandbox", _sandbox, wire_body(body))
 
     def get(self, ref: str) -> Call[WireSandbox]:
         return Call("GET", self.ep.api(f"/sandbox/{seg(ref)}"), "get sandbox", _sandbox)
@@ -49,7 +45,7 @@ class SandboxCalls:
         params = {"labels": json.dumps(labels)} if labels else None
 
         def parse(data: Any) -> list[WireSandbox]:
-            return [_sandbox(item) for item in (data or {}).get("items") or []]
+            return SandboxList.from_wire(data, "sandbox list").items
 
         return Call("GET", self.ep.api("/sandbox"), "list sandboxes", parse, params=params)
 
