@@ -33,6 +33,10 @@ _SDK_NAMES = {
     "CommandTimeout",
     "CodeTimeout",
     "ServerUnreachable",
+    "PtySize",
+    "PtyResult",
+    "PtyHandle",
+    "AsyncPtyHandle",
 }
 _ERROR_NAMES = {
     "CoveError",

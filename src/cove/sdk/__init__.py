@@ -17,6 +17,9 @@ from cove.sdk.models import (
     ExecutionResult,
     InterpreterContext,
     OutputMessage,
+    PtyResult,
+    PtySessionInfo,
+    PtySize,
     RichResult,
     Session,
     SessionCommandLogsResponse,
@@ -24,6 +27,7 @@ from cove.sdk.models import (
     SessionExecuteResponse,
 )
 from cove.sdk.process import AsyncProcess, Process
+from cove.sdk.pty import AsyncPtyHandle, PtyHandle
 from cove.sdk.sandbox import AsyncSandbox, Sandbox
 from cove.wire.errors import (
     AuthError,
@@ -41,6 +45,7 @@ __all__ = [
     "AsyncCodeInterpreter",
     "AsyncCove",
     "AsyncProcess",
+    "AsyncPtyHandle",
     "AsyncSandbox",
     "AuthError",
     "BadRequest",
@@ -63,6 +68,10 @@ __all__ = [
     "OutputMessage",
     "Process",
     "ProcessTimeout",
+    "PtyHandle",
+    "PtyResult",
+    "PtySessionInfo",
+    "PtySize",
     "RichResult",
     "Sandbox",
     "SandboxError",

@@ -86,8 +86,10 @@ class SyncTransport(_Base):
     def websocket(
         self, url: str, what: str, subprotocols: list[str] | None = None
     ) -> SyncWebSocket:
+        # legacy=True: a connected socket now, closed by its owner (a `with` block,
+        # or a PTY handle that outlives this call), not a context manager to enter.
         try:
-            return sync_connect(Endpoints.ws(url), **self.ws_kwargs(subprotocols))
+            return sync_connect(Endpoints.ws(url), legacy=True, **self.ws_kwargs(subprotocols))
         except (InvalidHandshake, OSError, TimeoutError) as exc:
             raise _handshake_error(exc, url, what) from None
 

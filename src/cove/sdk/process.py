@@ -1,4 +1,5 @@
-"""`sandbox.process`: exec, code_run, sessions and their logs (wire page §4).
+"""`sandbox.process`: exec, code_run, sessions and their logs (wire page §4);
+the PTY methods are mixed in from `pty.py`.
 
 `ProcessCalls` builds every request once; `Process` (sync) and `AsyncProcess`
 only send them, so the two faces cannot drift in what they put on the wire.
@@ -18,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from cove.sdk._base import Toolbox
 from cove.sdk._process_calls import ProcessCalls
+from cove.sdk._pty import PtyCalls
 from cove.sdk._streams import LogDemux, log_close_error
 from cove.sdk._transport import AsyncTransport, SyncTransport, open_async_websocket
 from cove.sdk.models import (
@@ -29,6 +31,7 @@ from cove.sdk.models import (
     SessionExecuteRequest,
     SessionExecuteResponse,
 )
+from cove.sdk.pty import AsyncPtyMethods, PtyMethods
 
 LogCallback = Callable[[str], Any]
 
@@ -87,10 +90,11 @@ class _Shared:
         return await follow_logs_async(self._ws_kwargs(), url, what, on_stdout, on_stderr, offset)
 
 
-class Process(_Shared):
+class Process(_Shared, PtyMethods):
     def __init__(self, transport: SyncTransport, toolbox: Toolbox) -> None:
         self._t = transport
         self.calls = ProcessCalls(toolbox)
+        self.pty_calls = PtyCalls(toolbox)
 
     def _ws_kwargs(self) -> dict[str, Any]:
         return self._t.ws_kwargs(None)
@@ -175,10 +179,11 @@ class Process(_Shared):
         return demux.position
 
 
-class AsyncProcess(_Shared):
+class AsyncProcess(_Shared, AsyncPtyMethods):
     def __init__(self, transport: AsyncTransport, toolbox: Toolbox) -> None:
         self._t = transport
         self.calls = ProcessCalls(toolbox)
+        self.pty_calls = PtyCalls(toolbox)
 
     def _ws_kwargs(self) -> dict[str, Any]:
         return self._t.ws_kwargs(None)
