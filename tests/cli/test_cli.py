@@ -3,8 +3,10 @@ once embedded, with no server), configured by the same environment as the SDK.""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cove.cli import commands
 from cove.cli.terminal import progress
 from cove.sdk import Cove, SessionExecuteRequest
 from tests.serverproc import COVE, ServerProcess
@@ -141,6 +144,65 @@ def test_logs_follow(env: dict[str, str], server: ServerProcess, sandbox_id: str
         resumed = cove_cmd("logs", "-f", "--offset", "4", *where, env=env)
         assert resumed.stdout == plain["output"][4:]
         p.delete_session("cli-logs")
+
+
+def test_stdin_forwarding_that_dies_is_logged_unless_the_command_ended(
+    server: ServerProcess, sandbox_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="cove.cli")
+    with Cove(api_url=server.api_url, api_key=server.key, keep=True) as c:
+        sb = c.get(sandbox_id)
+        p = sb.process
+        p.create_session("cli-stdin")
+        ended = p.execute_session_command("cli-stdin", SessionExecuteRequest("true"))
+        waiting = p.execute_session_command(
+            "cli-stdin", SessionExecuteRequest("cat", run_async=True)
+        )
+        pipes = [os.pipe(), os.pipe()]
+        quiet = commands._forward_stdin(sb, "cli-stdin", ended.cmd_id, pipes[0][0])
+        dying = commands._forward_stdin(sb, "cli-stdin", waiting.cmd_id, pipes[1][0])
+        # Input for a command that has ended is expected to go nowhere: no log.
+        os.write(pipes[0][1], b"late\n")
+        quiet.join(30)
+        assert not quiet.is_alive() and not caplog.records
+        # The session goes away under a command still reading: that is a failure.
+        p.delete_session("cli-stdin")
+        os.write(pipes[1][1], b"lost\n")
+        dying.join(30)
+        assert not dying.is_alive()
+        for fds in pipes:
+            for fd in fds:
+                os.close(fd)
+    [record] = caplog.records
+    assert record.levelno == logging.ERROR and "forwarding stdin" in record.getMessage()
+    assert record.exc_info is not None and "not found" in str(record.exc_info[1])
+
+
+def test_exec_i_says_on_stderr_when_stdin_forwarding_dies(
+    env: dict[str, str], sandbox_id: str
+) -> None:
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(
+        [COVE, "exec", "-i", sandbox_id, "--", "echo started; sleep 60"],
+        env=env, stdin=read_end, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    os.close(read_end)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == "started\n"
+
+    def feed() -> None:  # more than the agent holds for a command that does not read
+        with contextlib.suppress(BrokenPipeError):  # the CLI exits first (interrupted below)
+            os.write(write_end, b"x" * (6 * 1024 * 1024))
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    line = proc.stderr.readline()
+    assert line.startswith("cove: forwarding stdin to the command stopped"), line
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    feeder.join(30)
+    os.close(write_end)
+    assert proc.returncode == 130
 
 
 def test_shell_runs_a_pty_and_exits_with_the_shells_code(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import shlex
 import sys
@@ -24,10 +25,14 @@ from cove.sdk import (
     CodeRunParams,
     CommandTimeout,
     Cove,
+    CoveError,
     ExecuteResponse,
+    Gone,
     Sandbox,
     SessionExecuteRequest,
 )
+
+log = logging.getLogger(__name__)
 
 CLI_FAILURE = 125
 EXTENSIONS = {".py": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",
@@ -141,16 +146,27 @@ def exec_command(args: argparse.Namespace) -> int:
         return r.exit_code
 
 
-def _forward_stdin(sb: Sandbox, session: str, cmd: str) -> None:
-    """Copy our stdin to the command's, then close it (EOF), in the background."""
+def _forward_stdin(sb: Sandbox, session: str, cmd: str, fd: int = 0) -> threading.Thread:
+    """Copy `fd` (our stdin) to the command's stdin, then close it (EOF), in the background.
+
+    The command ending first is expected (`Gone`: nothing is left to read the
+    input); any other failure stops the copy and says so on stderr, since the
+    command will not get the rest of its input.
+    """
 
     def pump() -> None:
-        with contextlib.suppress(Exception):
-            while data := os.read(0, 65536):
+        try:
+            while data := os.read(fd, 65536):
                 sb.process.send_session_command_input(session, cmd, data.decode(errors="replace"))
             sb.process.close_session_command_input(session, cmd)
+        except Gone:
+            return
+        except Exception:
+            log.exception("forwarding stdin to the command stopped; it gets no more input")
 
-    threading.Thread(target=pump, daemon=True).start()
+    thread = threading.Thread(target=pump, name="cove-stdin", daemon=True)
+    thread.start()
+    return thread
 
 
 def _exec_streaming(sb: Sandbox, command: str, args: argparse.Namespace) -> int:
@@ -167,14 +183,13 @@ def _exec_streaming(sb: Sandbox, command: str, args: argparse.Namespace) -> int:
         if args.interactive:
             _forward_stdin(sb, session, cmd.cmd_id)
         else:  # like `docker exec` without -i: a read gets EOF instead of waiting forever
-            with contextlib.suppress(Exception):  # it may have ended already
-                p.close_session_command_input(session, cmd.cmd_id)
+            p.close_session_command_input(session, cmd.cmd_id)
         try:
             p.follow_session_command_logs(
                 session, cmd.cmd_id, _write(sys.stdout), _write(sys.stderr)
             )
         except KeyboardInterrupt:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Gone):  # it ended on its own meanwhile
                 p.kill_session_command(session, cmd.cmd_id)
             return 130
         done = p.get_session_command(session, cmd.cmd_id)
@@ -182,8 +197,10 @@ def _exec_streaming(sb: Sandbox, command: str, args: argparse.Namespace) -> int:
             print(f"cove: command timed out after {args.timeout:g}s", file=sys.stderr)
         return done.exit_code if done.exit_code is not None else CLI_FAILURE
     finally:
-        with contextlib.suppress(Exception):
+        try:
             p.delete_session(session)
+        except CoveError as err:
+            log.warning("the session %s was not deleted: %s", session, err)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -207,8 +224,10 @@ def run_command(args: argparse.Namespace) -> int:
             r = err.response
         finally:
             if temporary:
-                with contextlib.suppress(Exception):
+                try:
                     c.delete(sb)
+                except CoveError as err:
+                    log.warning("the temporary sandbox %s was not deleted: %s", sb.id, err)
     if args.json:
         _print_json(_response_json(r))
     else:
@@ -238,11 +257,8 @@ def logs_command(args: argparse.Namespace) -> int:
 
 
 def shell_command(args: argparse.Namespace) -> int:
-    from cove.cli.pty import PtySession
-    from cove.cli.terminal import relay, terminal_size
+    from cove.cli.pty import open_shell, relay
 
     with _client(args) as c:
-        sb = c.get(args.sandbox)
-        cols, rows = terminal_size()
-        pty = PtySession(sb, cols, rows, cwd=args.cwd, envs=_env(args.env) or None)
+        pty = open_shell(c.get(args.sandbox), args.cwd, _env(args.env) or None)
         return relay(pty, sys.stdin.fileno(), sys.stdout.fileno())

@@ -10,10 +10,13 @@ Cove itself then exits with 125 (as `docker run` does), elsewhere with 1.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+from cove.wire.errors import CoveError
 
 CLI_FAILURE = 125  # the command's own failure, for exec/run/shell (like `docker run`)
 
@@ -163,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Warnings and failures of background work (stdin forwarding, cleanup) go to
+    # stderr, one "cove: ..." line each (with the traceback for unexpected ones).
+    logging.basicConfig(level=logging.WARNING, format="cove: %(message)s", stream=sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
     failure = CLI_FAILURE if getattr(args, "passthrough", False) else 1
@@ -176,11 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:  # e.g. `cove run` of a missing file
         print(f"cove: {exc}", file=sys.stderr)
         code = failure
-    except Exception as exc:
-        from cove.wire.errors import CoveError
-
-        if not isinstance(exc, CoveError):
-            raise
+    except CoveError as exc:
         print(f"cove: {exc}", file=sys.stderr)
         code = failure
     sys.exit(code)

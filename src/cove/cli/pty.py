@@ -1,119 +1,94 @@
-"""An interactive PTY on a sandbox (wire page §4.4), for `cove shell`.
+"""`cove shell`: the local terminal relayed to a sandbox PTY (wire page §4.4).
 
-The WebSocket carries terminal bytes both ways; JSON text frames of type
-"control" say connected / exited / error. Resize and kill are REST calls.
-Sync only: the CLI is its one user, and a terminal relay is a blocking loop.
+It uses the SDK's public PTY API only (`sandbox.process.create_pty_session`
+and its `PtyHandle`): a reader thread iterates the handle and writes the
+output to stdout; the main thread forwards stdin keystrokes (raw mode on a
+terminal) and resizes the PTY on SIGWINCH. The shell's exit code is the
+command's.
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import logging
+import os
+import select
+import signal
+import sys
+import threading
 import uuid
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-from urllib.parse import urlencode
+from types import FrameType
 
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection
+from cove.cli.terminal import raw_terminal, terminal_size
+from cove.sdk import CoveError, Gone, PtyHandle, PtySize, Sandbox
 
-from cove.sdk._base import seg
-from cove.wire.errors import CoveError, Timeout
-
-if TYPE_CHECKING:
-    from cove.sdk.sandbox import Sandbox
-
-EXIT_CONTROL = "X-Daytona-Pty-Exit-Control"
-CONNECT_TIMEOUT = 10.0
+log = logging.getLogger(__name__)
+# Bounds the wait for the output thread once the socket is closed (its close
+# handshake has its own timeout, shorter than this).
+READER_JOIN = 15.0
 
 
-@dataclass
-class PtyEvent:
-    """Terminal output (`data`), or the end (`exit_code` set), or a failure (`error`)."""
-
-    data: bytes = b""
-    exit_code: int | None = None
-    error: str | None = None
+def open_shell(sb: Sandbox, cwd: str | None, envs: dict[str, str] | None) -> PtyHandle:
+    cols, rows = terminal_size()
+    return sb.process.create_pty_session(
+        f"cove-shell-{uuid.uuid4().hex[:8]}", cwd=cwd, envs=envs, pty_size=PtySize(rows, cols)
+    )
 
 
-class PtySession:
-    def __init__(
-        self,
-        sandbox: Sandbox,
-        cols: int = 80,
-        rows: int = 24,
-        cwd: str | None = None,
-        envs: dict[str, str] | None = None,
-        pty_id: str | None = None,
-    ) -> None:
-        self.sandbox = sandbox
-        self.id = pty_id or f"cove-shell-{uuid.uuid4().hex[:8]}"
-        query = {"id": self.id, "cols": cols, "rows": rows}
-        if cwd:
-            query["cwd"] = cwd
-        protocols = [EXIT_CONTROL]
-        if envs:
-            token = base64.urlsafe_b64encode(json.dumps(envs).encode()).decode().rstrip("=")
-            protocols.append(f"X-Daytona-Pty-Envs~{token}")
-        url = sandbox._toolbox.url(f"/process/pty/create-connect?{urlencode(query)}")
-        self.ws: ClientConnection = sandbox._t.websocket(url, "open shell", protocols)
-        self._wait_connected()
+def relay(pty: PtyHandle, stdin_fd: int, stdout_fd: int) -> int:
+    """Copy stdin to the PTY and PTY output to stdout until the shell exits."""
+    wake_r, wake_w = os.pipe()
 
-    def _wait_connected(self) -> None:
+    def pump_output() -> None:
         try:
-            while True:
-                frame = self.ws.recv(timeout=CONNECT_TIMEOUT)
-                event = self._control(frame)
-                if event is not None and event.error:
-                    raise CoveError(f"open shell failed: {event.error}")
-                if isinstance(frame, str) and '"connected"' in frame:
-                    return
-        except TimeoutError:
-            self.ws.close()
-            raise Timeout("open shell failed: the PTY did not connect in time") from None
+            for data in pty:
+                os.write(stdout_fd, data)
+        except OSError:  # our stdout went away: nothing left to show the output on
+            log.exception("writing the shell's output failed")
+        finally:
+            os.write(wake_w, b"x")  # the main loop stops waiting on stdin
 
-    @staticmethod
-    def _control(frame: str | bytes) -> PtyEvent | None:
-        if not isinstance(frame, str):
-            return None
+    reader = threading.Thread(target=pump_output, name="cove-shell-output", daemon=True)
+    reader.start()
+    previous = None
+    if os.isatty(stdin_fd) and threading.current_thread() is threading.main_thread():
+
+        def on_resize(_sig: int, _frame: FrameType | None) -> None:
+            cols, rows = terminal_size()
+            try:
+                pty.resize(PtySize(rows, cols))
+            except CoveError as err:  # the shell keeps its old size; it still works
+                log.warning("resizing the shell failed: %s", err)
+
+        previous = signal.signal(signal.SIGWINCH, on_resize)
+    try:
+        with raw_terminal(stdin_fd):
+            _forward_keys(pty, stdin_fd, wake_r)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGWINCH, previous)
+        pty.disconnect()
+        reader.join(READER_JOIN)
+        if not reader.is_alive():  # else it may still write to wake_w: leave both open
+            os.close(wake_r)
+            os.close(wake_w)
+    if pty.exit_code is None:
+        sys.stderr.write(f"cove: shell failed: {pty.error or 'the connection closed'}\n")
+        return 1
+    return pty.exit_code
+
+
+def _forward_keys(pty: PtyHandle, stdin_fd: int, wake_r: int) -> None:
+    """Until the output thread says the shell ended."""
+    eof = False
+    while True:
+        readable, _, _ = select.select([wake_r] + ([] if eof else [stdin_fd]), [], [])
+        if wake_r in readable:
+            return
+        data = os.read(stdin_fd, 4096)
+        if not data:
+            eof = True  # piped input ended: the shell decides when to exit
+            continue
         try:
-            msg = json.loads(frame)
-        except ValueError:
-            return None
-        if not isinstance(msg, dict) or msg.get("type") != "control":
-            return None
-        if msg.get("status") == "exited":
-            return PtyEvent(exit_code=int(msg.get("exitCode") or 0))
-        if msg.get("status") == "error":
-            return PtyEvent(error=str(msg.get("error", "unknown error")))
-        return PtyEvent()
-
-    def events(self) -> PtyEvent:
-        """The next output chunk or the end; blocks."""
-        try:
-            frame = self.ws.recv()
-        except ConnectionClosed:
-            code = self.ws.close_code
-            if code in (1000, 1005, None):
-                return PtyEvent(exit_code=0)
-            return PtyEvent(error=f"connection closed ({code}: {self.ws.close_reason})")
-        control = self._control(frame)
-        if control is not None:
-            return control
-        return PtyEvent(data=frame if isinstance(frame, bytes) else frame.encode())
-
-    def send(self, data: bytes) -> None:
-        self.ws.send(data)
-
-    def resize(self, cols: int, rows: int) -> None:
-        body = {"cols": cols, "rows": rows}
-        path = f"/process/pty/{seg(self.id)}/resize"
-        call = self.sandbox._toolbox.void("POST", path, "resize shell", json=body)
-        self.sandbox._t.call(call)
-
-    def kill(self) -> None:
-        call = self.sandbox._toolbox.void("DELETE", f"/process/pty/{seg(self.id)}", "kill shell")
-        self.sandbox._t.call(call)
-
-    def close(self) -> None:
-        self.ws.close()
+            pty.send_input(data)
+        except Gone:  # the shell exited meanwhile; the output thread reports it
+            return

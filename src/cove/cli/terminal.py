@@ -1,20 +1,15 @@
-"""Terminal helpers for the `cove` CLI: a progress line for slow waits and the
-interactive shell relay (local terminal ↔ sandbox PTY)."""
+"""Terminal helpers for the `cove` CLI: a progress line for slow waits, the
+terminal's size, and raw mode (the shell relay itself is in `pty.py`)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import select
 import shutil
-import signal
 import sys
 import threading
 from collections.abc import Iterator
-from types import FrameType
 from typing import TextIO
-
-from cove.cli.pty import PtySession
 
 FRAMES = "|/-\\"
 PROGRESS_AFTER = 1.0  # seconds: quick calls show nothing
@@ -71,58 +66,3 @@ def raw_terminal(fd: int) -> Iterator[None]:
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-
-
-def relay(pty: PtySession, stdin_fd: int, stdout_fd: int) -> int:
-    """Copy stdin to the PTY and PTY output to stdout until the shell exits."""
-    result: list[int] = []
-    failure: list[str] = []
-
-    def pump_output() -> None:
-        while True:
-            event = pty.events()
-            if event.data:
-                os.write(stdout_fd, event.data)
-            elif event.exit_code is not None or event.error is not None:
-                if event.error is not None:
-                    failure.append(event.error)
-                result.append(event.exit_code or 0)
-                with contextlib.suppress(OSError):
-                    os.write(wake_w, b"x")
-                return
-
-    wake_r, wake_w = os.pipe()
-    reader = threading.Thread(target=pump_output, daemon=True)
-    reader.start()
-    previous = None
-    if os.isatty(stdin_fd) and threading.current_thread() is threading.main_thread():
-
-        def on_resize(_sig: int, _frame: FrameType | None) -> None:
-            with contextlib.suppress(Exception):
-                pty.resize(*terminal_size())
-
-        previous = signal.signal(signal.SIGWINCH, on_resize)
-    try:
-        with raw_terminal(stdin_fd):
-            eof = False
-            while not result:
-                readable, _, _ = select.select([wake_r] + ([] if eof else [stdin_fd]), [], [])
-                if stdin_fd in readable:
-                    data = os.read(stdin_fd, 4096)
-                    if data:
-                        pty.send(data)
-                    else:
-                        eof = True  # piped input ended: the shell decides when to exit
-                if wake_r in readable:
-                    break
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGWINCH, previous)
-        pty.close()
-        reader.join(5)
-        os.close(wake_r)
-        os.close(wake_w)
-    if failure:
-        sys.stderr.write(f"cove: shell failed: {failure[0]}\n")
-        return 1
-    return result[0] if result else 1

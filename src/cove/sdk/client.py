@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import dataclasses
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -27,9 +27,18 @@ from cove.sdk._base import CoveConfig, Endpoints, default_embedded_dir, headers
 from cove.sdk._transport import AsyncTransport, SyncTransport
 from cove.sdk.models import CreateSandboxParams
 from cove.sdk.sandbox import AsyncSandbox, Sandbox, SandboxCalls, check_started
-from cove.wire.errors import AuthError, CoveError
+from cove.wire.errors import AuthError, CoveError, NotFound
 
 _PARAM_NAMES = [f.name for f in dataclasses.fields(CreateSandboxParams)]
+log = logging.getLogger(__name__)
+
+
+def _not_deleted(sandbox_id: str, err: Exception) -> None:
+    """A sandbox this client meant to delete is left running: say so, it uses resources."""
+    log.warning(
+        "sandbox %s was not deleted (%s); delete it with `cove delete %s`", sandbox_id, err,
+        sandbox_id,
+    )  # fmt: skip
 
 
 def merge_params(params: Any, overrides: dict[str, Any]) -> CreateSandboxParams:
@@ -107,8 +116,13 @@ class _ClientBase:
             return  # closed already
         with httpx.Client(headers=headers(self.api_key, ""), trust_env=False, timeout=60) as http:
             for sid in self._to_clean():
-                with contextlib.suppress(httpx.HTTPError):
-                    http.delete(f"{self.api_url}/sandbox/{sid}")
+                try:
+                    r = http.delete(f"{self.api_url}/sandbox/{sid}")
+                except httpx.HTTPError as err:
+                    _not_deleted(sid, err)
+                    continue
+                if r.status_code >= 400 and r.status_code != 404:  # 404: deleted already
+                    _not_deleted(sid, Exception(f"HTTP {r.status_code}: {r.text[:200]}"))
         self._release()
 
 
@@ -138,8 +152,10 @@ class Cove(_ClientBase):
         try:
             check_started(wire)
         except CoveError:
-            with contextlib.suppress(CoveError):
+            try:
                 self._t.call(self._calls.delete(wire.id, timeout))
+            except CoveError as err:
+                _not_deleted(wire.id, err)
             raise
         return Sandbox(self._t, self._calls, wire)
 
@@ -164,8 +180,12 @@ class Cove(_ClientBase):
         """Delete the sandboxes this client created (unless `keep`), stop an embedded server."""
         try:
             for sid in self._to_clean():
-                with contextlib.suppress(CoveError):
+                try:
                     self._t.call(self._calls.delete(sid, 60))
+                except NotFound:  # deleted already, e.g. by sandbox.delete()
+                    pass
+                except CoveError as err:
+                    _not_deleted(sid, err)
         finally:
             self._t.close()
             self._release()
@@ -210,8 +230,10 @@ class AsyncCove(_ClientBase):
         try:
             check_started(wire)
         except CoveError:
-            with contextlib.suppress(CoveError):
+            try:
                 await self._t.call(self._calls.delete(wire.id, timeout))
+            except CoveError as err:
+                _not_deleted(wire.id, err)
             raise
         return AsyncSandbox(self._t, self._calls, wire)
 
@@ -238,8 +260,12 @@ class AsyncCove(_ClientBase):
         """Delete the sandboxes this client created (unless `keep`), stop an embedded server."""
         try:
             for sid in self._to_clean():
-                with contextlib.suppress(CoveError):
+                try:
                     await self._t.call(self._calls.delete(sid, 60))
+                except NotFound:  # deleted already, e.g. by sandbox.delete()
+                    pass
+                except CoveError as err:
+                    _not_deleted(sid, err)
         finally:
             await self._t.close()
             await asyncio.to_thread(self._release)  # joins the server thread
