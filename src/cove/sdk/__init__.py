@@ -1,7 +1,20 @@
 """The Cove Python SDK: `Cove` (sync) and `AsyncCove`, with Daytona's names.
 
 `from cove import Cove as Daytona` runs the examples written for Daytona's
-SDK; see `client.py` for configuration and embedded mode.
+SDK. Where things are:
+
+  client.py          `Cove` / `AsyncCove`: configuration, create/get/list/delete
+  sandbox.py         `Sandbox` / `AsyncSandbox`: data, lifecycle, `.process`, `.code_interpreter`
+  process.py         `sandbox.process`: exec, code_run, sessions, logs (+ PTY methods)
+  pty.py             PTY methods and `PtyHandle` / `AsyncPtyHandle`
+  interpreter.py     `sandbox.code_interpreter`: run_code, contexts
+  models.py          what calls return: the wire models, or built from them
+  errors.py          the SDK's side of the error tree (`CommandTimeout`...)
+  embedded.py        the in-process control plane used when no URL is set
+  _base.py           `Call` (a request and its parser), shared by both faces
+  _process_calls.py  the requests of `sandbox.process`; `_pty.py` those of PTYs
+  _streams.py        WebSocket stream parsers without I/O (logs, interpreter)
+  _transport.py      the only I/O: one transport per face
 """
 
 from cove.sdk._base import CoveConfig
