@@ -109,7 +109,7 @@ def test_kill_and_stdin_close_of_session_commands(csb: Sandbox) -> None:
         killed = p.kill_session_command("extras", sleeper.cmd_id)
         assert killed.id == sleeper.cmd_id
         cat = p.execute_session_command("extras", SessionExecuteRequest("wc -c", run_async=True))
-        p.send_session_command_input("extras", cat.cmd_id, "hello")
+        p.send_session_command_input("extras", cat.cmd_id, "hello", raw=True)
         p.close_session_command_input("extras", cat.cmd_id)
         out: list[str] = []
         p.follow_session_command_logs("extras", cat.cmd_id, out.append, out.append)

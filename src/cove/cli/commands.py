@@ -157,7 +157,8 @@ def _forward_stdin(sb: Sandbox, session: str, cmd: str, fd: int = 0) -> threadin
     def pump() -> None:
         try:
             while data := os.read(fd, 65536):
-                sb.process.send_session_command_input(session, cmd, data.decode(errors="replace"))
+                text = data.decode(errors="replace")
+                sb.process.send_session_command_input(session, cmd, text, raw=True)
             sb.process.close_session_command_input(session, cmd)
         except Gone:
             return

@@ -100,9 +100,11 @@ class ProcessCalls:
         path = self._command(session_id, command_id) + "/logs"
         return self.tb.call("GET", path, "get command logs", SessionCommandLogsResponse.from_wire)
 
-    def send_session_command_input(self, session_id: str, command_id: str, data: str) -> Call[None]:
+    def send_session_command_input(
+        self, session_id: str, command_id: str, data: str, raw: bool
+    ) -> Call[None]:
         path = self._command(session_id, command_id) + "/input"
-        body = wire_body(SessionInputRequest(data))
+        body = wire_body(SessionInputRequest(data, raw=raw))
         return self.tb.void("POST", path, "send command input", body)
 
     def close_session_command_input(self, session_id: str, command_id: str) -> Call[Command]:

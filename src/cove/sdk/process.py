@@ -138,8 +138,12 @@ class Process(_Shared, PtyMethods):
     ) -> SessionCommandLogsResponse:
         return self._t.call(self.calls.get_session_command_logs(session_id, command_id))
 
-    def send_session_command_input(self, session_id: str, command_id: str, data: str) -> None:
-        self._t.call(self.calls.send_session_command_input(session_id, command_id, data))
+    def send_session_command_input(
+        self, session_id: str, command_id: str, data: str, *, raw: bool = False
+    ) -> None:
+        """Write `data` to the command's stdin, with a newline added when it has
+        none (as Daytona does); `raw=True` sends it unchanged (keystrokes)."""
+        self._t.call(self.calls.send_session_command_input(session_id, command_id, data, raw))
 
     def close_session_command_input(self, session_id: str, command_id: str) -> Command:
         """Close the command's stdin (it reads EOF after the input already sent)."""
@@ -227,8 +231,12 @@ class AsyncProcess(_Shared, AsyncPtyMethods):
     ) -> SessionCommandLogsResponse:
         return await self._t.call(self.calls.get_session_command_logs(session_id, command_id))
 
-    async def send_session_command_input(self, session_id: str, command_id: str, data: str) -> None:
-        await self._t.call(self.calls.send_session_command_input(session_id, command_id, data))
+    async def send_session_command_input(
+        self, session_id: str, command_id: str, data: str, *, raw: bool = False
+    ) -> None:
+        """Write `data` to the command's stdin, with a newline added when it has
+        none (as Daytona does); `raw=True` sends it unchanged (keystrokes)."""
+        await self._t.call(self.calls.send_session_command_input(session_id, command_id, data, raw))
 
     async def close_session_command_input(self, session_id: str, command_id: str) -> Command:
         """Close the command's stdin (it reads EOF after the input already sent)."""

@@ -21,7 +21,8 @@ Daytona's endpoints (paths relative to the toolbox root):
   GET    /process/session/{sid}/command/{cid}      Command ({id, command, exitCode|null})
   GET    /process/session/{sid}/command/{cid}/logs {output, stdout, stderr}; WebSocket with
          ?follow=true streams them live (framing, escaping and resume: see `logs`)
-  POST   /process/session/{sid}/command/{cid}/input {"data"} → 204; 410 once the command has ended
+  POST   /process/session/{sid}/command/{cid}/input {"data"} → 204; 410 once the command has ended;
+         a newline is added when "data" does not end with one (as Daytona does)
   GET    /process/session/entrypoint[/logs]        the reserved session running the sandbox's
          entrypoint; exec, input and delete on it are refused (400)
 
@@ -34,6 +35,7 @@ Cove's additions (the official SDK never sends them):
        → 200 Command; without a signal the command's whole tree is SIGKILLed;
        410 when it has ended and left nothing running.
   POST /process/session/{sid}/command/{cid}/stdin/close → 200 Command (EOF after pending input)
+  input body: "raw": true sends "data" unchanged, for programs that read characters.
   logs WebSocket: ?offset=N resumes after the first N bytes of the combined output.
 Only async commands have a stdin (sync ones read /dev/null; so does the entrypoint).
 JSON answers (sync exec, GET logs) carry at most `max_output_bytes` per field and
@@ -190,7 +192,7 @@ class SessionRoutes:
     async def input(self, req: Request) -> Response:
         self._user_session(req.params["sid"])
         body = SessionInputRequest.from_wire(req.json())
-        self._command(req).send_input(body.data.encode())
+        self._command(req).send_input(body.payload())
         return no_content()
 
     async def kill(self, req: Request) -> Response:

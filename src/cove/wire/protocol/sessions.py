@@ -73,6 +73,13 @@ class SessionCommandLogs(WireModel):
 @dataclass
 class SessionInputRequest(WireModel):
     data: str
+    # Cove: send `data` as it is. Without it a newline is added when `data` does
+    # not end with one (as Daytona does), so "y" answers a `read` as a full line.
+    raw: bool = False
+
+    def payload(self) -> bytes:
+        data = self.data if self.raw or self.data.endswith("\n") else self.data + "\n"
+        return data.encode()
 
 
 @dataclass
