@@ -26,10 +26,13 @@ import signal
 
 from cove.agent.config import AgentConfig
 from cove.agent.core import Agent
+from cove.agent.environment import EnvRoutes
 from cove.agent.exec.routes import ExecuteRoutes
 from cove.agent.feature import Feature
+from cove.agent.git.routes import GitRoutes
 from cove.agent.httpserver import HttpServer, Request, Response, Router, json_response
 from cove.agent.interpreter.routes import InterpreterRoutes
+from cove.agent.ports.routes import PortRoutes
 from cove.agent.proc.spawn import harden_self, keep_read_buffers
 from cove.agent.pty import PtyRoutes
 from cove.agent.sessions.routes import SessionRoutes
@@ -40,7 +43,9 @@ log = logging.getLogger("cove.agent")
 # Every feature, in the order its routes are added; shut down in reverse.
 # Imported plainly: a feature that fails to import is a broken agent, not a
 # missing route (the runtime sees the agent exit and reports its log).
-FEATURES: list[type[Feature]] = [ExecuteRoutes, SessionRoutes, PtyRoutes, InterpreterRoutes]
+FEATURES: list[type[Feature]] = [
+    ExecuteRoutes, SessionRoutes, PtyRoutes, InterpreterRoutes, GitRoutes, PortRoutes, EnvRoutes,
+]  # fmt: skip
 
 
 class Basics:

@@ -76,7 +76,8 @@ class ToolboxProxy:
         sid = request.path_params["sid"]
         socket = self.service.agent_socket(owner(request), sid)
         body = b""
-        if request.method in ("POST", "PUT", "PATCH"):
+        # DELETE too: Daytona's `DELETE /git/branches` names the branch in a JSON body.
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
             # Checked here so malformed or oversized bodies never reach the agent.
             body = await read_body(request, self.limit)
             parse_json(body)

@@ -1,0 +1,1 @@
+"""Git in the sandbox: the official SDK's `sandbox.git` routes, run with the real `git`."""

@@ -1,0 +1,1 @@
+"""Ports: what listens inside the sandbox, read from its own `/proc/net`."""
