@@ -4,6 +4,8 @@
 set -e
 missing=""
 command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
+# Sandboxes run the host's /usr read-only: its git is the one `sandbox.git` runs.
+command -v git >/dev/null 2>&1 || missing="$missing git"
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -x /usr/bin/python3 ] || missing="$missing python3"
