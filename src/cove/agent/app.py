@@ -29,6 +29,7 @@ from cove.agent.core import Agent
 from cove.agent.environment import EnvRoutes
 from cove.agent.exec.routes import ExecuteRoutes
 from cove.agent.feature import Feature
+from cove.agent.files.routes import FileRoutes
 from cove.agent.git.routes import GitRoutes
 from cove.agent.httpserver import HttpServer, Request, Response, Router, json_response
 from cove.agent.interpreter.routes import InterpreterRoutes
@@ -45,6 +46,7 @@ log = logging.getLogger("cove.agent")
 # missing route (the runtime sees the agent exit and reports its log).
 FEATURES: list[type[Feature]] = [
     ExecuteRoutes, SessionRoutes, PtyRoutes, InterpreterRoutes, GitRoutes, PortRoutes, EnvRoutes,
+    FileRoutes,
 ]  # fmt: skip
 
 

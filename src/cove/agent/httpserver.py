@@ -1,8 +1,11 @@
 """The agent's HTTP/1.1 + WebSocket server on a unix socket.
 
 Only the control plane's proxy talks to it, so it implements the part of
-HTTP/1.1 that proxy uses (Content-Length bodies, keep-alive, upgrade), with
-the standard library alone: it starts in milliseconds inside every sandbox.
+HTTP/1.1 that proxy uses (Content-Length and chunked bodies, keep-alive,
+upgrade), with the standard library alone: it starts in milliseconds inside
+every sandbox. Most routes get their body whole (capped); routes added with
+`Router.streamed` read it as it arrives (`httpbody.Body`), and any response
+may be written as it is produced (`Response.stream`).
 Routing is a table of `(method, pattern) -> handler`; handlers raise
 `CoveError`s, which become Daytona's error envelope here and nowhere else.
 """
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from cove.agent.httpbody import Body, BodyWriter
 from cove.wire import http1
 from cove.wire.errors import (
     SOURCE_AGENT,
@@ -26,6 +30,7 @@ from cove.wire.errors import (
     CoveError,
     InternalError,
     NotFound,
+    PayloadTooLarge,
     to_envelope,
 )
 from cove.wire.websocket import Message, WebSocket, accept_key
@@ -41,6 +46,8 @@ class Request:
     headers: dict[str, str]
     body: bytes = b""
     params: dict[str, str] = field(default_factory=dict)
+    # The body as it arrives, for routes added with `Router.streamed` (else None).
+    stream: Body | None = None
 
     def json(self) -> Any:
         if not self.body:
@@ -51,11 +58,19 @@ class Request:
             raise BadRequest(f"request body is not valid JSON: {exc}") from None
 
 
+# Writes a streamed response's body; the server ends the framing after it.
+BodyProducer = Callable[[BodyWriter], Awaitable[None]]
+
+
 @dataclass
 class Response:
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    # A body written as it is produced; `length` announces its size (else chunked).
+    stream: BodyProducer | None = None
+    length: int | None = None
 
 
 def json_response(obj: Any, status: int = 200) -> Response:
@@ -73,6 +88,7 @@ WsHandler = Callable[[Request, WebSocket], Awaitable[None]]
 class Router:
     def __init__(self) -> None:
         self._routes: list[tuple[str, re.Pattern[str], Any]] = []
+        self._streamed: set[Any] = set()
 
     @staticmethod
     def _compile(pattern: str) -> re.Pattern[str]:
@@ -80,6 +96,14 @@ class Router:
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         self._routes.append((method, self._compile(pattern), handler))
+
+    def streamed(self, method: str, pattern: str, handler: Handler) -> None:
+        """A route whose handler reads the request body itself, from `req.stream`."""
+        self.add(method, pattern, handler)
+        self._streamed.add(handler)
+
+    def is_streamed(self, handler: Any) -> bool:
+        return handler in self._streamed
 
     def websocket(self, pattern: str, handler: WsHandler) -> None:
         self._routes.append(("WS", self._compile(pattern), handler))
@@ -140,9 +164,11 @@ class HttpServer:
             while await self._one_request(reader, writer):
                 pass
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass  # the peer left, or sent a head longer than any Cove peer sends
+            pass  # the peer left, or sent a head (or chunk line) longer than any Cove peer sends
         except http1.HeadError as exc:  # only the control plane connects: a bug there
             print(f"agent: dropped a connection: {exc}", file=sys.stderr)
+        except OSError as exc:  # a streamed answer's file failed mid-way: the peer sees it cut
+            print(f"agent: ended a connection mid-answer: {exc!r}", file=sys.stderr)
         finally:
             writer.close()
 
@@ -156,24 +182,33 @@ class HttpServer:
         parsed = http1.parse_request(head)
         headers, path = parsed.headers, parsed.path
         req = Request(parsed.method, path, parsed.query, headers)
-        length = int(headers.get("content-length") or 0)
-        if length > MAX_BODY:
-            await self._write(writer, self._error(BadRequest("request body too large"), path))
-            return False
-        if length:
-            req.body = await reader.readexactly(length)
-        if http1.is_websocket_upgrade(headers):
+        body = Body(reader, headers)
+        if http1.is_websocket_upgrade(headers):  # a GET: no body
             await self._websocket(req, reader, writer)
             return False
-        response = await self._dispatch(req)
-        await self._write(writer, response)
-        return http1.keeps_alive(headers)
-
-    async def _dispatch(self, req: Request) -> Response:
         try:
             handler, req.params = self.router.match(req.method, req.path)
-            result: Response = await handler(req)
-            return result
+            if self.router.is_streamed(handler):
+                req.stream = body
+            else:
+                req.body = await body.read_all(MAX_BODY)
+        except OverflowError:
+            err = PayloadTooLarge(f"request body exceeds the agent's {MAX_BODY}-byte limit")
+            await self._write(writer, self._error(err, path), close=True)
+            return False
+        except CoveError as err:
+            response = self._error(err, path)
+        else:
+            response = await self._dispatch(req, handler)
+        # A body left unread (refused early, or a handler that stopped reading)
+        # cannot be skipped cheaply: end the connection after the answer.
+        close = not body.done or not http1.keeps_alive(headers)
+        await self._write(writer, response, close=close)
+        return not close
+
+    async def _dispatch(self, req: Request, handler: Handler) -> Response:
+        try:
+            return await handler(req)
         except CoveError as err:
             return self._error(err, req.path)
         except Exception as exc:  # a bug: say what failed instead of dropping the connection
@@ -185,9 +220,30 @@ class HttpServer:
         return json_response(to_envelope(err, path, SOURCE_AGENT), err.status)
 
     @staticmethod
-    async def _write(writer: asyncio.StreamWriter, r: Response) -> None:
-        writer.write(http1.response(r.status, r.body, r.content_type))
-        await writer.drain()
+    async def _write(writer: asyncio.StreamWriter, r: Response, *, close: bool = False) -> None:
+        if r.stream is None and not r.headers:
+            writer.write(http1.response(r.status, r.body, r.content_type, close=close))
+            await writer.drain()
+            return
+        fields = [("Content-Type", r.content_type), *r.headers]
+        chunked = r.stream is not None and r.length is None
+        if chunked:
+            fields.append(("Transfer-Encoding", "chunked"))
+        else:
+            fields.append(("Content-Length", str(r.length if r.stream else len(r.body))))
+        if close:
+            fields.append(("Connection", "close"))
+        writer.write(http1.status_head(r.status, fields))
+        if r.stream is None:
+            writer.write(r.body)
+            await writer.drain()
+            return
+        out = BodyWriter(writer, chunked)
+        await r.stream(out)
+        if not chunked and out.sent != r.length:
+            # The file changed under us: the peer must not take a short body as whole.
+            raise ConnectionAbortedError(f"sent {out.sent} of {r.length} announced bytes")
+        await out.finish()
 
     async def _websocket(
         self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

@@ -1,23 +1,28 @@
 """A lean keep-alive HTTP/1.1 client for the agents' unix sockets.
 
-The proxy's hop to an agent is always the same shape: one small request,
-one Content-Length answer (the agent's own server, `cove.agent.httpserver`,
-never sends anything else). httpx spent more CPU than the agent itself on
-that hop (its sync/async detection alone retried failed imports on every
+The proxy's hop to an agent is nearly always the same shape: one small
+request, one Content-Length answer. httpx spent more CPU than the agent itself
+on that hop (its sync/async detection alone retried failed imports on every
 request), so the proxy speaks the little HTTP it needs directly, over asyncio
-streams kept open between requests.
+streams kept open between requests: `request` for that fast path. File
+transfers use `stream` instead: the request body is sent as it comes from the
+client and the answer handed on as it arrives (`AgentStream`), so neither
+hop holds a file in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
 from cove.wire import http1
 
 CONNECT_TIMEOUT = 5.0
 MAX_IDLE = 32  # idle connections kept per agent
+STREAM_READ = 256 * 1024  # bytes per piece of a streamed answer
+STREAM_LIMIT = 1024 * 1024  # the read buffer of a streaming connection
 
 
 class AgentUnreachable(ConnectionError):
@@ -50,10 +55,10 @@ class AgentConnectionPool:
         self.socket = socket
         self._idle: list[_Conn] = []
 
-    async def _connect(self) -> _Conn:
+    async def _connect(self, limit: int = http1.MAX_HEAD) -> _Conn:
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(self.socket, limit=http1.MAX_HEAD), CONNECT_TIMEOUT
+                asyncio.open_unix_connection(self.socket, limit=limit), CONNECT_TIMEOUT
             )
         except (OSError, TimeoutError) as exc:
             raise AgentUnreachable(f"cannot connect to the agent: {exc}") from None
@@ -114,7 +119,143 @@ class AgentConnectionPool:
             conn.close()
         return response
 
+    async def stream(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: AsyncIterable[bytes],
+        length: int | None,
+    ) -> AgentStream:
+        """Send `body` as it comes (Content-Length if known, else chunked); the answer
+        is read as the caller iterates `AgentStream.chunks()`.
+
+        Always on a fresh connection: a streamed body cannot be replayed on
+        another if a kept one turns out stale.
+        """
+        conn = await self._connect(limit=STREAM_LIMIT)
+        fields = [("Host", "agent")]
+        fields += [(k, v) for k, v in headers.items() if k.lower() != "content-length"]
+        if length is None:
+            fields.append(("Transfer-Encoding", "chunked"))
+        else:
+            fields.append(("Content-Length", str(length)))
+        try:
+            sent = await self._send_body(
+                conn, http1.request_head(method, target, fields), body, length
+            )
+            try:
+                raw = await conn.reader.readuntil(http1.END)
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                raise AgentUnreachable(f"the agent connection broke: {exc!r}") from None
+            head = http1.parse_status(raw)
+        except BaseException:
+            conn.close()
+            raise
+        return AgentStream(head.status, head.headers, conn, self, keep=sent)
+
+    @staticmethod
+    async def _send_body(
+        conn: _Conn, head: bytes, body: AsyncIterable[bytes], length: int | None
+    ) -> bool:
+        """Whether the whole body went out; False when the agent answered early and closed
+        (it refused the body: its answer is waiting to be read)."""
+        chunked = length is None
+        try:
+            conn.writer.write(head)
+            async for piece in body:
+                if not piece:
+                    continue
+                if chunked:
+                    conn.writer.writelines((http1.chunk_head(len(piece)), piece, b"\r\n"))
+                else:
+                    conn.writer.write(piece)
+                await conn.writer.drain()
+            if chunked:
+                conn.writer.write(http1.LAST_CHUNK)
+            await conn.writer.drain()
+        except OSError:
+            return False
+        return True
+
+    def release(self, conn: _Conn, keep: bool) -> None:
+        """Take back a streamed exchange's connection (kept only if its answer was read whole)."""
+        if keep and len(self._idle) < MAX_IDLE:
+            self._idle.append(conn)
+        else:
+            conn.close()
+
     def close(self) -> None:
         idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+class AgentStream:
+    """An agent's answer whose body is read piece by piece.
+
+    Iterate `chunks()` to the end (the connection then goes back to the pool)
+    or call `close()`; a consumer that stops early closes the connection, as
+    the rest of the body is unread.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        headers: dict[str, str],
+        conn: _Conn,
+        pool: AgentConnectionPool,
+        *,
+        keep: bool,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self._conn = conn
+        self._pool = pool
+        self._keep = keep and http1.keeps_alive(headers)
+        self._open = True
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        reader = self._conn.reader
+        finished = False
+        try:
+            if self.status in (204, 304) or 100 <= self.status < 200:
+                pass
+            elif http1.is_chunked(self.headers):
+                while size := http1.parse_chunk_size(await reader.readuntil(b"\r\n")):
+                    left = size
+                    while left:
+                        data = await reader.read(min(left, STREAM_READ))
+                        if not data:
+                            raise asyncio.IncompleteReadError(b"", left)
+                        left -= len(data)
+                        yield data
+                    await reader.readexactly(2)
+                while await reader.readuntil(b"\r\n") != b"\r\n":
+                    pass  # trailer fields
+            elif "content-length" in self.headers:
+                left = int(self.headers["content-length"])
+                while left:
+                    data = await reader.read(min(left, STREAM_READ))
+                    if not data:
+                        raise asyncio.IncompleteReadError(b"", left)
+                    left -= len(data)
+                    yield data
+            else:  # delimited by the close
+                self._keep = False
+                while data := await reader.read(STREAM_READ):
+                    yield data
+            finished = True
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            raise AgentUnreachable(f"the agent connection broke mid-answer: {exc!r}") from None
+        finally:
+            self._done(finished)
+
+    def _done(self, finished: bool) -> None:
+        if self._open:
+            self._open = False
+            self._pool.release(self._conn, self._keep and finished)
+
+    def close(self) -> None:
+        """Give up on the rest of the body (the connection cannot be reused)."""
+        self._done(False)

@@ -276,6 +276,7 @@ def build_openapi() -> JSON:
             )
         },
     }
+    paths.update(_file_paths(sid, m))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -293,6 +294,92 @@ def build_openapi() -> JSON:
         },
         "security": [{"bearer": []}],
         "paths": paths,
+    }
+
+
+def _file_paths(sid: list[JSON], m: Any) -> JSON:
+    """`/files/...` (wire page: Daytona's toolbox file system API, run by the agent)."""
+    path = _param("path", "query")
+    path["required"] = True
+    q = functools.partial(_param, where="query")
+    info = m(protocol.FileInfo)
+    bytes_out = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    download = _op(
+        "Download a file (one `Range` honoured: 206)", [*sid, path, _param("Range", "header")]
+    )
+    download["responses"]["200"]["content"] = bytes_out
+    download["responses"]["206"] = {"description": "the range asked for", "content": bytes_out}
+    bulk = _op(
+        "Download files: multipart/form-data, a `file` or an `error` part per path",
+        sid,
+        m(protocol.FilesDownloadRequest),
+    )
+    bulk["responses"]["200"]["content"] = {"multipart/form-data": {"schema": {"type": "object"}}}
+    upload = _op(
+        "Upload files: multipart `files[i].path` then `files[i].file`, streamed; all or none "
+        "land (507 when the disk cannot hold the body)",
+        sid,
+        response=m(protocol.UploadFilesResponse),
+    )
+    upload["requestBody"] = {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {"type": "object"}}},
+    }
+    return {
+        "/toolbox/{sandboxId}/files": {
+            "get": _op(
+                "List a directory (`depth` levels)",
+                [*sid, path, q("depth", schema={"type": "integer", "minimum": 1})],
+                response={"type": "array", "items": info},
+            ),
+            "delete": _op(
+                "Delete a file or directory (a non-empty one needs recursive=true: else 400)",
+                [*sid, path, q("recursive", schema={"type": "boolean"})],
+                ok=("204",),
+            ),
+        },
+        "/toolbox/{sandboxId}/files/info": {
+            "get": _op("A file's details (404 names a missing path)", [*sid, path], response=info)
+        },
+        "/toolbox/{sandboxId}/files/folder": {
+            "post": _op("Create a directory (`mkdir -p`)", [*sid, path, q("mode")], ok=("201",))
+        },
+        "/toolbox/{sandboxId}/files/move": {
+            "post": _op(
+                "Move or rename (409 when the destination exists)",
+                [*sid, q("source"), q("destination")],
+            )
+        },
+        "/toolbox/{sandboxId}/files/permissions": {
+            "post": _op(
+                "Change mode (octal), owner, group", [*sid, path, q("mode"), q("owner"), q("group")]
+            )
+        },
+        "/toolbox/{sandboxId}/files/find": {
+            "get": _op(
+                "Lines holding the literal text `pattern`, under `path`",
+                [*sid, path, q("pattern")],
+                response={"type": "array", "items": m(protocol.Match)},
+            )
+        },
+        "/toolbox/{sandboxId}/files/search": {
+            "get": _op(
+                "Paths under `path` whose name matches the glob `pattern`",
+                [*sid, path, q("pattern")],
+                response=m(protocol.SearchFilesResponse),
+            )
+        },
+        "/toolbox/{sandboxId}/files/replace": {
+            "post": _op(
+                "Replace literal text in files",
+                sid,
+                m(protocol.ReplaceRequest),
+                response={"type": "array", "items": m(protocol.ReplaceResult)},
+            )
+        },
+        "/toolbox/{sandboxId}/files/download": {"get": download},
+        "/toolbox/{sandboxId}/files/bulk-download": {"post": bulk},
+        "/toolbox/{sandboxId}/files/bulk-upload": {"post": upload},
     }
 
 

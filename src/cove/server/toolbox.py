@@ -1,28 +1,38 @@
 """The /toolbox/{id}/... HTTP proxy to each sandbox's agent.
 
 HTTP goes through a keep-alive connection pool per sandbox over its unix
-socket (no connect per call; see `agentclient`). WebSockets are relayed as
-bytes by `wsfront`, before they reach this ASGI app.
+socket (no connect per call; see `agentclient`). JSON calls are read whole and
+checked here (a malformed or oversized body never reaches an agent); file
+transfers (`STREAMED_UPLOADS`, `STREAMED_DOWNLOADS`) stream both ways, so a
+gigabyte file passes through in pieces of a few hundred KiB. WebSockets are
+relayed as bytes by `wsfront`, before they reach this ASGI app.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from urllib.parse import quote
 
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Scope
 from starlette.websockets import WebSocket
 
-from cove.server.agentclient import AgentConnectionPool, AgentUnreachable
+from cove.server.agentclient import AgentConnectionPool, AgentStream, AgentUnreachable
 from cove.server.api import owner, parse_json, read_body
 from cove.server.errors import reject
 from cove.server.sandboxes import SandboxService
 from cove.wire.errors import InternalError
 
 # Request headers worth passing to the agent (it needs no auth: the socket is private).
-FORWARD = ("content-type", "accept", "x-daytona-sdk-version")
+FORWARD = ("content-type", "accept", "x-daytona-sdk-version", "range")
+# Answer headers a streamed download keeps (the body's framing is the server's own).
+STREAM_HEADERS = ("content-length", "content-range", "accept-ranges", "content-disposition")
+# Agent routes whose request body is a file (multipart), sent on as it arrives.
+STREAMED_UPLOADS = ("/files/bulk-upload",)
+# Agent routes whose answer is a file, handed on as it arrives.
+STREAMED_DOWNLOADS = ("/files/download", "/files/bulk-download")
 
 
 class AgentClients:
@@ -75,6 +85,9 @@ class ToolboxProxy:
     async def http(self, request: Request) -> Response:
         sid = request.path_params["sid"]
         socket = self.service.agent_socket(owner(request), sid)
+        route = "/" + request.path_params["rest"]
+        if route in STREAMED_UPLOADS or route in STREAMED_DOWNLOADS:
+            return await self._streamed(request, socket, route)
         body = b""
         # DELETE too: Daytona's `DELETE /git/branches` names the branch in a JSON body.
         if request.method in ("POST", "PUT", "PATCH", "DELETE"):
@@ -92,6 +105,40 @@ class ToolboxProxy:
         media = resp.headers.get("content-type")
         return Response(resp.body, status_code=resp.status, media_type=media)
 
+    async def _streamed(self, request: Request, socket: str, route: str) -> Response:
+        """A file transfer: the body goes on as it arrives, the answer comes back the same way."""
+        sid = request.path_params["sid"]
+        headers = {k: v for k, v in request.headers.items() if k in FORWARD}
+        target = self._target(request.scope, request.url.query)
+        pool = self.clients.get(socket)
+        try:
+            if route in STREAMED_UPLOADS:
+                declared = request.headers.get("content-length")
+                length = int(declared) if declared and declared.isdigit() else None
+                answer = await pool.stream(
+                    request.method, target, headers, request.stream(), length
+                )
+            else:
+                body = b""
+                if request.method in ("POST", "PUT", "PATCH"):
+                    body = await read_body(request, self.limit)
+                    parse_json(body)
+                answer = await pool.stream(request.method, target, headers, _once(body), len(body))
+        except ClientDisconnect:
+            # The client left mid-upload; the agent's connection was closed, so the
+            # agent removed what it had written. Nobody reads this answer.
+            return Response(status_code=400)
+        except AgentUnreachable:
+            await self.clients.drop(socket)
+            raise self.service.explain_unreachable(owner(request), sid) from None
+        kept = {k: v for k, v in answer.headers.items() if k in STREAM_HEADERS}
+        return StreamingResponse(
+            _relay(answer),
+            status_code=answer.status,
+            headers=kept,
+            media_type=answer.headers.get("content-type"),
+        )
+
     async def websocket(self, ws: WebSocket) -> None:
         # Toolbox WebSockets never reach the ASGI app under `cove serve` or the
         # embedded server: uvicorn hands them to the byte relay in `wsfront`.
@@ -100,3 +147,15 @@ class ToolboxProxy:
             "`cove serve`, or give uvicorn `ws=server.uvicorn_ws()`"
         )
         await reject(ws.scope, ws.receive, ws.send, err)
+
+
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+async def _relay(answer: AgentStream) -> AsyncIterator[bytes]:
+    try:
+        async for piece in answer.chunks():
+            yield piece
+    finally:
+        answer.close()  # a client gone mid-download: the agent connection ends too

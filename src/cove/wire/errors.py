@@ -75,6 +75,20 @@ class PayloadTooLarge(CoveError):
     code = "PAYLOAD_TOO_LARGE"
 
 
+class AccessDenied(CoveError):
+    """The sandbox's user may not touch that path (Daytona's daemon code)."""
+
+    status = 403
+    code = "FILE_ACCESS_DENIED"
+
+
+class InsufficientStorage(CoveError):
+    """The sandbox's disk cannot hold what was sent."""
+
+    status = 507
+    code = "INSUFFICIENT_STORAGE"
+
+
 class SandboxError(CoveError):
     """The sandbox cannot serve the call (stopped, failed, agent gone)."""
 
@@ -105,11 +119,13 @@ _BY_STATUS: dict[int, type[CoveError]] = {
     409: Conflict,
     410: Gone,
     413: PayloadTooLarge,
+    507: InsufficientStorage,
     503: AgentUnavailable,
 }
 _BY_CODE: dict[str, type[CoveError]] = {
     ProcessTimeout.code: ProcessTimeout,
     SandboxError.code: SandboxError,
+    AccessDenied.code: AccessDenied,
 }
 
 # Daytona's SDK picks exception subclasses by (source, code); the agent's

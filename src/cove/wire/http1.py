@@ -134,3 +134,57 @@ def keeps_alive(headers: dict[str, str]) -> bool:
 
 def is_websocket_upgrade(headers: dict[str, str]) -> bool:
     return headers.get("upgrade", "").lower() == "websocket"
+
+
+# Chunked transfer coding (RFC 9112 §7.1): streamed bodies of unknown length.
+LAST_CHUNK = b"0\r\n\r\n"
+MAX_CHUNK_LINE = 4096  # a size line and any extensions; longer is not HTTP
+
+
+def chunk_head(size: int) -> bytes:
+    """The line that opens a chunk of `size` bytes (the data and a CRLF follow)."""
+    return b"%x\r\n" % size
+
+
+def parse_chunk_size(line: bytes) -> int:
+    """A chunk's size from its line (extensions after `;` are ignored)."""
+    text = line.split(b";", 1)[0].strip()
+    try:
+        size = int(text, 16)
+    except ValueError:
+        raise HeadError(f"not a chunk size line: {line[:40]!r}") from None
+    if size < 0 or not text.isalnum():
+        raise HeadError(f"not a chunk size line: {line[:40]!r}")
+    return size
+
+
+def is_chunked(headers: dict[str, str]) -> bool:
+    return "chunked" in headers.get("transfer-encoding", "").lower()
+
+
+class RangeError(ValueError):
+    """A `Range` header this resource cannot satisfy (the answer is a 416)."""
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """`Range: bytes=a-b` as a half-open `(start, end)` within `size`; None for no range.
+
+    One range only: several would need a multipart/byteranges answer, which no
+    client of Cove asks for; they get the whole body (what RFC 9110 allows).
+    """
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash or not (first or last) or not (first + last).isdigit():
+        return None
+    if not first:  # the last N bytes
+        suffix = int(last)
+        if suffix == 0:
+            raise RangeError(f"range {header!r} asks for no bytes")
+        return max(0, size - suffix), size
+    start = int(first)
+    end = size if not last else min(size, int(last) + 1)
+    if start >= size or end <= start:
+        raise RangeError(f"range {header!r} is outside the {size}-byte file")
+    return start, end

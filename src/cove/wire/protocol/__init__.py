@@ -6,6 +6,16 @@ area; everything is re-exported here. Standard library only (the agent
 imports these inside sandboxes).
 """
 
+from cove.wire.protocol.files import (
+    FileInfo,
+    FilesDownloadRequest,
+    Match,
+    ReplaceRequest,
+    ReplaceResult,
+    SearchFilesResponse,
+    UploadedFile,
+    UploadFilesResponse,
+)
 from cove.wire.protocol.interpreter import (
     DEFAULT_CONTEXT_ID,
     ContextList,
@@ -51,18 +61,26 @@ __all__ = [
     "CreateSessionRequest",
     "ExecuteRequest",
     "ExecuteResponse",
+    "FileInfo",
+    "FilesDownloadRequest",
     "InterpreterContext",
     "InterruptResponse",
+    "Match",
     "PtyCreateRequest",
     "PtyResizeRequest",
     "PtySessionInfo",
     "PtySessionList",
+    "ReplaceRequest",
+    "ReplaceResult",
     "RunCodeRequest",
     "Sandbox",
     "SandboxList",
+    "SearchFilesResponse",
     "Session",
     "SessionCommandLogs",
     "SessionExecuteRequest",
     "SessionExecuteResponse",
     "SessionInputRequest",
+    "UploadFilesResponse",
+    "UploadedFile",
 ]

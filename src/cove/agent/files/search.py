@@ -1,0 +1,123 @@
+"""Walks over trees: content search (`grep -rnF`), name search (glob), replace in files.
+
+Synchronous and possibly long: the routes run them in a worker thread so the
+agent keeps serving. Patterns are literal text (content) or shell globs
+(names), never regular expressions: the same input finds the same thing
+whichever shell or language the caller quoted it from.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+from collections.abc import Iterator
+
+from cove.agent.files.ops import lstat
+from cove.agent.files.paths import os_error
+from cove.wire.errors import BadRequest, CoveError
+from cove.wire.protocol import Match, ReplaceResult
+
+BINARY_SNIFF = 8192  # a NUL byte in the first 8 KiB marks a binary file (as grep -I does)
+MAX_MATCHES = 100_000  # the answer is one JSON document in memory
+MAX_LINE = 4096  # characters of a matching line kept in the answer
+
+
+def _files(root: str) -> Iterator[str]:
+    """Regular files under `root` (or `root` itself), links to files included, links
+    to directories not followed (no loops)."""
+    if not stat.S_ISDIR(os.stat(root).st_mode):
+        yield root
+        return
+    for parent, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            yield os.path.join(parent, name)
+
+
+def _is_text(head: bytes) -> bool:
+    return b"\0" not in head
+
+
+def find(root: str, pattern: str) -> list[Match]:
+    if not pattern:
+        raise BadRequest("query parameter 'pattern' must not be empty")
+    lstat(root)
+    needle = pattern.encode("utf-8", "surrogateescape")
+    matches: list[Match] = []
+    for path in _files(root):
+        try:
+            with open(path, "rb") as f:
+                if not _is_text(f.read(BINARY_SNIFF)):
+                    continue
+                f.seek(0)
+                for number, line in enumerate(f, 1):
+                    if needle in line:
+                        text = line.rstrip(b"\r\n").decode("utf-8", "replace")
+                        matches.append(Match(path, number, text[:MAX_LINE]))
+                        if len(matches) >= MAX_MATCHES:
+                            return matches
+        except OSError:
+            continue  # unreadable or vanished: grep -s skips it too
+    return matches
+
+
+def search(root: str, pattern: str) -> list[str]:
+    """Paths under `root` whose name matches the glob `pattern` (files and directories)."""
+    if not pattern:
+        raise BadRequest("query parameter 'pattern' must not be empty")
+    st = lstat(root)
+    if not stat.S_ISDIR(st.st_mode):
+        raise BadRequest(f"not a directory: {root}")
+    found: list[str] = []
+    for parent, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            if fnmatch.fnmatchcase(name, pattern):
+                found.append(os.path.join(parent, name))
+    return found
+
+
+def replace(paths: list[str], pattern: str, new_value: str) -> list[ReplaceResult]:
+    """Replace every occurrence in each file; one result per file, failures included.
+
+    A file is rewritten whole through a temporary sibling and a rename, so a
+    reader never sees it half-replaced; its mode is kept.
+    """
+    if not pattern:
+        raise BadRequest("field 'pattern' must not be empty")
+    old = pattern.encode("utf-8", "surrogateescape")
+    new = new_value.encode("utf-8", "surrogateescape")
+    results = []
+    for path in paths:
+        try:
+            _replace_one(path, old, new)
+        except CoveError as err:
+            results.append(ReplaceResult(path, False, err.message))
+        else:
+            results.append(ReplaceResult(path, True))
+    return results
+
+
+def _replace_one(path: str, old: bytes, new: bytes) -> None:
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise BadRequest(f"not a regular file: {path}")
+        with open(path, "rb") as f:
+            data = f.read()
+        if old not in data:
+            return
+        real = os.path.realpath(path)  # rewrite the file a link points to, keep the link
+        tmp = f"{real}.cove-replace-{os.getpid()}"
+        try:
+            with open(tmp, "xb") as out:
+                out.write(data.replace(old, new))
+            os.chmod(tmp, stat.S_IMODE(st.st_mode))
+            os.replace(tmp, real)
+        except BaseException:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise os_error(exc, path) from None
