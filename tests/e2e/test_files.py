@@ -31,9 +31,10 @@ def test_create_folder_with_mode(sandbox: Any) -> None:
 def test_upload_file_bytes(sandbox: Any) -> None:
     data = bytes(range(256)) * 1000
     sandbox.fs.upload_file(data, "up/bytes.bin")  # the parent is created
-    assert sh(sandbox, "sha256sum up/bytes.bin").split()[0] == __import__("hashlib").sha256(
-        data
-    ).hexdigest()
+    assert (
+        sh(sandbox, "sha256sum up/bytes.bin").split()[0]
+        == __import__("hashlib").sha256(data).hexdigest()
+    )
 
 
 def test_upload_file_from_local_path(sandbox: Any, tmp_path: Path) -> None:

@@ -140,19 +140,27 @@ class AgentConnectionPool:
             fields.append(("Transfer-Encoding", "chunked"))
         else:
             fields.append(("Content-Length", str(length)))
+        head = http1.request_head(method, target, fields)
+        # The agent may answer before the body is all sent (a full disk, a bad
+        # path): wait for its answer while sending, and stop sending when it comes.
+        sending = asyncio.ensure_future(self._send_body(conn, head, body, length))
+        answering = asyncio.ensure_future(conn.reader.readuntil(http1.END))
         try:
-            sent = await self._send_body(
-                conn, http1.request_head(method, target, fields), body, length
-            )
+            await asyncio.wait({sending, answering}, return_when=asyncio.FIRST_COMPLETED)
+            sent = sending.done() and not sending.cancelled() and sending.result()
+            if not sending.done():
+                sending.cancel()
             try:
-                raw = await conn.reader.readuntil(http1.END)
-            except (OSError, asyncio.IncompleteReadError) as exc:
+                raw = await answering
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
                 raise AgentUnreachable(f"the agent connection broke: {exc!r}") from None
-            head = http1.parse_status(raw)
+            answer = http1.parse_status(raw)
         except BaseException:
+            sending.cancel()
+            answering.cancel()
             conn.close()
             raise
-        return AgentStream(head.status, head.headers, conn, self, keep=sent)
+        return AgentStream(answer.status, answer.headers, conn, self, keep=sent)
 
     @staticmethod
     async def _send_body(

@@ -27,7 +27,7 @@ from cove.agent.files.paths import os_error, resolve
 from cove.agent.httpbody import Body, BodyWriter
 from cove.agent.httpserver import Response
 from cove.wire import http1
-from cove.wire.errors import BadRequest, CoveError, InsufficientStorage
+from cove.wire.errors import SOURCE_AGENT, BadRequest, CoveError, InsufficientStorage
 from cove.wire.protocol import UploadedFile, UploadFilesResponse
 
 FIELD = re.compile(r"files\[(\d{1,6})\]\.(path|file)")
@@ -205,9 +205,10 @@ class RangeNotSatisfiable(CoveError):
         super().__init__(message, body={"size": size})
 
 
-def _error_part(err: CoveError, source: str) -> bytes:
+def _error_part(err: CoveError) -> bytes:
+    """Daytona's error part: the envelope's fields, so the SDK raises the matching class."""
     return json.dumps(
-        {"message": err.message, "statusCode": err.status, "code": err.code, "source": source}
+        {"message": err.message, "statusCode": err.status, "code": err.code, "source": SOURCE_AGENT}
     ).encode()
 
 
@@ -231,7 +232,7 @@ def bulk_download(workdir: str, paths: list[str]) -> Response:
             kind, ctype = "file", "application/octet-stream"
         except (CoveError, OSError) as exc:
             err = exc if isinstance(exc, CoveError) else os_error(exc, asked)
-            payload = _error_part(err, asked)
+            payload = _error_part(err)
             plan.append((asked, "", payload))
             size, kind, ctype = len(payload), "error", "application/json"
         total += len(multipart.part_head(boundary, kind, asked, ctype, size)) + size + 2
