@@ -14,7 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from bench import report
-from bench.cases import density, execute, interpreter, lifecycle, streaming
+from bench.cases import density, execute, files, interpreter, lifecycle, streaming
 from bench.client import Cove
 from bench.stats import Row
 from cove.settings import Settings
@@ -36,7 +36,7 @@ def parse() -> argparse.Namespace:
     )
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     p.add_argument(
-        "--only", default="", help="areas, comma-separated: exec,interp,stream,tti,density"
+        "--only", default="", help="areas, comma-separated: exec,interp,stream,files,tti,density"
     )
     return p.parse_args()
 
@@ -120,6 +120,10 @@ def main() -> None:
             area(
                 "stream",
                 lambda: [streaming.measure(cove, warm, (GiB // 8) if q else GiB, 1 if q else 3)],
+            )
+            area(
+                "files",
+                lambda: files.measure(cove, warm, (GiB // 8) if q else 2 * GiB, 1 if q else 3),
             )
             area("tti", lambda: [lifecycle.sequential(cove, 8 if q else 30, pooled=True)])
             kept: list[str] = [warm]
