@@ -37,6 +37,8 @@ _SDK_NAMES = {
     "PtyResult",
     "PtyHandle",
     "AsyncPtyHandle",
+    "FileUpload",
+    "FileDownloadRequest",
 }
 _ERROR_NAMES = {
     "CoveError",

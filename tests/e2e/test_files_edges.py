@@ -93,13 +93,33 @@ def _connect(server: ServerProcess) -> socket.socket:
     return socket.create_connection((host, int(port)), timeout=30)
 
 
+def read_answer(conn: socket.socket) -> str:
+    """A whole Content-Length answer (its head and body may arrive apart)."""
+    data = b""
+    while b"\r\n\r\n" not in data or len(data) < _answer_size(data):
+        more = conn.recv(65536)
+        if not more:
+            break
+        data += more
+    return data.decode("latin-1")
+
+
+def _answer_size(data: bytes) -> int:
+    head, _, _ = data.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(head) + 4 + int(value)
+    return len(data)
+
+
 def test_body_larger_than_the_free_disk_is_a_507(server: ServerProcess, sandbox: Any) -> None:
     boundary = "b" + uuid.uuid4().hex
     with _connect(server) as conn:
         # Claims a petabyte; sends only the start. The agent refuses before writing.
         conn.sendall(_upload_head(server, sandbox.id, boundary, 10**15))
         conn.sendall(_file_part_start(boundary, "huge.bin") + b"x" * 65536)
-        answer = conn.recv(65536).decode("latin-1")
+        answer = read_answer(conn)
     assert answer.startswith("HTTP/1.1 507"), answer[:200]
     assert "bytes free" in answer
     assert sh(sandbox, "ls -a | grep -c 'huge.bin' || true").strip() == "0"

@@ -287,12 +287,13 @@ def fuzz_operation(
                 f"{name}: {response.status_code} {response.text[:300]} <- {drawn!r:.300}"
             )
         # What the fuzzer creates it deletes: sandboxes and interpreter workers cost memory.
+        # (Only those answers are read as JSON: a file download's is multipart.)
         if op.method == "POST" and response.status_code in (200, 201):
             owner = {"Authorization": request.headers["Authorization"]}
-            made = response.json()
             if op.path == "/api/sandbox":
-                client.delete(f"/api/sandbox/{made['id']}", headers=owner)
+                client.delete(f"/api/sandbox/{response.json()['id']}", headers=owner)
             elif op.path.endswith(("/interpreter/context", "/process/pty")):
+                made = response.json()
                 made_id = quote(str(made.get("id") or made.get("sessionId")), safe="")
                 client.delete(f"{request.url.path}/{made_id}", headers=owner)
 

@@ -21,12 +21,13 @@ from cove.wire.errors import CoveError
 CLI_FAILURE = 125  # the command's own failure, for exec/run/shell (like `docker run`)
 
 
-def _command(name: str) -> Callable[[argparse.Namespace], int]:
+def _command(name: str, module: str = "commands") -> Callable[[argparse.Namespace], int]:
     """A client command, imported when it runs (`cove serve` needs no SDK)."""
 
     def run(args: argparse.Namespace) -> int:
-        from cove.cli import commands
+        import importlib
 
+        commands = importlib.import_module(f"cove.cli.{module}")
         func: Callable[[argparse.Namespace], int] = getattr(commands, f"{name}_command")
         return func(args)
 
@@ -156,6 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-f", "--follow", action="store_true", help="stream until it exits")
     logs.add_argument("--offset", type=int, default=0, help="with --follow: skip N bytes")
     logs.set_defaults(func=_command("logs"))
+
+    cp = sub.add_parser(
+        "cp", parents=[common], help="copy files in or out of a sandbox",
+        description="Copy SRC to DST; one side is SANDBOX:PATH. Directories are copied "
+        "whole: into DST if it is an existing directory, else as DST (like `docker cp`).",
+    )  # fmt: skip
+    cp.add_argument("src", metavar="SRC")
+    cp.add_argument("dst", metavar="DST")
+    cp.set_defaults(func=_command("cp", "files"))
+
+    ls = sub.add_parser("ls", parents=[common], help="list a directory in a sandbox")
+    ls.add_argument("sandbox", metavar="SANDBOX")
+    ls.add_argument("path", nargs="?", default=".", metavar="PATH", help="default: the home")
+    ls.set_defaults(func=_command("ls", "files"))
 
     shell = sub.add_parser("shell", parents=[common], help="an interactive shell (PTY)")
     shell.add_argument("sandbox", metavar="SANDBOX")

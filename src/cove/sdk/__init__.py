@@ -20,6 +20,13 @@ SDK. Where things are:
 from cove.sdk._base import CoveConfig
 from cove.sdk.client import AsyncCove, Cove
 from cove.sdk.errors import CodeTimeout, CommandTimeout, ServerUnreachable
+from cove.sdk.fs import (
+    AsyncFileSystem,
+    FileDownloadRequest,
+    FileDownloadResponse,
+    FileSystem,
+    FileUpload,
+)
 from cove.sdk.interpreter import AsyncCodeInterpreter, CodeInterpreter
 from cove.sdk.models import (
     CodeRunParams,
@@ -57,6 +64,7 @@ from cove.wire.errors import (
 __all__ = [
     "AsyncCodeInterpreter",
     "AsyncCove",
+    "AsyncFileSystem",
     "AsyncProcess",
     "AsyncPtyHandle",
     "AsyncSandbox",
@@ -75,6 +83,10 @@ __all__ = [
     "ExecuteResponse",
     "ExecutionError",
     "ExecutionResult",
+    "FileDownloadRequest",
+    "FileDownloadResponse",
+    "FileSystem",
+    "FileUpload",
     "Gone",
     "InterpreterContext",
     "NotFound",

@@ -88,6 +88,10 @@ class Call(Generic[T]):
     # Read timeout in seconds; None waits as long as the server takes.
     timeout: float | None = LIFECYCLE_TIMEOUT
     expect_body: bool = True
+    # A streamed request body (an iterator of bytes on the sync face, an async
+    # one on the async face) and its headers: file uploads.
+    content: Any = None
+    headers: dict[str, str] | None = None
 
     def finish(self, status: int, text: str) -> T:
         """The parsed result, or the error the server described.

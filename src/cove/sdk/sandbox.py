@@ -1,5 +1,5 @@
-"""Sandbox objects: their data, lifecycle calls, and their `process` and
-`code_interpreter` (wire page §3). `SandboxCalls` builds the control-plane
+"""Sandbox objects: their data, lifecycle calls, and their `process`,
+`code_interpreter` and `fs` (wire page §3). `SandboxCalls` builds the control-plane
 requests for both faces; `Sandbox` and `AsyncSandbox` only send them.
 """
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from cove.sdk._base import Call, Endpoints, Toolbox, seg, wire_body
 from cove.sdk._transport import AsyncTransport, SyncTransport
+from cove.sdk.fs import AsyncFileSystem, FileSystem
 from cove.sdk.interpreter import AsyncCodeInterpreter, CodeInterpreter
 from cove.sdk.models import CreateSandboxParams
 from cove.sdk.process import AsyncProcess, Process
@@ -111,6 +112,7 @@ class Sandbox(SandboxData):
         self._toolbox = toolbox
         self.process = Process(transport, toolbox)
         self.code_interpreter = CodeInterpreter(transport, toolbox)
+        self.fs = FileSystem(transport, toolbox)
 
     def refresh_data(self) -> None:
         self._apply(self._t.call(self._calls.get(self.id)))
@@ -143,6 +145,7 @@ class AsyncSandbox(SandboxData):
         self._toolbox = toolbox
         self.process = AsyncProcess(transport, toolbox)
         self.code_interpreter = AsyncCodeInterpreter(transport, toolbox)
+        self.fs = AsyncFileSystem(transport, toolbox)
 
     async def refresh_data(self) -> None:
         self._apply(await self._t.call(self._calls.get(self.id)))

@@ -14,7 +14,7 @@ import pwd
 import shutil
 import stat
 
-from cove.agent.files.paths import info, os_error
+from cove.agent.files.paths import info, is_number, os_error
 from cove.wire.errors import BadRequest, Conflict, NotFound
 from cove.wire.protocol import FileInfo
 
@@ -111,7 +111,7 @@ def move(source: str, destination: str) -> None:
 
 
 def _user_id(owner: str) -> int:
-    if owner.isdigit():
+    if is_number(owner):
         return int(owner)
     try:
         return pwd.getpwnam(owner).pw_uid
@@ -120,7 +120,7 @@ def _user_id(owner: str) -> int:
 
 
 def _group_id(group: str) -> int:
-    if group.isdigit():
+    if is_number(group):
         return int(group)
     try:
         return grp.getgrnam(group).gr_gid
@@ -137,5 +137,7 @@ def set_permissions(path: str, mode: int | None, owner: str | None, group: str |
             os.chown(path, uid, gid)
         if mode is not None:
             os.chmod(path, mode)
+    except OverflowError:
+        raise BadRequest(f"owner or group id out of range: {owner or group}") from None
     except OSError as exc:
         raise os_error(exc, path) from None

@@ -54,9 +54,12 @@ def os_error(exc: OSError, path: str) -> CoveError:
         return BadRequest(f"directory not empty: {path} (pass recursive=true to delete it)")
     if code in (errno.ENOSPC, errno.EDQUOT):
         return InsufficientStorage(f"no space left in the sandbox for {path}")
-    if code in (errno.EISDIR, errno.EINVAL, errno.ENAMETOOLONG, errno.ELOOP, errno.EXDEV):
-        return BadRequest(f"{reason}: {path}")
-    return InternalError(f"{reason}: {path}")
+    if code == errno.EBUSY:
+        return Conflict(f"{reason}: {path}")
+    if code == errno.EIO:  # the disk failed us, not the request
+        return InternalError(f"{reason}: {path}")
+    # Anything else is about the path the caller named (EINVAL, ELOOP, EXDEV, ...).
+    return BadRequest(f"{reason}: {path}")
 
 
 def parse_mode(raw: str, name: str = "mode") -> int:
@@ -68,6 +71,11 @@ def parse_mode(raw: str, name: str = "mode") -> int:
     if mode > 0o7777:
         raise BadRequest(f"{name} {raw!r} is more than permission bits (at most 7777)")
     return mode
+
+
+def is_number(text: str) -> bool:
+    """ASCII digits only (`str.isdigit` also takes '²', which `int` refuses)."""
+    return text.isascii() and text.isdigit()
 
 
 def parse_bool(raw: str | None, name: str) -> bool:

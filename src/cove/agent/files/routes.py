@@ -11,7 +11,7 @@ import asyncio
 
 from cove.agent.core import Agent
 from cove.agent.files import ops, search, transfer
-from cove.agent.files.paths import parse_bool, parse_mode, resolve
+from cove.agent.files.paths import is_number, parse_bool, parse_mode, resolve
 from cove.agent.httpserver import Request, Response, Router, json_response
 from cove.wire.errors import BadRequest
 from cove.wire.protocol import FilesDownloadRequest, ReplaceRequest
@@ -47,7 +47,7 @@ class FileRoutes:
 
     async def list_files(self, req: Request) -> Response:
         raw_depth = req.query.get("depth") or "1"
-        if not raw_depth.isdigit():
+        if not is_number(raw_depth):
             raise BadRequest(f"query parameter 'depth' must be a whole number, got {raw_depth!r}")
         entries = await asyncio.to_thread(ops.list_dir, self._path(req), int(raw_depth))
         return json_response([e.to_wire() for e in entries])

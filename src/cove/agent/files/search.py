@@ -26,13 +26,21 @@ MAX_LINE = 4096  # characters of a matching line kept in the answer
 def _files(root: str) -> Iterator[str]:
     """Regular files under `root` (or `root` itself), links to files included, links
     to directories not followed (no loops)."""
-    if not stat.S_ISDIR(os.stat(root).st_mode):
-        yield root
+    mode = os.stat(root).st_mode
+    if not stat.S_ISDIR(mode):
+        if stat.S_ISREG(mode):
+            yield root
         return
     for parent, dirs, files in os.walk(root):
         dirs.sort()
         for name in sorted(files):
-            yield os.path.join(parent, name)
+            path = os.path.join(parent, name)
+            try:
+                regular = stat.S_ISREG(os.stat(path).st_mode)
+            except OSError:
+                continue  # vanished, or a dangling link
+            if regular:  # never a FIFO or a device: opening one may block forever
+                yield path
 
 
 def _is_text(head: bytes) -> bool:

@@ -156,18 +156,26 @@ class Upload:
                 break  # not empty any more: someone else wrote there meanwhile
 
 
-def _open_regular(path: str) -> tuple[BinaryIO, int]:
+def _regular_size(path: str) -> int:
+    """The size of a regular file (a FIFO or device would block or never end)."""
     try:
-        f = open(path, "rb")  # noqa: SIM115 (closed by the streaming callback)
-    except IsADirectoryError:
-        raise BadRequest(f"is a directory: {path}") from None
+        st = os.stat(path)
     except OSError as exc:
         raise os_error(exc, path) from None
-    st = os.fstat(f.fileno())
     if stat.S_ISDIR(st.st_mode):
-        f.close()
         raise BadRequest(f"is a directory: {path}")
-    return f, st.st_size
+    if not stat.S_ISREG(st.st_mode):
+        raise BadRequest(f"not a regular file: {path}")
+    return st.st_size
+
+
+def _open_regular(path: str) -> tuple[BinaryIO, int]:
+    _regular_size(path)
+    try:
+        f = open(path, "rb")  # noqa: SIM115 (closed by the streaming callback)
+    except OSError as exc:
+        raise os_error(exc, path) from None
+    return f, os.fstat(f.fileno()).st_size
 
 
 def download(path: str, range_header: str | None) -> Response:
@@ -224,14 +232,10 @@ def bulk_download(workdir: str, paths: list[str]) -> Response:
     for asked in paths:
         try:
             path = resolve(workdir, asked)
-            st = os.stat(path)
-            if stat.S_ISDIR(st.st_mode):
-                raise BadRequest(f"is a directory: {path}")
-            plan.append((asked, path, st.st_size))
-            size = st.st_size
+            size = _regular_size(path)
+            plan.append((asked, path, size))
             kind, ctype = "file", "application/octet-stream"
-        except (CoveError, OSError) as exc:
-            err = exc if isinstance(exc, CoveError) else os_error(exc, asked)
+        except CoveError as err:
             payload = _error_part(err)
             plan.append((asked, "", payload))
             size, kind, ctype = len(payload), "error", "application/json"
