@@ -6,7 +6,10 @@ a client gone mid-upload leaves no file; a link or `..` never reaches the host.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import socket
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.reliability.helpers import wait_for
+from tests.reliability.helpers import agent_pid, wait_for
 from tests.serverproc import ServerProcess
 
 
@@ -172,3 +175,70 @@ def test_links_and_dotdot_stay_inside_the_sandbox(sandbox: Any, tmp_path: Path) 
     assert err.value.status_code == 400 and "dir-link-to-host" in str(err.value)
     assert not (tmp_path / "planted.txt").exists()
     assert canary.read_text() == "host secret\n"
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise LookupError(pid)
+
+
+def test_a_200_mib_round_trip_keeps_server_and_agent_rss_bounded(
+    server: ServerProcess, sandbox: Any, tmp_path: Path
+) -> None:
+    """The bench moves 2 GiB; here 200 MiB must already show no file held in memory."""
+    size = 200 << 20
+    src = tmp_path / "src.bin"
+    with open(src, "wb") as f:
+        block = os.urandom(1 << 20)
+        for _ in range(size >> 20):
+            f.write(block)
+    assert server.proc is not None
+    pids = {"server": server.proc.pid, "agent": agent_pid(sandbox.id)}
+    before = {name: rss_mib(pid) for name, pid in pids.items()}
+    peak = dict(before)
+    stop = threading.Event()
+
+    def sample() -> None:  # a measurement, not a wait: every 10 ms until told to stop
+        while not stop.wait(0.01):
+            for name, pid in pids.items():
+                peak[name] = max(peak[name], rss_mib(pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    boundary = "b" + uuid.uuid4().hex
+    part = _file_part_start(boundary, "rss.bin")
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    try:
+        with _connect(server) as conn, open(src, "rb") as f:
+            conn.sendall(_upload_head(server, sandbox.id, boundary, len(part) + size + len(tail)))
+            conn.sendall(part)
+            conn.sendfile(f)
+            conn.sendall(tail)
+            assert read_answer(conn).startswith("HTTP/1.1 200")
+        got = hashlib.sha256()
+        received = 0
+        with _connect(server) as conn:
+            auth = f"Authorization: Bearer {server.key}\r\n"
+            conn.sendall(
+                f"GET /toolbox/{sandbox.id}/files/download?path=rss.bin HTTP/1.1\r\n"
+                f"Host: x\r\n{auth}Connection: close\r\n\r\n".encode()
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(65536)
+            head, _, body = head.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200")
+            while body or (body := conn.recv(1 << 20)):  # until the server closes
+                got.update(body)
+                received += len(body)
+                body = b""
+    finally:
+        stop.set()
+        sampler.join()
+    assert received == size
+    assert got.hexdigest() == hashlib.sha256(src.read_bytes()).hexdigest()
+    growth = {name: peak[name] - before[name] for name in pids}
+    assert max(growth.values()) < 64, growth

