@@ -190,3 +190,32 @@ def test_delete_file_and_recursive(sandbox: Any) -> None:
     assert sh(sandbox, "cat del/sub/f") == "x\n"  # nothing half-deleted
     sandbox.fs.delete_file("del", recursive=True)
     assert sh(sandbox, "ls del del-one.txt 2>&1 | grep -c 'No such' || true").strip() == "2"
+
+
+def test_async_sdk_transfers_over_aiohttp(server: Any, sandbox: Any, tmp_path: Path) -> None:
+    """AsyncDaytona's upload_files and download_files use aiohttp, not httpx."""
+    from daytona import AsyncDaytona, DaytonaConfig, FileDownloadRequest, FileUpload
+
+    local = tmp_path / "big.bin"
+    local.write_bytes(os.urandom(2_000_000))
+
+    async def go() -> list[Any]:
+        async with AsyncDaytona(DaytonaConfig(api_key=server.key, api_url=server.api_url)) as d:
+            asb = await d.get(sandbox.id)
+            await asb.fs.upload_files(
+                [FileUpload(str(local), "aio/big.bin"), FileUpload(b"small\n", "aio/s.txt")]
+            )
+            pieces = [p async for p in await asb.fs.download_file_stream("aio/s.txt")]
+            assert b"".join(pieces) == b"small\n"
+            return list(
+                await asb.fs.download_files(
+                    [
+                        FileDownloadRequest(source="aio/big.bin"),
+                        FileDownloadRequest(source="aio/s.txt", destination=str(tmp_path / "s")),
+                    ]
+                )
+            )
+
+    big, small = asyncio.run(go())
+    assert big.result == local.read_bytes() and big.error is None
+    assert small.error is None and (tmp_path / "s").read_text() == "small\n"

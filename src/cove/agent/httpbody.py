@@ -9,7 +9,6 @@ that writes pieces (or whole file ranges, by `sendfile`) as it makes them.
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import BinaryIO
 
 from cove.wire import http1
@@ -121,7 +120,3 @@ class BodyWriter:
         if self.chunked:
             self._writer.write(http1.LAST_CHUNK)
         await self._writer.drain()
-
-
-def file_size(file: BinaryIO) -> int:
-    return os.fstat(file.fileno()).st_size

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import posixpath
 import stat
 import sys
 import time
@@ -106,8 +107,17 @@ def upload(sb: Sandbox, src: str, dst: str) -> int:
     else:
         files.append(FileUpload(src, root))
         total = os.path.getsize(src)
-    for folder in folders:  # empty directories too, as `docker cp` copies them
-        sb.fs.create_folder(folder, "755")
+    # An upload creates its files' parents; only empty directories need asking for
+    # (`docker cp` copies them too).
+    implied: set[str] = set()
+    for f in files:
+        parent = posixpath.dirname(f.destination)
+        while parent and parent not in implied:
+            implied.add(parent)
+            parent = posixpath.dirname(parent)
+    for folder in folders:
+        if folder not in implied:
+            sb.fs.create_folder(folder, "755")
     bar = Progress(total, f"{src} -> {sb.id}:{root}")
     try:
         if files:

@@ -23,8 +23,8 @@ from cove.wire import http1
 
 CONNECT_TIMEOUT = 5.0
 MAX_IDLE = 32  # idle connections kept per agent
-STREAM_READ = 256 * 1024  # bytes per piece of a streamed answer
-STREAM_LIMIT = 1024 * 1024  # the read buffer of a streaming connection
+STREAM_READ = 1024 * 1024  # bytes per piece of a streamed answer
+STREAM_LIMIT = 2 * 1024 * 1024  # the read buffer of a streaming connection
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
 
