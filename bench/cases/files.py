@@ -156,13 +156,15 @@ def round_trip(cove: Cove, sid: str, nbytes: int, runs: int, workdir: Path) -> l
     src, back = workdir / "src.bin", workdir / "back.bin"
     make_file(src, nbytes)
     pids = {"server": cove.server.proc.pid, "agent": agent_pid(sid)}  # type: ignore[union-attr]
-    up_rates, down_rates, cp_rates = [], [], []
+    up_rates, down_rates, cp_rates, null_rates = [], [], [], []
     growth = {"server": 0.0, "agent": 0.0}
     for _ in range(runs):
         cp_rates.append(mib / local_cp(src, workdir / "cp.bin"))
         with PeakRss(pids) as peak:
             up_rates.append(mib / upload(cove, sid, src, "big.bin"))
             down_rates.append(mib / download(cove, sid, "big.bin", back))
+            # The same without the local disk: what server and agent deliver.
+            null_rates.append(mib / download(cove, sid, "big.bin", Path(os.devnull)))
         for name, grew in peak.growth().items():
             growth[name] = max(growth[name], grew)
         if back.stat().st_size != nbytes:
@@ -176,6 +178,11 @@ def round_trip(cove: Cove, sid: str, nbytes: int, runs: int, workdir: Path) -> l
         f"{growth['agent']:.0f} MiB (agent) over the transfers, bound {RSS_BOUND_MIB} MiB"
     )
     baseline = Summary.of(cp_rates, "MiB/s")
+    null = sorted(null_rates)[len(null_rates) // 2]
+    extra = {
+        "upload": "",
+        "download": f"; into /dev/null instead of a local file: {null:.0f} MiB/s (median)",
+    }
     rows = []
     for key, what, rates in (
         ("files-up", "upload", up_rates),
@@ -188,7 +195,7 @@ def round_trip(cove: Cove, sid: str, nbytes: int, runs: int, workdir: Path) -> l
             baseline,
             f"`cp` of the same {size} file on the same disk",
             f">= {CP_FRACTION:.0%} of a local cp; RSS growth < {RSS_BOUND_MIB} MiB",
-            note=f"{rss}; higher is better; ratio = Cove / cp",
+            note=f"{rss}{extra[what]}; higher is better; ratio = Cove / cp",
             samples=rates,
             baseline_samples=cp_rates,
         )
