@@ -185,6 +185,7 @@ def rss_mib(pid: int) -> float:
     raise LookupError(pid)
 
 
+@pytest.mark.timeout(300)  # 400 MiB through three processes on a shared machine
 def test_a_200_mib_round_trip_keeps_server_and_agent_rss_bounded(
     server: ServerProcess, sandbox: Any, tmp_path: Path
 ) -> None:
