@@ -71,6 +71,9 @@ def test_unknown_owner_is_a_400(sandbox: Any) -> None:
     sh(sandbox, "touch own.txt")
     with pytest.raises(DaytonaBadRequestError, match="no-such-user"):
         sandbox.fs.set_file_permissions("own.txt", owner="no-such-user")
+    for name in ("a\x00b", "x" * 5000):  # no name can hold a NUL; none is that long
+        with pytest.raises(DaytonaBadRequestError):
+            sandbox.fs.set_file_permissions("own.txt", group=name)
 
 
 def _upload_head(server: ServerProcess, sandbox_id: str, boundary: str, length: int) -> bytes:

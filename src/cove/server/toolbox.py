@@ -29,6 +29,8 @@ from cove.wire.errors import InternalError
 FORWARD = ("content-type", "accept", "x-daytona-sdk-version", "range")
 # Answer headers a streamed download keeps (the body's framing is the server's own).
 STREAM_HEADERS = ("content-length", "content-range", "accept-ranges", "content-disposition")
+# An agent's answer cut short on purpose (a file search past its time budget).
+TRUNCATED = "x-cove-truncated"
 # Agent routes whose request body is a file (multipart), sent on as it arrives.
 STREAMED_UPLOADS = ("/files/bulk-upload",)
 # Agent routes whose answer is a file, handed on as it arrives.
@@ -103,7 +105,10 @@ class ToolboxProxy:
             await self.clients.drop(socket)
             raise self.service.explain_unreachable(owner(request), sid) from None
         media = resp.headers.get("content-type")
-        return Response(resp.body, status_code=resp.status, media_type=media)
+        answer = Response(resp.body, status_code=resp.status, media_type=media)
+        if TRUNCATED in resp.headers:  # a file search that ran out of time
+            answer.headers[TRUNCATED] = resp.headers[TRUNCATED]
+        return answer
 
     async def _streamed(self, request: Request, socket: str, route: str) -> Response:
         """A file transfer: the body goes on as it arrives, the answer comes back the same way."""

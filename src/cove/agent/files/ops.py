@@ -14,7 +14,7 @@ import pwd
 import shutil
 import stat
 
-from cove.agent.files.paths import info, is_number, os_error
+from cove.agent.files.paths import PSEUDO, info, is_number, os_error
 from cove.wire.errors import BadRequest, Conflict, NotFound
 from cove.wire.protocol import FileInfo
 
@@ -60,7 +60,7 @@ def _walk(path: str, depth: int, out: list[FileInfo]) -> None:
             out.append(info(entry.path, entry.stat(follow_symlinks=False)))
         except FileNotFoundError:
             continue  # removed while we listed
-        if depth > 1 and entry.is_dir(follow_symlinks=False):
+        if depth > 1 and entry.is_dir(follow_symlinks=False) and entry.path not in PSEUDO:
             _walk(entry.path, depth - 1, out)
 
 
@@ -115,7 +115,7 @@ def _user_id(owner: str) -> int:
         return int(owner)
     try:
         return pwd.getpwnam(owner).pw_uid
-    except KeyError:
+    except (KeyError, ValueError):  # ValueError: a NUL or text no name can hold
         raise BadRequest(f"no such user in the sandbox: {owner!r}") from None
 
 
@@ -124,7 +124,7 @@ def _group_id(group: str) -> int:
         return int(group)
     try:
         return grp.getgrnam(group).gr_gid
-    except KeyError:
+    except (KeyError, ValueError):
         raise BadRequest(f"no such group in the sandbox: {group!r}") from None
 
 

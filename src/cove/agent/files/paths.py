@@ -28,6 +28,9 @@ from cove.wire.errors import (
 from cove.wire.protocol import FileInfo
 
 PATH_MAX = 4096
+# Kernel views, not files: a walk from above them does not enter them (/proc
+# alone holds tens of thousands of entries that change as they are read).
+PSEUDO = ("/proc", "/sys", "/dev")
 
 
 def resolve(workdir: str, raw: str | None, name: str = "path") -> str:

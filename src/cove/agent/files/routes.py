@@ -21,6 +21,12 @@ def _empty(status: int) -> Response:
     return Response(status, b"")
 
 
+def _flagged(response: Response, budget: search.Budget) -> Response:
+    if budget.truncated:
+        response.headers.append(("X-Cove-Truncated", f"time: over {search.SEARCH_SECONDS:g} s"))
+    return response
+
+
 class FileRoutes:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
@@ -79,16 +85,16 @@ class FileRoutes:
         return _empty(200)
 
     async def find(self, req: Request) -> Response:
-        matches = await asyncio.to_thread(
-            search.find, self._path(req), req.query.get("pattern", "")
-        )
-        return json_response([m.to_wire() for m in matches])
+        budget = search.Budget()
+        pattern = req.query.get("pattern", "")
+        matches = await asyncio.to_thread(search.find, self._path(req), pattern, budget)
+        return _flagged(json_response([m.to_wire() for m in matches]), budget)
 
     async def search(self, req: Request) -> Response:
-        found = await asyncio.to_thread(
-            search.search, self._path(req), req.query.get("pattern", "")
-        )
-        return json_response({"files": found})
+        budget = search.Budget()
+        pattern = req.query.get("pattern", "")
+        found = await asyncio.to_thread(search.search, self._path(req), pattern, budget)
+        return _flagged(json_response({"files": found}), budget)
 
     async def replace(self, req: Request) -> Response:
         body = ReplaceRequest.from_wire(req.json())

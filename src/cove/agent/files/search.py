@@ -11,19 +11,45 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
+import time
 from collections.abc import Iterator
 
 from cove.agent.files.ops import lstat
-from cove.agent.files.paths import os_error
+from cove.agent.files.paths import PSEUDO, os_error
 from cove.wire.errors import BadRequest, CoveError
 from cove.wire.protocol import Match, ReplaceResult
 
 BINARY_SNIFF = 8192  # a NUL byte in the first 8 KiB marks a binary file (as grep -I does)
 MAX_MATCHES = 100_000  # the answer is one JSON document in memory
 MAX_LINE = 4096  # characters of a matching line kept in the answer
+SEARCH_SECONDS = 30.0  # a walk's time budget (a client's timeout is often 60 s)
 
 
-def _files(root: str) -> Iterator[str]:
+class Budget:
+    """How long one walk may take: a search of `/` must not hold a worker thread (and
+    the caller's connection) for minutes. Past it the walk stops and the answer says
+    so (`truncated`, the `X-Cove-Truncated` header)."""
+
+    def __init__(self, seconds: float = SEARCH_SECONDS) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.truncated = False
+
+    def spent(self) -> bool:
+        if not self.truncated and time.monotonic() > self.deadline:
+            self.truncated = True
+        return self.truncated
+
+
+def _walk(root: str, budget: Budget) -> Iterator[tuple[str, list[str], list[str]]]:
+    """os.walk in name order, pruning the kernel's pseudo file systems below `root`."""
+    for parent, dirs, files in os.walk(root):
+        if budget.spent():
+            return
+        dirs[:] = sorted(d for d in dirs if os.path.join(parent, d) not in PSEUDO)
+        yield parent, dirs, files
+
+
+def _files(root: str, budget: Budget) -> Iterator[str]:
     """Regular files under `root` (or `root` itself), links to files included, links
     to directories not followed (no loops)."""
     mode = os.stat(root).st_mode
@@ -31,8 +57,7 @@ def _files(root: str) -> Iterator[str]:
         if stat.S_ISREG(mode):
             yield root
         return
-    for parent, dirs, files in os.walk(root):
-        dirs.sort()
+    for parent, _, files in _walk(root, budget):
         for name in sorted(files):
             path = os.path.join(parent, name)
             try:
@@ -47,13 +72,15 @@ def _is_text(head: bytes) -> bool:
     return b"\0" not in head
 
 
-def find(root: str, pattern: str) -> list[Match]:
+def find(root: str, pattern: str, budget: Budget) -> list[Match]:
     if not pattern:
         raise BadRequest("query parameter 'pattern' must not be empty")
     lstat(root)
     needle = pattern.encode("utf-8", "surrogateescape")
     matches: list[Match] = []
-    for path in _files(root):
+    for path in _files(root, budget):
+        if budget.spent():
+            break
         try:
             with open(path, "rb") as f:
                 if not _is_text(f.read(BINARY_SNIFF)):
@@ -70,7 +97,7 @@ def find(root: str, pattern: str) -> list[Match]:
     return matches
 
 
-def search(root: str, pattern: str) -> list[str]:
+def search(root: str, pattern: str, budget: Budget) -> list[str]:
     """Paths under `root` whose name matches the glob `pattern` (files and directories)."""
     if not pattern:
         raise BadRequest("query parameter 'pattern' must not be empty")
@@ -78,8 +105,7 @@ def search(root: str, pattern: str) -> list[str]:
     if not stat.S_ISDIR(st.st_mode):
         raise BadRequest(f"not a directory: {root}")
     found: list[str] = []
-    for parent, dirs, files in os.walk(root):
-        dirs.sort()
+    for parent, dirs, files in _walk(root, budget):
         for name in sorted(dirs + files):
             if fnmatch.fnmatchcase(name, pattern):
                 found.append(os.path.join(parent, name))
