@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from cove.server.wsfront import FrameEdges, close_frame
+from cove.server.wsagent import FrameEdges, close_frame
 from cove.wire.websocket import OP_BINARY, OP_TEXT, encode_frame
 
 SIZES = [0, 1, 125, 126, 127, 65535, 65536, 70001]

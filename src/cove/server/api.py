@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cove.server.records import SandboxRecord, SandboxState
 from cove.server.sandboxes import SandboxService
-from cove.server.store import SandboxRecord
 from cove.wire.errors import BadRequest, NotFound, PayloadTooLarge
 from cove.wire.protocol import CreateSandboxRequest, Sandbox, SandboxList
 
@@ -31,22 +31,26 @@ def render(r: SandboxRecord, request: Request) -> dict[str, Any]:
     return Sandbox(
         id=r.id,
         name=r.name,
-        state=r.state,
-        env=sp["env"],
-        labels=sp["labels"],
-        cpu=int(sp["cpu"]),
-        memory=int(sp["memory"]),
-        disk=int(sp["disk"]),
+        state=r.state.value,
+        env=sp.env,
+        labels=sp.labels,
+        cpu=sp.cpu,
+        memory=sp.memory,
+        disk=sp.disk,
         toolbox_proxy_url=toolbox_url(request),
         created_at=_iso(r.created_at),
         updated_at=_iso(r.updated_at),
         last_activity_at=_iso(r.last_activity_at),
         error_reason=r.error_reason,
-        recoverable=r.state == "error",
-        public=bool(sp.get("public")),
-        auto_stop_interval=int(sp.get("autoStopInterval", 0)),
-        auto_delete_interval=int(sp.get("autoDeleteInterval", -1)),
-        desired_state="stopped" if r.state in ("stopped", "stopping") else "started",
+        recoverable=r.state == SandboxState.ERROR,
+        public=sp.public,
+        auto_stop_interval=sp.auto_stop_interval,
+        auto_delete_interval=sp.auto_delete_interval,
+        desired_state=(
+            SandboxState.STOPPED.value
+            if r.state in (SandboxState.STOPPED, SandboxState.STOPPING)
+            else SandboxState.STARTED.value
+        ),
     ).to_wire()
 
 
@@ -152,7 +156,7 @@ class SandboxRoutes:
             if not isinstance(wanted, dict):
                 raise BadRequest("query 'labels' must be a JSON object")
             records = [
-                r for r in records if all(r.spec["labels"].get(k) == v for k, v in wanted.items())
+                r for r in records if all(r.spec.labels.get(k) == v for k, v in wanted.items())
             ]
         if states := q.getlist("states"):
             records = [r for r in records if r.state in states]

@@ -21,8 +21,8 @@ import json
 import posixpath
 import shlex
 from dataclasses import dataclass, field
-from typing import Any
 
+from cove.server.records import RecordSpec
 from cove.wire.errors import BadRequest
 from cove.wire.protocol import CreateSandboxRequest
 
@@ -128,7 +128,7 @@ def parse_dockerfile(text: str) -> ImageConfig:
     return image
 
 
-def apply_build_info(spec: dict[str, Any], req: CreateSandboxRequest) -> None:
+def apply_build_info(spec: RecordSpec, req: CreateSandboxRequest) -> None:
     """Spec hook: fold an SDK image definition into a new sandbox's spec."""
     info = req.build_info
     if not info:
@@ -142,9 +142,9 @@ def apply_build_info(spec: dict[str, Any], req: CreateSandboxRequest) -> None:
         )
     image = parse_dockerfile(text)
     if req.entrypoint is None:
-        spec["entrypoint"] = image.command()
-    spec["env"] = {**image.env, **spec.get("env", {})}
+        spec.entrypoint = image.command()
+    spec.env = {**image.env, **spec.env}
     if image.workdir:
-        spec["workdir"] = image.workdir
+        spec.workdir = image.workdir
     if image.base:
-        spec["image"] = image.base
+        spec.image = image.base

@@ -88,7 +88,6 @@ def _obj(props: JSON, required: tuple[str, ...] = ()) -> JSON:
 
 
 _STR = {"type": "string"}
-_ENVS = {"type": "object", "additionalProperties": _STR}
 ERROR = _obj(
     {
         "message": _STR,

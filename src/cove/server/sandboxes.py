@@ -15,10 +15,10 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
 
 from cove.runtime import RuntimeBackend, RuntimeHandle, SandboxSpec
-from cove.server.store import NameTaken, SandboxRecord, Store
+from cove.server.records import RecordSpec, SandboxRecord, SandboxState
+from cove.server.store import NameTaken, Store
 from cove.settings import GiB, Settings
 from cove.wire.errors import (
     AgentUnavailable,
@@ -32,9 +32,7 @@ from cove.wire.protocol import LANGUAGE_LABEL, LANGUAGES, CreateSandboxRequest
 
 log = logging.getLogger("cove.server")
 
-STARTED, STOPPED, ERROR, CREATING, STARTING, STOPPING = (
-    "started", "stopped", "error", "creating", "starting", "stopping",
-)  # fmt: skip
+SpecHook = Callable[[RecordSpec, CreateSandboxRequest], None]
 
 
 class SandboxService:
@@ -48,7 +46,7 @@ class SandboxService:
         # Extension points for features built on the lifecycle: spec hooks
         # may adjust the spec of a new sandbox (entrypoint parsing); change
         # callbacks hear of every state change (the auto-stop sweeper).
-        self.spec_hooks: list[Any] = []
+        self.spec_hooks: list[SpecHook] = []
         self.on_change: list[Callable[[], None]] = []
 
     # -- start-up and shut-down ---------------------------------------------
@@ -61,13 +59,17 @@ class SandboxService:
             log.info("removed runtime leftovers of unknown sandboxes: %s", ", ".join(removed))
         self.backend.serve()
         for r in records:
-            if r.state != STARTED:
+            if r.state != SandboxState.STARTED:
                 continue
             handle = self._handle(r)
             if self.backend.is_running(handle):
                 self._watch(r.id, handle)
             else:
-                self._set(r, ERROR, "the sandbox was not running when the control plane started")
+                self._set(
+                    r,
+                    SandboxState.ERROR,
+                    "the sandbox was not running when the control plane started",
+                )
 
     async def shutdown(self) -> None:
         """Stop watching; sandboxes keep running for the next control plane."""
@@ -91,7 +93,7 @@ class SandboxService:
     def _handle(self, r: SandboxRecord) -> RuntimeHandle:
         return RuntimeHandle(r.id, r.backend, r.runtime)
 
-    def _set(self, r: SandboxRecord, state: str, reason: str | None = None) -> None:
+    def _set(self, r: SandboxRecord, state: SandboxState, reason: str | None = None) -> None:
         r.state = state
         r.error_reason = reason
         self.store.save(r)
@@ -100,7 +102,7 @@ class SandboxService:
 
     # -- create ---------------------------------------------------------------
 
-    def _spec(self, sid: str, req: CreateSandboxRequest) -> dict[str, Any]:
+    def _spec(self, req: CreateSandboxRequest) -> RecordSpec:
         s = self.settings
         language = req.labels.get(LANGUAGE_LABEL, "python")
         if language not in LANGUAGES:
@@ -124,20 +126,20 @@ class SandboxService:
                 raise BadRequest(f"field 'env' has an invalid variable name {key!r}")
         labels = dict(req.labels)
         labels.setdefault(LANGUAGE_LABEL, language)
-        spec: dict[str, Any] = {
-            "env": req.env,
-            "labels": labels,
-            "cpu": cpu,
-            "memory": memory,
-            "disk": disk,
-            "language": language,
-            "entrypoint": req.entrypoint,
-            "autoStopInterval": req.auto_stop_interval or 0,
-            "autoDeleteInterval": -1
+        spec = RecordSpec(
+            env=req.env,
+            labels=labels,
+            cpu=cpu,
+            memory=memory,
+            disk=disk,
+            language=language,
+            entrypoint=req.entrypoint,
+            auto_stop_interval=req.auto_stop_interval or 0,
+            auto_delete_interval=-1
             if req.auto_delete_interval is None
             else req.auto_delete_interval,
-            "public": bool(req.public),
-        }
+            public=bool(req.public),
+        )
         for hook in self.spec_hooks:
             hook(spec, req)
         return spec
@@ -146,13 +148,13 @@ class SandboxService:
         sp = r.spec
         return SandboxSpec(
             id=r.id,
-            cpus=float(sp["cpu"]),
-            memory_bytes=int(sp["memory"]) * GiB,
+            cpus=float(sp.cpu),
+            memory_bytes=sp.memory * GiB,
             pids=self.settings.default_pids,
-            env=sp["env"],
-            language=sp["language"],
-            workdir=sp.get("workdir"),
-            entrypoint=sp.get("entrypoint"),
+            env=sp.env,
+            language=sp.language,
+            workdir=sp.workdir,
+            entrypoint=sp.entrypoint,
             max_output_bytes=self.settings.max_output_bytes,
             max_log_bytes=self.settings.max_log_bytes,
         )
@@ -162,7 +164,9 @@ class SandboxService:
         name = req.name or sid
         if len(name) > 255 or "/" in name or "\0" in name or not name.strip():
             raise BadRequest("field 'name' must be 1-255 characters without '/' or NUL")
-        r = SandboxRecord(sid, owner, name, CREATING, self._spec(sid, req), self.backend.name)
+        r = SandboxRecord(
+            sid, owner, name, SandboxState.CREATING, self._spec(req), self.backend.name
+        )
         try:
             self.store.insert(r)
         except NameTaken:
@@ -173,37 +177,37 @@ class SandboxService:
                 r.runtime = handle.state
                 await self._start_locked(r)
             except CoveError as err:
-                self._set(r, ERROR, err.message)
+                self._set(r, SandboxState.ERROR, err.message)
             except Exception as exc:
                 log.exception("creating sandbox %s failed", sid)
-                self._set(r, ERROR, f"creating the sandbox failed: {exc}")
+                self._set(r, SandboxState.ERROR, f"creating the sandbox failed: {exc}")
         return r
 
     # -- start / stop / delete --------------------------------------------------
 
     async def _start_locked(self, r: SandboxRecord) -> None:
         handle = self._handle(r)
-        self._set(r, STARTING)
+        self._set(r, SandboxState.STARTING)
         try:
             await self.backend.start(handle, self._runtime_spec(r))
         finally:
             r.runtime = handle.state
         r.last_activity_at = time.time()
-        self._set(r, STARTED)
+        self._set(r, SandboxState.STARTED)
         self._watch(r.id, handle)
 
     async def start(self, owner: str, id_or_name: str) -> SandboxRecord:
         r = self.get(owner, id_or_name)
         async with self._locks[r.id]:
             r = self.get(owner, r.id)
-            if r.state == STARTED and self.backend.is_running(self._handle(r)):
+            if r.state == SandboxState.STARTED and self.backend.is_running(self._handle(r)):
                 return r
-            if r.state == ERROR:  # recover: clear what is left of the failed run
+            if r.state == SandboxState.ERROR:  # recover: clear what is left of the failed run
                 await self.backend.stop(self._handle(r), grace=1.0)
             try:
                 await self._start_locked(r)
             except CoveError as err:
-                self._set(r, ERROR, err.message)
+                self._set(r, SandboxState.ERROR, err.message)
                 raise SandboxError(f"sandbox {r.id} failed to start: {err.message}") from None
         return r
 
@@ -215,12 +219,12 @@ class SandboxService:
         return r
 
     async def _stop_locked(self, r: SandboxRecord) -> None:
-        self._set(r, STOPPING)
+        self._set(r, SandboxState.STOPPING)
         self._unwatch(r.id)
         handle = self._handle(r)
         await self.backend.stop(handle)
         r.runtime = handle.state
-        self._set(r, STOPPED)
+        self._set(r, SandboxState.STOPPED)
 
     async def delete(self, owner: str, id_or_name: str) -> SandboxRecord:
         r = self.get(owner, id_or_name)
@@ -228,7 +232,7 @@ class SandboxService:
             self._unwatch(r.id)
             await self.backend.destroy(self._handle(r))
             self.store.delete(r.id)
-            r.state = "destroyed"
+            r.state = SandboxState.DESTROYED
         self._locks.pop(r.id, None)
         self._activity.pop(r.id, None)
         return r
@@ -240,9 +244,11 @@ class SandboxService:
         r = self.store.get(owner, sandbox_id)
         if r is None or r.id != sandbox_id:
             raise NotFound(f"sandbox {sandbox_id!r} not found")
-        if r.state != STARTED:
+        if r.state != SandboxState.STARTED:
             why = f": {r.error_reason}" if r.error_reason else ""
-            raise SandboxError(f"sandbox {sandbox_id} is {r.state}{why}", body={"state": r.state})
+            raise SandboxError(
+                f"sandbox {sandbox_id} is {r.state}{why}", body={"state": r.state.value}
+            )
         self._activity[r.id] = time.time()
         return self.backend.agent_socket(self._handle(r))
 
@@ -251,7 +257,9 @@ class SandboxService:
         r = self.store.get(owner, sandbox_id)
         if r is not None and not self.backend.is_running(self._handle(r)):
             reason = r.error_reason or "its agent is no longer running"
-            return SandboxError(f"sandbox {sandbox_id} failed: {reason}", body={"state": ERROR})
+            return SandboxError(
+                f"sandbox {sandbox_id} failed: {reason}", body={"state": SandboxState.ERROR.value}
+            )
         return AgentUnavailable(f"the agent of sandbox {sandbox_id} did not answer; try again")
 
     def last_activity(self, sandbox_id: str) -> float:
@@ -280,9 +288,9 @@ class SandboxService:
             return  # a stop or delete took over
         self._watchers.pop(sid, None)
         r = self.store.get_any(sid)
-        if r is not None and r.state == STARTED:
+        if r is not None and r.state == SandboxState.STARTED:
             log.warning("sandbox %s failed: %s", sid, reason)
-            self._set(r, ERROR, reason)
+            self._set(r, SandboxState.ERROR, reason)
 
     async def close(self) -> None:
         for task in list(self._watchers.values()):

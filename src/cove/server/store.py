@@ -2,7 +2,8 @@
 
 The only module that speaks SQL. Calls are synchronous: each is one small
 indexed statement on a local file in WAL mode (tens of microseconds), cheaper
-than a hop to a thread.
+than a hop to a thread. What a record holds is typed in `records`; a record's
+spec is stored as its JSON wire form, its state as the enum's value.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cove.server.records import RecordSpec, SandboxRecord, SandboxState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sandboxes (
@@ -29,27 +31,14 @@ CREATE TABLE IF NOT EXISTS sandboxes (
     last_activity_at REAL NOT NULL,
     UNIQUE (owner, name)
 );
+-- Written at start from the configured keys, read by no code path: it lets an
+-- operator map a record's owner (a key hash) to a configured key's label.
 CREATE TABLE IF NOT EXISTS api_keys (
     hash TEXT PRIMARY KEY,
     label TEXT NOT NULL,
     created_at REAL NOT NULL
 );
 """
-
-
-@dataclass
-class SandboxRecord:
-    id: str
-    owner: str
-    name: str
-    state: str
-    spec: dict[str, Any]
-    backend: str
-    runtime: dict[str, Any] = field(default_factory=dict)
-    error_reason: str | None = None
-    created_at: float = field(default_factory=time.time)
-    updated_at: float = field(default_factory=time.time)
-    last_activity_at: float = field(default_factory=time.time)
 
 
 class Store:
@@ -71,8 +60,8 @@ class Store:
     def _row(row: sqlite3.Row | tuple[Any, ...]) -> SandboxRecord:
         (id_, owner, name, state, reason, spec, backend, runtime, created, updated, active) = row
         return SandboxRecord(
-            id_, owner, name, state, json.loads(spec), backend, json.loads(runtime), reason,
-            created, updated, active,
+            id_, owner, name, SandboxState(state), RecordSpec.from_wire(json.loads(spec), "spec"),
+            backend, json.loads(runtime), reason, created, updated, active,
         )  # fmt: skip
 
     _COLUMNS = (
@@ -85,7 +74,8 @@ class Store:
             self.db.execute(
                 f"INSERT INTO sandboxes ({self._COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    r.id, r.owner, r.name, r.state, r.error_reason, json.dumps(r.spec),
+                    r.id, r.owner, r.name, r.state.value, r.error_reason,
+                    json.dumps(r.spec.to_wire()),
                     r.backend, json.dumps(r.runtime), r.created_at, r.updated_at,
                     r.last_activity_at,
                 ),
@@ -99,7 +89,7 @@ class Store:
             "UPDATE sandboxes SET state=?, error_reason=?, spec=?, runtime=?, updated_at=?, "
             "last_activity_at=? WHERE id=?",
             (
-                r.state, r.error_reason, json.dumps(r.spec), json.dumps(r.runtime),
+                r.state.value, r.error_reason, json.dumps(r.spec.to_wire()), json.dumps(r.runtime),
                 r.updated_at, r.last_activity_at, r.id,
             ),
         )  # fmt: skip
@@ -142,9 +132,6 @@ class Store:
             (key_hash, label, time.time()),
         )
 
-    def key_hashes(self) -> set[str]:
-        return {row[0] for row in self.db.execute("SELECT hash FROM api_keys")}
-
 
 class NameTaken(Exception):
-    pass
+    """An insert whose (owner, name) another sandbox already has."""

@@ -15,8 +15,8 @@ import contextlib
 import logging
 import time
 
-from cove.server.sandboxes import STARTED, STOPPED, SandboxService
-from cove.server.store import SandboxRecord
+from cove.server.records import SandboxRecord, SandboxState
+from cove.server.sandboxes import SandboxService
 from cove.wire.errors import CoveError
 
 log = logging.getLogger("cove.server")
@@ -47,11 +47,11 @@ class LifecycleSweeper:
 
     def _due(self, r: SandboxRecord) -> tuple[str, float] | None:
         spec = r.spec
-        if r.state == STARTED and int(spec.get("autoStopInterval", 0)) > 0:
+        if r.state == SandboxState.STARTED and spec.auto_stop_interval > 0:
             active = max(r.last_activity_at, self.service.last_activity(r.id))
-            return "stop", active + int(spec["autoStopInterval"]) * self.minute
-        if r.state == STOPPED and int(spec.get("autoDeleteInterval", -1)) >= 0:
-            return "delete", r.updated_at + int(spec["autoDeleteInterval"]) * self.minute
+            return "stop", active + spec.auto_stop_interval * self.minute
+        if r.state == SandboxState.STOPPED and spec.auto_delete_interval >= 0:
+            return "delete", r.updated_at + spec.auto_delete_interval * self.minute
         return None
 
     async def sweep(self) -> float:

@@ -172,7 +172,9 @@ class SandboxCgroups:
         """Remove the directories, deepest first; they must be empty of processes.
 
         The kernel unlinks an exited task from its cgroup slightly after the
-        exit is visible, so an EBUSY is retried briefly (bounded).
+        exit is visible, so an EBUSY is retried briefly (bounded). v1 offers
+        no event for "now empty" to wait on, hence the short sleeps: this
+        blocks, and async callers run it in a thread.
         """
         deadline = time.monotonic() + wait
         for base in self.dirs.values():

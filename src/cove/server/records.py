@@ -1,0 +1,59 @@
+"""What the control plane knows about a sandbox: its state and its record.
+
+`SandboxState` values are Daytona's state strings, sent as they are on the
+wire. `RecordSpec` is what was asked for at create (after defaults and spec
+hooks such as image definitions), stored as JSON in its wire form: the keys
+of records written before this model existed are the same.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from cove.wire.model import WireModel
+
+
+class SandboxState(enum.StrEnum):
+    CREATING = "creating"
+    STARTING = "starting"
+    STARTED = "started"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    ERROR = "error"
+    DESTROYED = "destroyed"  # only in the answer to a delete; never stored
+
+
+@dataclass
+class RecordSpec(WireModel):
+    """A sandbox's requested shape; sizes in Daytona's units (GiB), intervals in minutes."""
+
+    env: dict[str, str]
+    labels: dict[str, str]
+    cpu: int
+    memory: int
+    disk: int
+    language: str
+    entrypoint: list[str] | None = None
+    auto_stop_interval: int = 0  # 0 = never
+    auto_delete_interval: int = -1  # <0 = never, 0 = as soon as it stops
+    public: bool = False
+    workdir: str | None = None  # an image's WORKDIR
+    image: str | None = None  # an image's FROM, recorded only
+
+
+@dataclass
+class SandboxRecord:
+    id: str
+    owner: str  # the hash of the API key that created it
+    name: str
+    state: SandboxState
+    spec: RecordSpec
+    backend: str
+    runtime: dict[str, Any] = field(default_factory=dict)  # the backend's handle state
+    error_reason: str | None = None
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    last_activity_at: float = field(default_factory=time.time)
