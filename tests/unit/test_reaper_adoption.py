@@ -17,7 +17,8 @@ SCRIPT = textwrap.dedent(
     """
     import asyncio, os
 
-    from cove.agent.proc.spawn import Reaper, harden_self
+    from cove.agent.proc.harden import harden_self
+    from cove.agent.proc.reaper import Reaper
 
     async def main():
         harden_self()  # orphans come to us, as to the agent (PID 1 in a sandbox)

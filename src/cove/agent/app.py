@@ -34,8 +34,8 @@ from cove.agent.git.routes import GitRoutes
 from cove.agent.httpserver import HttpServer, Request, Response, Router, json_response
 from cove.agent.interpreter.routes import InterpreterRoutes
 from cove.agent.ports.routes import PortRoutes
-from cove.agent.proc.spawn import harden_self, keep_read_buffers
-from cove.agent.pty import PtyRoutes
+from cove.agent.proc.harden import harden_self, keep_read_buffers
+from cove.agent.pty.routes import PtyRoutes
 from cove.agent.sessions.routes import SessionRoutes
 from cove.wire.errors import BadRequest
 

@@ -1,4 +1,8 @@
-"""What every agent feature shares: config, environment, cwd, and running a command."""
+"""What every agent feature shares: the `Agent` (config, environment, cwd, ids,
+cgroups, the spawner) and `run_captured`, running a command to completion.
+
+The process layer itself (spawning, reaping, the `Child` object) is `proc/`.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,11 @@ from dataclasses import dataclass
 
 from cove.agent.config import AgentConfig
 from cove.agent.proc.cgroups import Group, Tracker
-from cove.agent.proc.spawn import CappedOutput, Child, Reaper, Sink, Spawner, SpawnSpec
+from cove.agent.proc.child import Child
+from cove.agent.proc.output import CappedOutput, Sink
+from cove.agent.proc.reaper import Reaper
+from cove.agent.proc.spawn import Spawner, SpawnSpec
 from cove.wire.errors import BadRequest, Conflict
-
-# After the main process exits, how long to keep reading output that its
-# background children may still be writing into the inherited pipes.
-DRAIN_AFTER_EXIT = 0.2
-
 
 # Starts a command in its group with its output sinks (default: `Spawner.spawn`).
 Starter = Callable[[Group, Sink, Sink], Awaitable[Child]]
@@ -144,18 +146,16 @@ class Agent:
                 raise Conflict(f"cannot start the command now: {exc.strerror}") from None
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise BadRequest(f"cannot start the command: {reason}") from None
-        timed_out = False
         try:
-            code = await asyncio.wait_for(asyncio.shield(child.exited), timeout or None)
-        except TimeoutError:
-            timed_out = True
-            self.tracker.kill(group)
-            code = await child.exited
+            code = await child.wait(timeout or None)
         except asyncio.CancelledError:
             # The caller went away (client disconnected): leave nothing running.
-            self.tracker.kill(group)
+            child.kill()
             raise
-        await asyncio.wait({child.output_done}, timeout=DRAIN_AFTER_EXIT)
-        child.detach_output()
+        timed_out = code is None
+        if code is None:
+            child.kill()
+            code = await child.exited
+        await child.drain()
         self.release_group(group)
         return Captured(code, output, timed_out)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import contextlib
 import enum
 import socket
 import time
@@ -124,6 +123,9 @@ class Context:
                     self.cwd,
                     env,
                     pass_fds=(theirs.fileno(),),
+                    # Bigger reads, fewer frames: clients that append each frame to
+                    # a string (the official SDK does) copy far less on heavy output.
+                    large_pipes=True,
                 ),
                 group,
                 lambda d: self._output("stdout", d),
@@ -136,8 +138,7 @@ class Context:
         finally:
             theirs.close()
         reader, writer = await asyncio.open_unix_connection(sock=ours, limit=CHANNEL_LIMIT)
-        pipes = [t.get_extra_info("pipe") for t in child._transports]
-        worker = WorkerProcess(child, reader, writer, [p.fileno() for p in pipes if p])
+        worker = WorkerProcess(child, reader, writer)
         try:
             ready = await asyncio.wait_for(worker.messages.get(), START_TIMEOUT)
         except TimeoutError:
@@ -151,10 +152,9 @@ class Context:
 
     async def _kill(self, worker: WorkerProcess) -> None:
         """End the worker and everything it started (its whole cgroup)."""
-        self.agent.tracker.kill(worker.group)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(worker.child.exited), 5)
-        worker.child.detach_output()
+        worker.child.kill()
+        await worker.child.wait(5)
+        worker.child.close_output()
         worker.writer.close()
         worker.reading.cancel()
         self.agent.release_group(worker.group)
@@ -283,11 +283,8 @@ class Context:
 
 
 async def _exit_code(worker: WorkerProcess) -> str:
-    try:
-        code = await asyncio.wait_for(asyncio.shield(worker.child.exited), 1)
-    except TimeoutError:
-        return "closed its channel"
-    return f"exit code {code}"
+    code = await worker.child.wait(1)
+    return "closed its channel" if code is None else f"exit code {code}"
 
 
 def _error(name: str, value: str, tb: Any = None) -> dict[str, Any]:

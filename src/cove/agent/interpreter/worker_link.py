@@ -1,36 +1,24 @@
 """The agent's end of one interpreter worker: its channel, its output pipes, flow control.
 
 The channel is a private socketpair carrying newline-delimited JSON (see
-`interp_worker`); the worker's stdout and stderr are pipes read by the
-spawner. This module knows nothing of runs or contexts.
+`interp_worker`); the worker's stdout and stderr are its `Child`'s output,
+paused while the run's client is slow. This module knows nothing of runs or
+contexts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
 import signal
-import struct
-import termios
 from typing import Any
 
 from cove.agent.proc.cgroups import Group
-from cove.agent.proc.spawn import Child
+from cove.agent.proc.child import Child
 
 CHANNEL_LIMIT = 256 * 1024 * 1024  # one frame may carry a large PNG or HTML table
-F_SETPIPE_SZ = 1031  # Linux
-PIPE_SIZE = 1024 * 1024  # the unprivileged maximum by default
-
-
-def _pending_bytes(fd: int) -> int:
-    try:
-        buf = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
-    except OSError:
-        return 0
-    return int(struct.unpack("i", buf)[0])
 
 
 class WorkerProcess:
@@ -39,21 +27,10 @@ class WorkerProcess:
         child: Child,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        pipe_fds: list[int],
     ) -> None:
         self.child = child
         self.reader = reader
         self.writer = writer
-        self.pipe_fds = pipe_fds
-        for fd in pipe_fds:
-            # Bigger reads, fewer frames: clients that append each frame to a
-            # string (the official SDK does) copy far less on heavy output.
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
-        # Cleared while the client is slow: the pipes stop being read, the
-        # worker blocks in write(), and the agent's memory stays bounded.
-        self.flowing = asyncio.Event()
-        self.flowing.set()
         self.messages: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.reading = asyncio.create_task(self._read())
 
@@ -89,24 +66,20 @@ class WorkerProcess:
         worker wrote is already in the kernel's pipe buffers by then.
         """
         for _ in range(1000):  # bounded: a background child may write forever
-            await self.flowing.wait()
-            if not any(_pending_bytes(fd) for fd in self.pipe_fds):
+            await self.child.output_resumed()
+            if not self.child.output.pending():
                 return
             await asyncio.sleep(0)
 
     def set_flowing(self, flowing: bool) -> None:
-        if flowing == self.flowing.is_set():
+        """Read the worker's output (True) or not (False: its client is slow; the
+        worker blocks in write() and the agent's memory stays bounded)."""
+        if flowing == (not self.child.output_paused):
             return
-        for transport in self.child._transports:
-            if isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
-                if flowing:
-                    transport.resume_reading()
-                else:
-                    transport.pause_reading()
         if flowing:
-            self.flowing.set()
+            self.child.resume_output()
         else:
-            self.flowing.clear()
+            self.child.pause_output()
 
     def interrupt(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -17,13 +17,13 @@ import shlex
 import shutil
 import signal
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass, field
 
-from cove.agent.core import DRAIN_AFTER_EXIT, Agent
+from cove.agent.core import Agent
 from cove.agent.proc.cgroups import Group
-from cove.agent.proc.spawn import Child, SpawnSpec
+from cove.agent.proc.child import DRAIN_AFTER_EXIT, KILL_GRACE, Child
+from cove.agent.proc.spawn import SpawnSpec
 from cove.agent.sessions.logs import STDERR, STDOUT, WRITE_FLAGS, CommandLog
 from cove.agent.sessions.state import ShellState, fold, read_final, wrap
 from cove.wire.errors import BadRequest, Conflict, Gone, NotFound
@@ -31,14 +31,8 @@ from cove.wire.protocol.sessions import Command
 
 ENTRYPOINT = "entrypoint"
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-# How long TERM has to work before KILL, when a session or the agent ends.
-KILL_GRACE = 2.0
 # Input waiting to be read by a command is buffered up to this much.
 MAX_PENDING_INPUT = 4 * 1024 * 1024
-
-
-class _Sink(asyncio.BaseProtocol):
-    pass
 
 
 @dataclass
@@ -51,8 +45,11 @@ class SessionCommand:
     child: Child | None = None
     exit_code: int | None = None
     timed_out: bool = False
-    stdin: asyncio.WriteTransport | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def stdin(self) -> asyncio.WriteTransport | None:
+        return self.child.stdin if self.child is not None else None
 
     def info(self) -> Command:
         return Command(self.id, self.command, self.exit_code, self.timed_out, self.log.truncated)
@@ -69,9 +66,8 @@ class SessionCommand:
             self.log.append(STDOUT, data)
 
     def close_stdin(self) -> None:
-        if self.stdin is not None:
-            self.stdin.close()  # flushes what is pending first, then EOF
-            self.stdin = None
+        if self.child is not None:
+            self.child.close_stdin()  # flushes what is pending first, then EOF
 
 
 class Session:
@@ -176,19 +172,10 @@ class SessionManager:
         finally:
             os.close(state_fd)
         log.watch_pipes(cmd.child.pause_output, cmd.child.resume_output)
-        if cmd.child.stdin_fd is not None:
-            cmd.stdin = await self._stdin(cmd.child)
         task = asyncio.create_task(self._wait(session, cmd, start, state_path, timeout))
         session.tasks.add(task)
         task.add_done_callback(session.tasks.discard)
         return cmd
-
-    async def _stdin(self, child: Child) -> asyncio.WriteTransport:
-        fd, child.stdin_fd = child.stdin_fd, None
-        assert fd is not None
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.connect_write_pipe(_Sink, os.fdopen(fd, "wb", buffering=0))
-        return transport
 
     async def _wait(
         self, session: Session, cmd: SessionCommand, start: ShellState, state_path: str,
@@ -196,14 +183,12 @@ class SessionManager:
     ) -> None:  # fmt: skip
         assert cmd.child is not None
         child = cmd.child
-        try:
-            code = await asyncio.wait_for(asyncio.shield(child.exited), timeout or None)
-        except TimeoutError:
+        code = await child.wait(timeout or None)
+        if code is None:
             cmd.timed_out = True
-            self.agent.tracker.kill(cmd.group)
+            child.kill()
             code = await child.exited
-        await _drain(child, cmd.log)
-        child.detach_output()
+        await child.drain()  # waits while followers hold reading back
         final = read_final(state_path)
         if final is not None and not session.closing:
             fold(session.state, start, final)
@@ -218,12 +203,13 @@ class SessionManager:
 
     def signal(self, cmd: SessionCommand, sig: int | None) -> None:
         """Signal every process of the command's tree; None kills it outright."""
-        if cmd.exit_code is not None and not cmd.group.pids():
+        child = cmd.child
+        if child is None or (cmd.exit_code is not None and not child.group.pids()):
             raise Gone(f"command {cmd.id} has already completed", code="COMMAND_ALREADY_COMPLETED")
         if sig is None:
-            self.agent.tracker.kill(cmd.group)
+            child.kill()
         else:
-            self.agent.tracker.signal(cmd.group, sig)
+            child.signal(sig)
 
     # -- ending -----------------------------------------------------------------
 
@@ -239,22 +225,16 @@ class SessionManager:
     async def terminate(self, session: Session, grace: float = KILL_GRACE) -> None:
         """SIGTERM everything the session started, wait up to `grace`, then SIGKILL."""
         session.closing = True
-        groups = [c.group for c in session.commands.values()]
-        for group in groups:
-            self.agent.tracker.signal(group, signal.SIGTERM)
-            self.agent.tracker.signal(group, signal.SIGCONT)  # a stopped process must see it
-        deadline = time.monotonic() + grace
-        running = [asyncio.ensure_future(c.done.wait()) for c in session.commands.values()]
-        if running:
-            await asyncio.wait(running, timeout=grace)
-            for fut in running:
+        # Finished commands too: what they left in the background is in their cgroups.
+        children = [c.child for c in session.commands.values() if c.child is not None]
+        deadline = asyncio.get_running_loop().time() + grace
+        await asyncio.gather(*(child.terminate(grace) for child in children))
+        # Each command records its end (its output drained) before followers are cut off.
+        ending = [asyncio.ensure_future(c.done.wait()) for c in session.commands.values()]
+        if ending:
+            await asyncio.wait(ending, timeout=max(deadline - asyncio.get_running_loop().time(), 0))
+            for fut in ending:
                 fut.cancel()
-        # Background processes have no exit future of ours; wait on pidfds for them.
-        while (pids := [p for g in groups for p in g.pids()]) and time.monotonic() < deadline:
-            if not await _exits(pids, deadline - time.monotonic()):
-                break
-        for group in groups:
-            self.agent.tracker.kill(group)
         for cmd in session.commands.values():
             cmd.log.live.cut_off_all()  # a stuck follower must not hold the pipes of the dying
         if session.tasks:
@@ -274,52 +254,6 @@ def default_cwd(agent: Agent) -> str:
     except BadRequest:
         # e.g. an absolute WORKDIR on the read-only root: keep sessions usable.
         return agent.config.workdir
-
-
-async def _drain(child: Child, log: CommandLog) -> None:
-    """Read what is left in the pipes after the command's exit.
-
-    Background processes may keep the pipes open forever, so this stops after
-    DRAIN_AFTER_EXIT; but not while followers hold reading back: the output is
-    there, only not read yet.
-    """
-    while True:
-        await asyncio.wait({child.output_done}, timeout=DRAIN_AFTER_EXIT)
-        if child.output_done.done() or not log.live.paused:
-            return
-        await log.live.released()
-
-
-async def _exits(pids: list[int], timeout: float) -> bool:
-    """Wait until these processes have exited (pidfds work for non-children too).
-
-    False when that cannot be watched (no pidfd support): the caller stops waiting.
-    """
-    loop = asyncio.get_running_loop()
-    watched: list[tuple[int, asyncio.Future[None]]] = []
-    try:
-        for pid in pids:
-            try:
-                fd = os.pidfd_open(pid)
-            except ProcessLookupError:
-                continue  # already gone
-            except OSError:
-                return False
-            gone: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(fd, _resolve, gone)
-            watched.append((fd, gone))
-        if watched:
-            await asyncio.wait([f for _, f in watched], timeout=max(timeout, 0))
-        return True
-    finally:
-        for fd, _ in watched:
-            loop.remove_reader(fd)
-            os.close(fd)
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
 
 
 def _existing(cwd: str, fallback: str) -> str:
