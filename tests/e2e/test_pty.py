@@ -111,3 +111,25 @@ def test_lazy_pty_created_over_rest_starts_on_first_connect(api: Any, sandbox: A
     finally:
         handle.kill()
         handle.disconnect()
+
+
+def test_kill_sends_sigterm_first_and_sigkill_after_the_grace(sandbox: Any) -> None:
+    """Like a session: SIGTERM to everything the shell started, then SIGKILL what is left."""
+    handle = sandbox.process.create_pty_session("graceful")
+    try:
+        # A setsid'd process that notes SIGTERM, lives on through the grace, and
+        # notes that too: only a later SIGKILL can end it.
+        handle.send_input(
+            "setsid bash -c 'trap \"echo TERM >> /tmp/pty-marks; sleep 0.2; "
+            'echo survived >> /tmp/pty-marks" TERM; echo $$ > /tmp/pty-pid; '
+            "echo armed-$((2+3)); while :; do sleep 100 & wait $!; done' &\n"
+        )
+        read_until(handle, b"armed-5")
+        handle.kill()
+        assert handle.wait(timeout=15).exit_code == 137
+    finally:
+        handle.disconnect()
+    marks = sandbox.process.exec("cat /tmp/pty-marks").result.split()
+    assert marks == ["TERM", "survived"]
+    gone = sandbox.process.exec("kill -0 $(cat /tmp/pty-pid) 2>/dev/null || echo gone")
+    assert gone.result.strip() == "gone"

@@ -1,0 +1,162 @@
+"""The agent's `Child` on a real process tree in a real cgroup: terminate, kill, drain.
+
+Each scenario runs in its own interpreter, as the agent would: the reaper
+waits on every child (`waitpid(-1)`) and the process becomes a subreaper,
+which must not happen to the test session's own process. The tree lives in
+a freezer cgroup made for the test, so a `setsid` grandchild (out of reach
+of process-group signals) is part of it, as in a sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+FREEZER = Path("/sys/fs/cgroup/freezer")
+
+SCRIPT = textwrap.dedent(
+    """
+    import asyncio, os, sys
+
+    from cove.agent.proc.cgroups import Tracker
+    from cove.agent.proc.child import exits
+    from cove.agent.proc.harden import harden_self
+    from cove.agent.proc.output import CappedOutput
+    from cove.agent.proc.reaper import Reaper
+    from cove.agent.proc.spawn import Spawner, SpawnSpec
+
+    CGROUP_DIR, WORK = sys.argv[1], sys.argv[2]
+    ENV = {"PATH": "/usr/bin:/bin"}
+
+    async def start(spawner, name, script, stdin=False):
+        out = CappedOutput(1 << 20)
+        ready = asyncio.Event()
+
+        def on_stdout(data):
+            out.on_stdout(data)
+            if b"ready" in out.stdout:
+                ready.set()
+
+        group = spawner.tracker.new_group(name)
+        spec = SpawnSpec(["bash", "-c", script], WORK, ENV, stdin_pipe=stdin)
+        child = await spawner.spawn(spec, group, on_stdout, out.on_stderr)
+        return child, out, ready
+
+    async def terminate(spawner):
+        marks = os.path.join(WORK, "marks")
+        # The main process ends on SIGTERM (exit 7 from its trap); a setsid'd
+        # grandchild notes the SIGTERM and carries on, so only SIGKILL ends it.
+        script = f'''
+          setsid bash -c 'trap "echo grandchild-TERM >> {marks}" TERM
+                          echo $$ > {marks}.pid; echo ready
+                          while :; do sleep 100 & wait $!; done' &
+          trap "echo main-TERM >> {marks}; exit 7" TERM
+          sleep 100 & wait $!
+        '''
+        child, out, ready = await start(spawner, "terminate", script)
+        await asyncio.wait_for(ready.wait(), 10)
+        grandchild = int(open(marks + ".pid").read())
+        await child.terminate(grace=1.0)
+        assert child.exited.result() == 7, child.exited.result()
+        assert await exits([grandchild], 10)
+        assert sorted(open(marks).read().split()) == ["grandchild-TERM", "main-TERM"]
+        assert child.group.pids() == []
+        print("terminate ok")
+
+    async def kill(spawner):
+        script = "setsid sleep 300 & echo ready; sleep 300"
+        child, out, ready = await start(spawner, "kill", script)
+        await asyncio.wait_for(ready.wait(), 10)
+        assert len(child.group.pids()) == 2
+        child.kill()
+        assert await asyncio.wait_for(child.exited, 10) == 137
+        assert child.group.pids() == []
+        print("kill ok")
+
+    async def drain(spawner):
+        # A background process keeps the pipes open after the main one exits.
+        child, out, ready = await start(spawner, "drain", "sleep 300 & echo ready; exit 3")
+        assert await asyncio.wait_for(child.exited, 10) == 3
+        await asyncio.wait_for(child.drain(), 10)
+        assert bytes(out.stdout) == b"ready\\n"
+        assert not child.output.pending()
+        # Held back by a slow reader, the drain waits for it instead of dropping output.
+        script = "read go; echo held; exit 4"
+        child2, out2, _ = await start(spawner, "drain-held", script, stdin=True)
+        child2.pause_output()
+        child2.stdin.write(b"go\\n")
+        child2.close_stdin()
+        assert await asyncio.wait_for(child2.exited, 10) == 4
+        draining = asyncio.ensure_future(child2.drain(window=0.05))
+        await asyncio.wait({draining}, timeout=0.5)
+        assert not draining.done() and bytes(out2.stdout) == b""
+        child2.resume_output()
+        await asyncio.wait_for(draining, 10)
+        assert bytes(out2.stdout) == b"held\\n"
+        child.kill()
+        print("drain ok")
+
+    async def main():
+        harden_self()
+        spawner = Spawner(Tracker(CGROUP_DIR), Reaper())
+        await terminate(spawner)
+        await kill(spawner)
+        await drain(spawner)
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.fixture
+def cgroup_dir(tmp_path: Path) -> Iterator[Path]:
+    """A control directory as the runtime makes it: `track` is a freezer cgroup."""
+    if not os.access(FREEZER, os.W_OK):
+        pytest.skip("needs a writable cgroup v1 freezer hierarchy (root), as sandboxes do")
+    track = FREEZER / f"cove-unit-{uuid.uuid4().hex[:12]}"
+    track.mkdir()
+    (tmp_path / "ctl").mkdir()
+    (tmp_path / "ctl" / "track").symlink_to(track)
+    try:
+        yield tmp_path / "ctl"
+    finally:
+        for sub in [p for p in track.iterdir() if p.is_dir()]:
+            _empty(sub)
+            sub.rmdir()
+        track.rmdir()
+
+
+def _empty(cgroup: Path) -> None:
+    """SIGKILL what a failed scenario left in a cgroup, and wait until it is gone."""
+    for pid in map(int, (cgroup / "cgroup.procs").read_text().split()):
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+            select.select([fd], [], [], 10)
+        finally:
+            os.close(fd)
+
+
+def test_terminate_kill_and_drain_a_real_tree(cgroup_dir: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(cgroup_dir), str(work)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n") == ["terminate ok", "kill ok", "drain ok", ""]
