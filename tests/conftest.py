@@ -32,6 +32,29 @@ def server() -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="session")
+def tuned_server() -> Iterator[ServerProcess]:
+    """A server configured only through the environment, each setting off its default:
+    COVE_PORT, COVE_DATA_DIR, COVE_API_KEY, COVE_SANDBOX_ROOT, COVE_MAX_OUTPUT_BYTES,
+    and a warm pool of 2 (tests/e2e/test_server_settings.py, test_warm_pool.py)."""
+    with tempfile.TemporaryDirectory(prefix="cove-tuned-") as tmp:
+        root = Path(tmp) / "sandboxes"
+        root.mkdir()
+        Path(tmp).chmod(0o755)  # sandbox uids must traverse to their workspaces
+        env = {
+            "COVE_SANDBOX_ROOT": str(root),
+            "COVE_MAX_OUTPUT_BYTES": "1000",
+            "COVE_WARM_POOL": "2",
+        }
+        proc = ServerProcess(Path(tmp) / "data", ["tuned-a", "tuned-b"], env=env, via="env")
+        proc.start()
+        try:
+            yield proc
+        finally:
+            proc.delete_all_sandboxes()
+            proc.stop()
+
+
+@pytest.fixture(scope="session")
 def daytona(server: ServerProcess) -> Any:
     """The official `daytona` SDK, unmodified, configured for the test server."""
     from daytona import Daytona, DaytonaConfig

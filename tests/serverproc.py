@@ -29,11 +29,17 @@ class ServerProcess:
     proc: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    # How port, data dir and keys reach `cove serve`: "default" (--port and
+    # --data-dir flags, COVE_API_KEY), "env" (COVE_PORT, COVE_DATA_DIR,
+    # COVE_API_KEY) or "flags" (--port, --data-dir, --api-key; no COVE_API_KEY).
+    via: str = "default"
+    args: list[str] = field(default_factory=list)  # more `cove serve` flags
+    host: str = "127.0.0.1"  # where clients reach it (pass --host in args to move it)
     _drain: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def api_url(self) -> str:
@@ -44,10 +50,23 @@ class ServerProcess:
         return self.keys[0]
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        env = dict(os.environ, COVE_API_KEY=",".join(self.keys), NO_PROXY="127.0.0.1,localhost")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COVE_")}
+        env["NO_PROXY"] = f"127.0.0.1,localhost,{self.host}"
+        keys = ",".join(self.keys)
+        command = [COVE, "serve", *self.args]
+        if self.via == "env":
+            env.update(
+                COVE_PORT=str(self.port), COVE_DATA_DIR=str(self.data_dir), COVE_API_KEY=keys
+            )
+        else:
+            command += ["--port", str(self.port), "--data-dir", str(self.data_dir)]
+            if self.via == "flags":
+                command += ["--api-key", keys]
+            else:
+                env["COVE_API_KEY"] = keys
         env.update(self.env)
         self.proc = subprocess.Popen(
-            [COVE, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            command,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -66,7 +85,9 @@ class ServerProcess:
 
         self._drain = threading.Thread(target=drain, daemon=True)
         self._drain.start()
-        if not ready.wait(timeout) or proc.poll() is not None:
+        ready.wait(timeout)
+        # Listening, not merely ended: at EOF the process may not be reaped yet.
+        if not any(READY_LINE in line for line in self.output) or proc.poll() is not None:
             self.stop()
             raise RuntimeError("cove serve did not start:\n" + "".join(self.output[-40:]))
         return self

@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cgroupfiles import HOST, why_not
+
 # Run as main.py both ways: it snapshots sys.modules first, starts its fresh
 # twin (same file, same argv, same environment plus ZYG_TWIN) unless it is the
 # twin, then prints as JSON what it sees of itself.
@@ -264,6 +266,12 @@ def test_runs_join_the_same_cgroups_as_spawned_ones(api: httpx.Client, sid: str)
         return {ctrl: path for _, ctrl, path in lines}
 
     mine, theirs = groups(zyg), groups(spawned)
+    if HOST == "v2":  # one tree; unexercised here (RELIABILITY.md)
+        assert "/user/" in mine[""] and "/user/" in theirs[""], (mine, theirs)
+        assert mine[""] != theirs[""]
+        return
+    if HOST is None:
+        pytest.skip(why_not("v1") or "no cgroups")
     assert mine["memory"] == "/user"
     for ctrl in ("memory", "pids", "cpu", "cpuacct"):
         assert mine[ctrl] == theirs[ctrl], ctrl
