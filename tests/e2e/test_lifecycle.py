@@ -115,3 +115,33 @@ def test_keys_are_checked_and_sandboxes_are_per_key(
     with pytest.raises(DaytonaNotFoundError):
         other_daytona.get(sandbox.id)
     assert sandbox.id not in {s.id for s in other_daytona.list()}
+
+
+def test_list_by_labels_returns_exactly_the_matches(
+    daytona: Any, other_daytona: Any, server: Any
+) -> None:
+    from daytona import CreateSandboxFromSnapshotParams, ListSandboxesQuery
+
+    from cove.sdk import Cove
+
+    tag = uuid.uuid4().hex[:8]
+    made = [
+        daytona.create(CreateSandboxFromSnapshotParams(labels={"team": tag, "tier": t}))
+        for t in ("gold", "silver")
+    ]
+    theirs = other_daytona.create(CreateSandboxFromSnapshotParams(labels={"team": tag}))
+    try:
+        gold, silver = made
+
+        def ids(query: dict[str, str]) -> set[str]:
+            return {s.id for s in daytona.list(ListSandboxesQuery(labels=query))}
+
+        assert ids({"team": tag}) == {gold.id, silver.id}  # not the other tenant's
+        assert ids({"team": tag, "tier": "gold"}) == {gold.id}
+        assert ids({"team": tag, "tier": "bronze"}) == set()
+        with Cove(api_url=server.api_url, api_key=server.key) as cove:
+            assert [s.id for s in cove.list(labels={"tier": "silver", "team": tag})] == [silver.id]
+    finally:
+        for sb in made:
+            daytona.delete(sb)
+        other_daytona.delete(theirs)
