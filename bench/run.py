@@ -44,15 +44,8 @@ def parse() -> argparse.Namespace:
 @contextlib.contextmanager
 def serving(data_dir: Path, pool: int) -> Iterator[Cove]:
     """A real `cove serve` on a fresh data dir, with a warm pool of `pool` sandboxes."""
-    saved = os.environ.get("COVE_WARM_POOL")
-    os.environ["COVE_WARM_POOL"] = str(pool)
-    try:
-        server = ServerProcess(data_dir, ["bench-key"]).start(timeout=60)
-    finally:
-        if saved is None:
-            os.environ.pop("COVE_WARM_POOL", None)
-        else:
-            os.environ["COVE_WARM_POOL"] = saved
+    env = {"COVE_WARM_POOL": str(pool)}
+    server = ServerProcess(data_dir, ["bench-key"], env=env).start(timeout=60)
     cove = Cove(server)
     try:
         yield cove

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 from websockets.asyncio.client import connect
 
-from loadtest.report import write_section
+from loadtest.report import machine, write_section
 from tests.serverproc import ServerProcess
 
 KEY = "load-key"
@@ -109,6 +109,7 @@ async def setup(server: ServerProcess, count: int) -> list[str]:
 
 
 async def main_async(args: argparse.Namespace) -> int:
+    host = machine()
     with tempfile.TemporaryDirectory(prefix="cove-load-") as tmp:
         server = ServerProcess(Path(tmp) / "data", [KEY]).start()
         assert server.proc is not None
@@ -133,7 +134,7 @@ async def main_async(args: argparse.Namespace) -> int:
     total = sum(len(v) for v in load.latency.values())
     lines = [
         f"{args.clients} concurrent clients, {args.sandboxes} sandboxes, {elapsed:.0f} s, "
-        f"2 cores. Command: `make load` (`python -m loadtest.load --clients {args.clients} "
+        f"on {host}. Command: `make load` (`python -m loadtest.load --clients {args.clients} "
         f"--seconds {args.seconds}`).",
         "",
         f"- completed calls: {total} ({total / elapsed:.0f}/s); errors: **{len(load.errors)}**",

@@ -50,7 +50,9 @@ class ServerProcess:
         return self.keys[0]
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COVE_")}
+        # What this object decides is never inherited; other COVE_* settings are.
+        decided = ("COVE_HOST", "COVE_PORT", "COVE_DATA_DIR", "COVE_API_KEY")
+        env = {k: v for k, v in os.environ.items() if k not in decided}
         env["NO_PROXY"] = f"127.0.0.1,localhost,{self.host}"
         keys = ",".join(self.keys)
         command = [COVE, "serve", *self.args]
