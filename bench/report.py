@@ -1,9 +1,16 @@
-"""bench/REPORT.md and its PNG plots, from the rows of one run."""
+"""bench/REPORT.md, its PNG plots and README's benchmark figures, from the rows of one run.
+
+Everything the report says comes from the run it reports. Hand-written notes
+(what a change bought, why a target is missed) live in dated `notes-*.md`
+files next to it, which the report links to but never copies.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import platform
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -11,7 +18,8 @@ from pathlib import Path
 from bench.stats import Row
 
 HERE = Path(__file__).resolve().parent
-NOTES = HERE / "notes.md"
+README = HERE.parent / "README.md"
+README_BEGIN, README_END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
 def _machine() -> str:
@@ -21,13 +29,18 @@ def _machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
     except (OSError, StopIteration):
         pass
-    import os
-
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("MemTotal:"))
+        mem = f", {kib / (1 << 20):.1f} GiB of memory"
+    except (OSError, StopIteration, ValueError):
+        pass
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
     ).stdout.strip()
     return (
-        f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
+        f"{os.cpu_count()} cores ({cpu}){mem}, Linux {platform.release()}, "
         f"Python {platform.python_version()}, commit {commit or '?'}"
     )
 
@@ -65,11 +78,84 @@ def markdown(rows: list[Row], argv: str, seconds: float, plots: list[str], condi
     notes = [f"- **{i}. {r.title}**: {r.note}" for i, r in enumerate(rows, 1) if r.note and r.cove]
     if notes:
         out += ["", "Notes:", "", *notes]
+    out += [
+        "",
+        "Reproduce a single area: `.venv/bin/python -m bench --only exec --out /tmp/bench` "
+        "(areas: `tti`, `exec`, `interp`, `stream`, `density`); `--pool N` sets the main "
+        "server's warm pool; without `--out`, this file and README's figures are replaced.",
+    ]
     if plots:
         out += ["", "## Plots", ""] + [f"![{p}](plots/{p})" for p in plots]
-    if NOTES.exists():
-        out += ["", NOTES.read_text().strip()]
+    history = sorted(HERE.glob("notes-*.md"))
+    if history:
+        out += [
+            "",
+            "## Notes written by hand",
+            "",
+            "Dated, and not regenerated: what each change bought when it was made, the "
+            "spread between runs at the time, and why missed targets are missed.",
+            "",
+        ] + [f"- [{p.name}]({p.name})" for p in history]
     return "\n".join(out) + "\n"
+
+
+def _median(rows: dict[str, Row], key: str, baseline: bool = False) -> str | None:
+    row = rows.get(key)
+    summary = (row.baseline if baseline else row.cove) if row else None
+    if summary is None:
+        return None
+    value = summary.median
+    text = f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+    return f"{text} {summary.unit}"
+
+
+def readme_figures(rows: list[Row], when: str) -> str:
+    """README's sentence of medians: only figures this run measured."""
+    by = {r.key: r for r in rows}
+    parts = []
+    cold, warm = _median(by, "tti_cold"), _median(by, "tti")
+    if cold or warm:
+        parts.append(
+            "create to first exec "
+            + ", ".join(
+                x for x in (cold and f"{cold} cold", warm and f"{warm} from the warm pool") if x
+            )
+        )
+    for key, what, base in (
+        ("exec", "exec round trip", None),
+        ("code_run", "`code_run` of `print(1)`", "host `python3 -c`"),
+        ("interp", "interpreter round trip", "jupyter_client + ipykernel"),
+        ("interp_ctx", "context creation", "ipykernel start"),
+        ("stream", "a followed 1 GiB command streams at", "a host pipe"),
+        ("pss", "per idle sandbox", None),
+    ):
+        figure = _median(by, key)
+        if figure is None:
+            continue
+        baseline = _median(by, key, baseline=True) if base else None
+        text = f"{figure} {what}" if key == "pss" else f"{what} {figure}"
+        parts.append(text + (f" ({base}: {baseline})" if baseline else ""))
+    for key in ("density", "concurrency"):
+        row = by.get(key)
+        if row is not None and row.cove is not None:
+            parts.append(f"{row.title}: {row.note.split(';')[0]}")
+    if not parts:
+        return "No figures yet: run `make bench`."
+    return (
+        f"Medians of the last `make bench` ({when}; machine and load in the report): "
+        + "; ".join(parts)
+        + ". Targets, baselines and what is missed: [bench/REPORT.md](bench/REPORT.md)."
+    )
+
+
+def write_readme(text: str, path: Path = README) -> None:
+    """Replace README's generated block (between its markers) with `text`."""
+    readme = path.read_text()
+    block = f"{README_BEGIN}\n{text}\n{README_END}"
+    pattern = re.compile(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), re.S)
+    if not pattern.search(readme):
+        raise SystemExit(f"{path} has no {README_BEGIN} ... {README_END} block to fill")
+    path.write_text(pattern.sub(lambda _: block, readme))
 
 
 def write(rows: list[Row], argv: str, seconds: float, out_dir: Path, conditions: str) -> Path:
@@ -80,6 +166,8 @@ def write(rows: list[Row], argv: str, seconds: float, out_dir: Path, conditions:
     (raw / "results.json").write_text(json.dumps([r.to_json() for r in rows], indent=1))
     path = out_dir / "REPORT.md"
     path.write_text(markdown(rows, argv, seconds, plots, conditions))
+    if out_dir.resolve() == HERE:  # the committed report: README quotes it
+        write_readme(readme_figures(rows, time.strftime("%Y-%m-%d", time.gmtime())))
     return path
 
 
