@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cgroupfiles import HOST
 from tests.reliability.helpers import agent_pid, wait_for
 from tests.serverproc import ServerProcess
 
@@ -24,6 +25,8 @@ KEYS = ("tuned-a", "tuned-b")
 
 @pytest.fixture(scope="module")
 def tenants(tuned_server: ServerProcess) -> Iterator[dict[str, httpx.Client]]:
+    if HOST == "v2":  # LocalBackend.serve: adoption renames cgroups, which v2 forbids
+        pytest.skip("the warm pool is off on cgroup v2 hosts (a v2 cgroup cannot be renamed)")
     clients = {
         key: httpx.Client(
             base_url=tuned_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
