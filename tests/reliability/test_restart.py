@@ -50,8 +50,11 @@ def _exec(c: httpx.Client, sid: str, command: str) -> dict[str, Any]:
     return body
 
 
+# Each value is renamed into place: a reader never sees the file truncated
+# between a write's open and its data (which read as '' and failed the test).
 COUNTER = (
-    "nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > count; sleep 0.05; done' >/dev/null 2>&1 &"
+    "nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > count.new; mv count.new count;"
+    " sleep 0.05; done' >/dev/null 2>&1 &"
 )
 
 
