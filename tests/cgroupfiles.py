@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cove.runtime import cgroups
+from cove.runtime.local import cgroups
 
 HOST = cgroups.detect()  # what the server on this machine uses
 ROOT = Path(cgroups.ROOT)
