@@ -1,6 +1,7 @@
 """Every rich result kind README lists comes back from the interpreter, each from
 its `_repr_*_` method: jpeg (base64), svg, markdown, latex and json, besides
-`text/plain`; a method that raises or returns None adds nothing."""
+`text/plain`; a method that raises or returns None adds nothing, and one that
+raises says so on stderr (as IPython does) rather than failing silently."""
 
 from __future__ import annotations
 
@@ -54,3 +55,5 @@ def test_every_rich_kind_comes_back(csb: Sandbox) -> None:
         assert data["text/markdown"] == "**bold**"  # (data, metadata) gives the data
         assert data["text/latex"] == "$x^2$"
         assert json.loads(data["application/json"]) == {"a": [1, 2]}
+    # Both results (display() and the trailing expression) tried _repr_html_.
+    assert result.stderr.count("Every._repr_html_() failed: ValueError('no html today')") == 2

@@ -69,7 +69,8 @@ class _Conn:
     writer: asyncio.StreamWriter
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
+        # A transport already closed, or a loop already shut, is what close can meet here.
+        with contextlib.suppress(OSError, RuntimeError):
             self.writer.close()
 
 

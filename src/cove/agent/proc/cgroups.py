@@ -1,7 +1,7 @@
 """Where the agent puts the processes it starts, and how it kills them all.
 
 The runtime backend binds the sandbox's "user" cgroups into the control
-directory (see `cove.runtime.cgroups`): the `*.procs` files of the memory,
+directory (see `cove.runtime.local.cgroups`): the `*.procs` files of the memory,
 pids and cpu controllers, whose limits user code must live under, and a
 tracking directory (v1 freezer or a v2 subtree) in which the agent makes one
 child cgroup per command. A command's whole tree, including processes that

@@ -238,6 +238,8 @@ def _save_chart_to(directory: str) -> Callable[[Figure], None]:
         try:
             chart = figure_chart(fig)
         except Exception:
+            # Not silent: the figure still reaches the user, as its PNG only;
+            # an element parser failing on an exotic figure must not lose it.
             chart = {"png": figure_png(fig)}
         counter[0] += 1
         name = os.path.join(directory, f"chart-{os.getpid()}-{counter[0]:04d}.json")

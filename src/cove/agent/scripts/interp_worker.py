@@ -145,7 +145,10 @@ class Worker:
                 continue
             try:
                 out = getattr(value, method)()
-            except Exception:
+            except Exception as exc:
+                # The user's own formatter failed: say so on stderr, as IPython
+                # does, and fall back to the next representation.
+                print(f"{type(value).__name__}.{method}() failed: {exc!r}", file=sys.stderr)
                 continue
             if isinstance(out, tuple):  # (data, metadata), IPython's convention
                 out = out[0] if out else None
