@@ -10,7 +10,6 @@ functions only turn a head into fields and back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from urllib.parse import parse_qsl
 
 END = b"\r\n\r\n"  # what ends every head
@@ -42,11 +41,42 @@ class StatusHead:
     headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
 
 
+# The statuses Cove writes. A table, not `http.HTTPStatus`: the agent imports
+# this module in every sandbox, and building that enum costs each one memory.
+_REASONS = {
+    101: "Switching Protocols",
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    206: "Partial Content",
+    301: "Moved Permanently",
+    302: "Found",
+    304: "Not Modified",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    410: "Gone",
+    411: "Length Required",
+    413: "Content Too Large",
+    416: "Range Not Satisfiable",
+    422: "Unprocessable Content",
+    426: "Upgrade Required",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    507: "Insufficient Storage",
+}
+
+
 def reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Status"
+    return _REASONS.get(status, "Status")
 
 
 def _lines(raw: bytes) -> list[str]:

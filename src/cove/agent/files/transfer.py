@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import stat
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -117,7 +116,7 @@ class Upload:
             mode = stat.S_IMODE(os.stat(final).st_mode)  # overwriting keeps the mode
         except OSError:
             mode = NEW_FILE_MODE
-        name = f".{os.path.basename(final)[:200]}.cove-upload-{secrets.token_hex(4)}"
+        name = f".{os.path.basename(final)[:200]}.cove-upload-{os.urandom(4).hex()}"
         staged = Staged(os.path.join(parent, name), final)
         try:
             fd = os.open(staged.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
@@ -226,7 +225,7 @@ def bulk_download(workdir: str, paths: list[str]) -> Response:
     Sizes are taken up front so the answer has a Content-Length; each file is
     opened only while it is sent (a thousand paths must not hold a thousand fds).
     """
-    boundary = "cove-" + secrets.token_hex(16)
+    boundary = "cove-" + os.urandom(16).hex()
     plan: list[tuple[str, str, int | bytes]] = []  # (asked, resolved, size or error body)
     total = len(multipart.closing(boundary))
     for asked in paths:

@@ -17,7 +17,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import uuid
 from dataclasses import dataclass, field
 
 from cove.agent.core import Agent
@@ -143,7 +142,7 @@ class SessionManager:
             else _existing(session.state.cwd, self.default_cwd()),
             self.agent.child_env({**session.state.env, **(envs or {})}),
         )
-        cid = str(uuid.uuid4())
+        cid = _random_uuid()
         directory = os.path.join(session.log_dir, cid)
         log = CommandLog(directory, self.agent.config.max_log_bytes)
         with open(os.path.join(directory, "command"), "w") as f:
@@ -276,3 +275,12 @@ def parse_signal(value: str | None) -> int | None:
 
 def entrypoint_text(argv: list[str]) -> str:
     return shlex.join(argv)
+
+
+def _random_uuid() -> str:
+    """A version-4 UUID string; `uuid` itself would cost every sandbox its imports."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
