@@ -27,6 +27,7 @@ from cove.sdk.fs import (
     FileSystem,
     FileUpload,
 )
+from cove.sdk.git import AsyncGit, Git
 from cove.sdk.interpreter import AsyncCodeInterpreter, CodeInterpreter
 from cove.sdk.models import (
     CodeRunParams,
@@ -65,6 +66,7 @@ __all__ = [
     "AsyncCodeInterpreter",
     "AsyncCove",
     "AsyncFileSystem",
+    "AsyncGit",
     "AsyncProcess",
     "AsyncPtyHandle",
     "AsyncSandbox",
@@ -87,6 +89,7 @@ __all__ = [
     "FileDownloadResponse",
     "FileSystem",
     "FileUpload",
+    "Git",
     "Gone",
     "InterpreterContext",
     "NotFound",

@@ -56,6 +56,8 @@ _HINTS: list[tuple[type[CoveError], str]] = [
 def with_context(err: CoveError, what: str, hint: str | None = None) -> CoveError:
     """The same error class, its message prefixed by the failed operation."""
     message = f"{what} failed: {err.message}"
+    if err.message.startswith(f"{what} failed:"):
+        message = err.message  # the sandbox said it already (git's own failures do)
     if hint is None:
         hint = next((h for cls, h in _HINTS if isinstance(err, cls)), None)
     if hint and hint not in message:

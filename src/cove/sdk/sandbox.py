@@ -1,5 +1,6 @@
-"""Sandbox objects: their data, lifecycle calls, and their `process`,
-`code_interpreter` and `fs` (wire page §3). `SandboxCalls` builds the control-plane
+"""Sandbox objects: their data, lifecycle calls, their `process`,
+`code_interpreter`, `fs` and `git` (wire page §3), and the environment and
+port helpers (`_env_calls`). `SandboxCalls` builds the control-plane
 requests for both faces; `Sandbox` and `AsyncSandbox` only send them.
 """
 
@@ -9,8 +10,10 @@ import json
 from typing import Any
 
 from cove.sdk._base import Call, Endpoints, Toolbox, seg, wire_body
+from cove.sdk._env_calls import EnvCalls
 from cove.sdk._transport import AsyncTransport, SyncTransport
 from cove.sdk.fs import AsyncFileSystem, FileSystem
+from cove.sdk.git import AsyncGit, Git
 from cove.sdk.interpreter import AsyncCodeInterpreter, CodeInterpreter
 from cove.sdk.models import CreateSandboxParams
 from cove.sdk.process import AsyncProcess, Process
@@ -113,6 +116,8 @@ class Sandbox(SandboxData):
         self.process = Process(transport, toolbox)
         self.code_interpreter = CodeInterpreter(transport, toolbox)
         self.fs = FileSystem(transport, toolbox)
+        self.git = Git(transport, toolbox)
+        self._env = EnvCalls(toolbox)
 
     def refresh_data(self) -> None:
         self._apply(self._t.call(self._calls.get(self.id)))
@@ -128,12 +133,21 @@ class Sandbox(SandboxData):
         self.state = "destroyed"
 
     def get_work_dir(self) -> str:
-        call = self._toolbox.call("GET", "/work-dir", "get work dir", lambda d: str(d["dir"]))
-        return self._t.call(call)
+        return self._t.call(self._env.work_dir())
 
     def get_user_home_dir(self) -> str:
-        call = self._toolbox.call("GET", "/user-home-dir", "get home dir", lambda d: str(d["dir"]))
-        return self._t.call(call)
+        return self._t.call(self._env.home_dir())
+
+    def update_env(self, env: dict[str, str], *, unset: list[str] | None = None) -> None:
+        """Processes started from now on get `env` (after `unset` names are removed)."""
+        self._t.call(self._env.update_env(env, unset))
+
+    def get_ports(self) -> list[int]:
+        """TCP ports something listens on inside the sandbox (any address), ascending."""
+        return self._t.call(self._env.ports())
+
+    def is_port_in_use(self, port: int) -> bool:
+        return self._t.call(self._env.port_in_use(port))
 
 
 class AsyncSandbox(SandboxData):
@@ -146,6 +160,8 @@ class AsyncSandbox(SandboxData):
         self.process = AsyncProcess(transport, toolbox)
         self.code_interpreter = AsyncCodeInterpreter(transport, toolbox)
         self.fs = AsyncFileSystem(transport, toolbox)
+        self.git = AsyncGit(transport, toolbox)
+        self._env = EnvCalls(toolbox)
 
     async def refresh_data(self) -> None:
         self._apply(await self._t.call(self._calls.get(self.id)))
@@ -163,9 +179,18 @@ class AsyncSandbox(SandboxData):
         self.state = "destroyed"
 
     async def get_work_dir(self) -> str:
-        call = self._toolbox.call("GET", "/work-dir", "get work dir", lambda d: str(d["dir"]))
-        return await self._t.call(call)
+        return await self._t.call(self._env.work_dir())
 
     async def get_user_home_dir(self) -> str:
-        call = self._toolbox.call("GET", "/user-home-dir", "get home dir", lambda d: str(d["dir"]))
-        return await self._t.call(call)
+        return await self._t.call(self._env.home_dir())
+
+    async def update_env(self, env: dict[str, str], *, unset: list[str] | None = None) -> None:
+        """Processes started from now on get `env` (after `unset` names are removed)."""
+        await self._t.call(self._env.update_env(env, unset))
+
+    async def get_ports(self) -> list[int]:
+        """TCP ports something listens on inside the sandbox (any address), ascending."""
+        return await self._t.call(self._env.ports())
+
+    async def is_port_in_use(self, port: int) -> bool:
+        return await self._t.call(self._env.port_in_use(port))
