@@ -3,11 +3,16 @@ document gets generated requests, and none may answer 5xx."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
+from cove.agent.environment import EnvRoutes
+from cove.agent.git.routes import GitRoutes
+from cove.agent.httpserver import Handler, Router
+from cove.agent.ports.routes import PortRoutes
 from tests.security.fuzz import Tally, fuzz_operation, operations
 from tests.serverproc import ServerProcess
 
@@ -22,6 +27,39 @@ def test_openapi_document_describes_the_routes(api: httpx.Client) -> None:
     body = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
     assert body["required"] == ["command"]
     assert {"command", "cwd", "envs", "timeout"} <= set(body["properties"])
+
+
+class _Recorder(Router):
+    """Keeps the (method, pattern) of every route a feature registers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, str]] = set()
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        self.seen.add((method.lower(), pattern))
+        super().add(method, pattern, handler)
+
+
+def test_openapi_lists_every_git_port_and_env_route(api: httpx.Client) -> None:
+    """Read from the agent's own registrations: a route added later and not
+    described fails here."""
+    router = _Recorder()
+    agent: Any = SimpleNamespace(config=SimpleNamespace(workdir="/"))
+    for feature in (GitRoutes, PortRoutes, EnvRoutes):
+        feature(agent).register(router)
+    assert len(router.seen) >= 23
+    paths = api.get("/api/openapi.json").json()["paths"]
+    described = {(m, p.removeprefix("/toolbox/{sandboxId}")) for p in paths for m in paths[p]}
+    assert router.seen - described == set()
+    doc = api.get("/api/openapi.json").json()
+    clone = paths["/toolbox/{sandboxId}/git/clone"]["post"]
+    ref = clone["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert schema["required"] == ["url", "path"]
+    assert {"branch", "commit_id", "username", "password", "depth"} <= set(schema["properties"])
+    status = paths["/toolbox/{sandboxId}/git/status"]["get"]
+    assert [p["name"] for p in status["parameters"]] == ["sandboxId", "path"]
 
 
 @pytest.mark.timeout(300)

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 
 from cove.wire import protocol
 from cove.wire.model import WireModel, camel
+from cove.wire.protocol import git as gitwire
 
 JSON = dict[str, Any]
 _PRIMITIVES: dict[Any, JSON] = {
@@ -276,6 +277,8 @@ def build_openapi() -> JSON:
         },
     }
     paths.update(_file_paths(sid, m))
+    paths.update(_git_paths(sid, m))
+    paths.update(_port_env_paths(sid, m))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -379,6 +382,95 @@ def _file_paths(sid: list[JSON], m: Any) -> JSON:
         "/toolbox/{sandboxId}/files/download": {"get": download},
         "/toolbox/{sandboxId}/files/bulk-download": {"post": bulk},
         "/toolbox/{sandboxId}/files/bulk-upload": {"post": upload},
+    }
+
+
+def _git_paths(sid: list[JSON], m: Any) -> JSON:
+    """`/git/...`: the real `git` in the sandbox, in the repository at `path`
+    (404 names a missing one; git's refusals are 400s carrying its stderr)."""
+    repo = [*sid, _param("path", "query")]
+    repo[-1]["required"] = True
+    g = gitwire
+    config_query = [*sid, *(_param(n, "query") for n in ("key", "scope", "path"))]
+    config_query[1]["required"] = True
+
+    def post(summary: str, body: type[WireModel], ok: str = "200", response: Any = None) -> JSON:
+        return _op(summary, sid, m(body), (ok,), m(response) if response else None)
+
+    def get(summary: str, params: list[JSON], response: JSON) -> JSON:
+        return _op(summary, params, response=response)
+
+    t = "/toolbox/{sandboxId}/git"
+    return {
+        f"{t}/clone": {
+            "post": post(
+                "Clone (credentials used for this call only, never stored)", g.GitCloneRequest
+            )
+        },
+        f"{t}/init": {"post": post("Create a repository", g.GitInitRequest, "201")},
+        f"{t}/status": {"get": get("Branch and file states", repo, m(g.GitStatus))},
+        f"{t}/history": {
+            "get": get(
+                "Commits, newest first", repo, {"type": "array", "items": m(g.GitCommitInfo)}
+            )
+        },
+        f"{t}/add": {"post": post("Stage files", g.GitAddRequest)},
+        f"{t}/commit": {
+            "post": post("Commit staged changes", g.GitCommitRequest, response=g.GitCommitResponse)
+        },
+        f"{t}/reset": {"post": post("Reset HEAD, the index or files", g.GitResetRequest)},
+        f"{t}/restore": {"post": post("Restore files", g.GitRestoreRequest)},
+        f"{t}/branches": {
+            "get": get("Local branches and the current one", repo, m(g.ListBranchResponse)),
+            "post": post("Create a branch at HEAD and check it out", g.GitBranchRequest, "201"),
+            "delete": post("Delete a branch", g.GitBranchRequest, "204"),
+        },
+        f"{t}/checkout": {"post": post("Check out a branch", g.GitCheckoutRequest)},
+        f"{t}/pull": {"post": post("Pull", g.GitPullRequest)},
+        f"{t}/push": {"post": post("Push (HEAD unless `branch`)", g.GitPushRequest)},
+        f"{t}/remotes": {
+            "get": get("Remotes and their URLs", repo, m(g.ListRemotesResponse)),
+            "post": post(
+                "Add (or with `overwrite` replace) a remote", g.GitAddRemoteRequest, "201"
+            ),
+        },
+        f"{t}/config": {
+            "get": get("A config value (null when unset)", config_query, m(g.GitConfigResponse)),
+            "post": post("Set a config value", g.GitSetConfigRequest),
+        },
+        f"{t}/config/user": {
+            "post": post("Set user.name and user.email", g.GitConfigureUserRequest)
+        },
+        f"{t}/credentials": {
+            "post": post(
+                "Store credentials in plain text in the user's credential store",
+                g.GitAuthenticateRequest,
+            )
+        },
+    }
+
+
+def _port_env_paths(sid: list[JSON], m: Any) -> JSON:
+    """Listening ports and the environment of processes started from now on."""
+    port = _param("port", schema={"type": "integer", "minimum": 1, "maximum": 65535})
+    env = {"type": "object", "additionalProperties": _STR}
+    return {
+        "/toolbox/{sandboxId}/port": {
+            "get": _op("TCP ports listening in the sandbox", sid, response=m(gitwire.PortList))
+        },
+        "/toolbox/{sandboxId}/port/{port}/in-use": {
+            "get": _op(
+                "Whether a TCP port listens", [*sid, port], response=m(gitwire.IsPortInUseResponse)
+            )
+        },
+        "/toolbox/{sandboxId}/env": {
+            "post": _op(
+                "Change the environment of processes started from now on",
+                sid,
+                m(gitwire.UpdateEnvRequest),
+                response=env,
+            )
+        },
     }
 
 
