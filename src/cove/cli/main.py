@@ -172,6 +172,25 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("path", nargs="?", default=".", metavar="PATH", help="default: the home")
     ls.set_defaults(func=_command("ls", "files"))
 
+    git = sub.add_parser("git", help="git inside a sandbox").add_subparsers(
+        dest="git_command", required=True
+    )
+    clone = git.add_parser(
+        "clone", parents=[common], help="clone a repository inside a sandbox",
+        description="Clone URL into PATH (relative: under the working directory) inside "
+        "SANDBOX. A password or token is read from the environment variable "
+        "COVE_GIT_PASSWORD, never from the command line.",
+    )  # fmt: skip
+    clone.add_argument("sandbox", metavar="SANDBOX")
+    clone.add_argument("url", metavar="URL")
+    clone.add_argument("path", nargs="?", default=None, metavar="PATH",
+                       help="default: the URL's last segment, as git names it")  # fmt: skip
+    clone.add_argument("-b", "--branch", default=None)
+    clone.add_argument("--commit", default=None, help="check out this commit (detached)")
+    clone.add_argument("--depth", type=int, default=None, help="a shallow clone of N commits")
+    clone.add_argument("--username", default=None, help="for an HTTP(S) remote")
+    clone.set_defaults(func=_command("git_clone", "git"))
+
     shell = sub.add_parser("shell", parents=[common], help="an interactive shell (PTY)")
     shell.add_argument("sandbox", metavar="SANDBOX")
     shell.add_argument("--cwd", default=None)
