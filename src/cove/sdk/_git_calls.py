@@ -70,6 +70,7 @@ class GitCalls:
         parse: Any = _none, params: dict[str, str] | None = None,
     ) -> Call[Any]:  # fmt: skip
         json = wire_body(body) if body is not None else None
+        # Calls that answer nothing useful ({} or 204) read no body.
         return Call(method, self.tb.url(path), what, parse, json, params, timeout,
                     parse is not _none)  # fmt: skip
 
