@@ -87,3 +87,20 @@ def test_update_env_unset_value_prefix_and_bad_names(daytona: Any, api: httpx.Cl
         assert bad.status_code == 400 and "A=B" in bad.json()["message"]
     finally:
         daytona.delete(sb)
+
+
+def test_git_calls_survive_an_env_that_hides_git_or_redirects_it(daytona: Any) -> None:
+    """An env update is the user's own, but /git calls name their repository and
+    find the installed git: a GIT_DIR or a PATH without /usr/bin changes neither."""
+    sb = with_env(daytona, {})
+    try:
+        sb.git.init("real", initial_branch="main")
+        sb.process.exec("git init -q decoy")
+        sb.update_env({"PATH": "/nowhere", "GIT_DIR": f"{sb.get_work_dir()}/decoy/.git"})
+        sb.fs.upload_file(b"x\n", "real/file.txt")
+        sb.git.add("real", ["file.txt"])
+        status = sb.git.status("real")
+        assert [f.name for f in status.file_status] == ["file.txt"]
+        assert status.current_branch == "main"
+    finally:
+        daytona.delete(sb)

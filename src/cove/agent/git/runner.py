@@ -24,6 +24,17 @@ from cove.wire.errors import BadRequest, NotFound, PayloadTooLarge
 # What a failure's message keeps of git's stderr (its last lines say why).
 MAX_ERROR_TEXT = 4000
 
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+REPOSITORY_LOCATION_VARS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+)
+
 # The helper answers git's "get" with the two variables git's environment
 # holds; `credential.helper=` first drops helpers the user configured, so
 # theirs cannot answer (or store) this call's credentials.
@@ -78,11 +89,18 @@ class GitRunner:
         ok_codes: tuple[int, ...] = (0,),
     ) -> tuple[int, str]:
         """Run `git ARGS` in `cwd`; (exit code, stdout) when the code is in `ok_codes`."""
-        git = shutil.which("git", path=self.agent.base_env()["PATH"])
+        path = self.agent.base_env().get("PATH", "")
+        # The user's PATH first; the system's after it, so an env update that
+        # drops /usr/bin does not make an installed git look missing.
+        git = shutil.which("git", path=f"{path}:{SYSTEM_PATH}" if path else SYSTEM_PATH)
         if git is None:
             raise BadRequest("git is not installed in this sandbox")
         cred_args, cred_env = credentials.args_and_env()
         child_env = self.agent.child_env(env)
+        for name in REPOSITORY_LOCATION_VARS:
+            # Each /git call names its repository by path; a GIT_DIR left in the
+            # sandbox's env must not point every call at another repository.
+            child_env.pop(name, None)
         child_env.update(cred_env)
         child_env["GIT_TERMINAL_PROMPT"] = "0"
         child_env.pop("GIT_ASKPASS", None)
