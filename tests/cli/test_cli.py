@@ -79,13 +79,21 @@ def test_exec_streams_and_exits_with_the_commands_code(
     assert piped.stdout.strip() == "6"
 
 
+def foreground_sigint() -> None:
+    """SIGINT as a terminal's foreground job has it. A test run started in a
+    shell's background (`make test &`) ignores SIGINT, every child inherits
+    that, and Python then installs no KeyboardInterrupt handler: Ctrl-C would
+    be tested on a process that was told to ignore it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_exec_stdin_is_closed_without_i_and_ctrl_c_kills_the_command(
     env: dict[str, str], sandbox_id: str
 ) -> None:
     assert cove_cmd("exec", sandbox_id, "--", "cat; echo eof", env=env).stdout == "eof\n"
     proc = subprocess.Popen(
         [COVE, "exec", sandbox_id, "--", "echo started; sleep 60; echo never"],
-        env=env, stdout=subprocess.PIPE, text=True,
+        env=env, stdout=subprocess.PIPE, text=True, preexec_fn=foreground_sigint,
     )  # fmt: skip
     assert proc.stdout is not None
     assert proc.stdout.readline() == "started\n"
@@ -185,6 +193,7 @@ def test_exec_i_says_on_stderr_when_stdin_forwarding_dies(
     proc = subprocess.Popen(
         [COVE, "exec", "-i", sandbox_id, "--", "echo started; sleep 60"],
         env=env, stdin=read_end, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=foreground_sigint,
     )  # fmt: skip
     os.close(read_end)
     assert proc.stdout is not None and proc.stderr is not None

@@ -34,7 +34,7 @@ from cove.agent.git.routes import GitRoutes
 from cove.agent.httpserver import HttpServer, Request, Response, Router, json_response
 from cove.agent.interpreter.routes import InterpreterRoutes
 from cove.agent.ports.routes import PortRoutes
-from cove.agent.proc.harden import harden_self, keep_read_buffers
+from cove.agent.proc.harden import harden_self, keep_read_buffers, reset_inherited_ignores
 from cove.agent.pty.routes import PtyRoutes
 from cove.agent.sessions.routes import SessionRoutes
 from cove.wire.errors import BadRequest
@@ -95,6 +95,7 @@ def build(agent: Agent) -> tuple[Router, list[Feature]]:
 
 async def serve(config: AgentConfig, ready_fd: int | None) -> None:
     harden_self()
+    reset_inherited_ignores()
     keep_read_buffers()
     agent = Agent(config)
     router, features = build(agent)

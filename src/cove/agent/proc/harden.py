@@ -1,9 +1,10 @@
-"""What the agent does to its own process once, at start: prctl and malloc settings."""
+"""What the agent does to its own process once, at start: prctl, malloc and signal settings."""
 
 from __future__ import annotations
 
 import ctypes
 import os
+import signal
 
 from cove.agent.proc.output import PIPE_SIZE
 
@@ -23,6 +24,28 @@ def harden_self() -> None:
     # User code runs under our uid; a non-dumpable agent cannot be
     # ptraced or have its /proc/1/mem written by it.
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+# Python itself ignores these at start and `subprocess` restores them in each
+# child; any other ignored signal came from whoever started the server.
+PYTHON_IGNORES = {signal.SIGPIPE, signal.SIGXFSZ}
+
+
+def reset_inherited_ignores() -> None:
+    """Give user processes default signal dispositions, however the server was started.
+
+    An ignored signal survives fork and exec: a server started under `nohup`
+    (SIGHUP ignored) or by a shell that ignores SIGINT in the background would
+    otherwise hand that to every command, session and forked code run.
+    """
+    for sig in signal.valid_signals():
+        if sig in PYTHON_IGNORES or sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            if signal.getsignal(sig) == signal.SIG_IGN:
+                signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            continue  # a real-time or reserved signal Python will not touch
 
 
 def keep_read_buffers() -> None:
