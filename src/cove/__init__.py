@@ -39,6 +39,7 @@ _SDK_NAMES = {
     "AsyncPtyHandle",
     "FileUpload",
     "FileDownloadRequest",
+    "SandboxMetrics",
 }
 _ERROR_NAMES = {
     "CoveError",

@@ -52,6 +52,10 @@ class Settings:
     default_pids: int = 512
     # Seconds in a "minute" of autoStopInterval/autoDeleteInterval (tests shorten it).
     lifecycle_minute: float = 60.0
+    # Seconds between metrics samples of each started sandbox (0 = no history),
+    # and how many samples a sandbox's history keeps (24 h at the default).
+    metrics_interval: float = 15.0
+    metrics_keep: int = 5760
 
     ENV = {
         "host": "COVE_HOST",
@@ -65,6 +69,8 @@ class Settings:
         "max_output_bytes": "COVE_MAX_OUTPUT_BYTES",
         "max_log_bytes": "COVE_MAX_LOG_BYTES",
         "lifecycle_minute": "COVE_LIFECYCLE_MINUTE_SECONDS",
+        "metrics_interval": "COVE_METRICS_INTERVAL_SECONDS",
+        "metrics_keep": "COVE_METRICS_KEEP",
     }
 
     @classmethod

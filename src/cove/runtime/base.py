@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from cove.agent.config import DEFAULT_LOG_CAP, DEFAULT_OUTPUT_CAP
+from cove.wire.errors import Conflict
 
 
 @dataclass
@@ -37,6 +38,19 @@ class RuntimeHandle:
     sandbox_id: str
     backend: str
     state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ResourceUsage:
+    """One reading of a running sandbox's use (what metrics are made of)."""
+
+    cpus: float  # CPUs it may use now
+    cpu_seconds: float  # CPU time used since it started
+    memory_limit: int  # bytes user code may use
+    memory_bytes: int  # bytes used by the whole sandbox, page cache included
+    user_memory_bytes: int  # bytes used by user code (what its limit applies to)
+    cache_bytes: int  # page cache within memory_bytes
+    disk_used: int  # bytes in the workspace
 
 
 class RuntimeBackend(abc.ABC):
@@ -73,6 +87,17 @@ class RuntimeBackend(abc.ABC):
     @abc.abstractmethod
     async def cleanup_leftovers(self, known_ids: set[str]) -> list[str]:
         """Remove runtime remains of sandboxes the store does not know; return their ids."""
+
+    async def resize(self, handle: RuntimeHandle, cpus: float, memory_bytes: int) -> None:
+        """Change a running sandbox's CPU and memory in place. Optional.
+
+        Raises Conflict when memory_bytes is below what the sandbox uses now.
+        """
+        raise Conflict(f"the {self.name} backend cannot resize a running sandbox; stop it first")
+
+    async def usage(self, handle: RuntimeHandle) -> ResourceUsage | None:
+        """A reading of a running sandbox's use; None when the backend cannot tell. Optional."""
+        return None
 
     def serve(self) -> None:
         """The control plane is up: start background work (e.g. a warm pool). Optional."""

@@ -5,6 +5,7 @@ SDK. Where things are:
 
   client.py          `Cove` / `AsyncCove`: configuration, create/get/list/delete
   sandbox.py         `Sandbox` / `AsyncSandbox`: data, lifecycle, `.process`, `.code_interpreter`
+  control.py         sandbox control: labels, intervals, TTL, resize, metrics
   process.py         `sandbox.process`: exec, code_run, sessions, logs (+ PTY methods)
   pty.py             PTY methods and `PtyHandle` / `AsyncPtyHandle`
   interpreter.py     `sandbox.code_interpreter`: run_code, contexts
@@ -19,6 +20,7 @@ SDK. Where things are:
 
 from cove.sdk._base import CoveConfig
 from cove.sdk.client import AsyncCove, Cove
+from cove.sdk.control import SandboxMetrics
 from cove.sdk.errors import CodeTimeout, CommandTimeout, ServerUnreachable
 from cove.sdk.fs import (
     AsyncFileSystem,
@@ -103,6 +105,7 @@ __all__ = [
     "RichResult",
     "Sandbox",
     "SandboxError",
+    "SandboxMetrics",
     "ServerUnreachable",
     "Session",
     "SessionCommandLogsResponse",

@@ -12,6 +12,7 @@ from typing import Any
 from cove.sdk._base import Call, Endpoints, Toolbox, seg, wire_body
 from cove.sdk._env_calls import EnvCalls
 from cove.sdk._transport import AsyncTransport, SyncTransport
+from cove.sdk.control import AsyncControl, ControlCalls, SyncControl
 from cove.sdk.fs import AsyncFileSystem, FileSystem
 from cove.sdk.git import AsyncGit, Git
 from cove.sdk.interpreter import AsyncCodeInterpreter, CodeInterpreter
@@ -89,6 +90,10 @@ class SandboxData:
     error_reason: str | None
     created_at: str
     toolbox_proxy_url: str
+    auto_stop_interval: int
+    auto_delete_interval: int
+    auto_archive_interval: int
+    auto_pause_interval: int
 
     def _apply(self, wire: WireSandbox) -> None:
         self.id, self.name, self.state = wire.id, wire.name, wire.state
@@ -97,6 +102,10 @@ class SandboxData:
         self.error_reason = wire.error_reason
         self.created_at = wire.created_at
         self.toolbox_proxy_url = wire.toolbox_proxy_url
+        self.auto_stop_interval = wire.auto_stop_interval
+        self.auto_delete_interval = wire.auto_delete_interval
+        self.auto_archive_interval = wire.auto_archive_interval
+        self.auto_pause_interval = wire.auto_pause_interval
 
     @property
     def language(self) -> str:
@@ -106,7 +115,7 @@ class SandboxData:
         return f"<{type(self).__name__} {self.id} {self.state} {self.language}>"
 
 
-class Sandbox(SandboxData):
+class Sandbox(SyncControl, SandboxData):
     def __init__(self, transport: SyncTransport, calls: SandboxCalls, wire: WireSandbox) -> None:
         self._t = transport
         self._calls = calls
@@ -118,6 +127,7 @@ class Sandbox(SandboxData):
         self.fs = FileSystem(transport, toolbox)
         self.git = Git(transport, toolbox)
         self._env = EnvCalls(toolbox)
+        self._control = ControlCalls(calls.ep, wire.id, toolbox)
 
     def refresh_data(self) -> None:
         self._apply(self._t.call(self._calls.get(self.id)))
@@ -150,7 +160,7 @@ class Sandbox(SandboxData):
         return self._t.call(self._env.port_in_use(port))
 
 
-class AsyncSandbox(SandboxData):
+class AsyncSandbox(AsyncControl, SandboxData):
     def __init__(self, transport: AsyncTransport, calls: SandboxCalls, wire: WireSandbox) -> None:
         self._t = transport
         self._calls = calls
@@ -162,6 +172,7 @@ class AsyncSandbox(SandboxData):
         self.fs = AsyncFileSystem(transport, toolbox)
         self.git = AsyncGit(transport, toolbox)
         self._env = EnvCalls(toolbox)
+        self._control = ControlCalls(calls.ep, wire.id, toolbox)
 
     async def refresh_data(self) -> None:
         self._apply(await self._t.call(self._calls.get(self.id)))

@@ -17,10 +17,13 @@ from starlette.routing import Mount, Route
 from cove.runtime import make_backend
 from cove.server.api import SandboxRoutes
 from cove.server.auth import AuthMiddleware, KeyRing, load_or_generate_key
+from cove.server.control import ControlRoutes
 from cove.server.errors import error_response, handle_cove_error, handle_unexpected
 from cove.server.images import apply_build_info
 from cove.server.memory import IdleTrim
+from cove.server.metrics import MetricsHistory, MetricsSampler
 from cove.server.openapi import openapi_endpoint
+from cove.server.prometheus import PrometheusMetrics, RequestMetrics
 from cove.server.sandboxes import SandboxService
 from cove.server.store import Store
 from cove.server.sweeper import LifecycleSweeper
@@ -43,6 +46,8 @@ class Server:
     api_keys: list[str]
     generated_key: bool
     keys: KeyRing
+    sampler: MetricsSampler
+    prometheus: PrometheusMetrics
 
     def uvicorn_ws(self) -> type[asyncio.Protocol]:
         """uvicorn's `ws=`: toolbox WebSockets relayed as bytes (see `wsfront`)."""
@@ -74,7 +79,13 @@ def build_server(settings: Settings) -> Server:
     service = SandboxService(store, backend, settings)
     service.spec_hooks.append(apply_build_info)  # SDK `Image` definitions: entrypoint, env, workdir
     proxy = ToolboxProxy(service, settings.max_request_bytes)
-    return Server(settings, store, service, proxy, keys, generated, KeyRing(store, keys))
+    history = MetricsHistory(settings.data_dir / "metrics", settings.metrics_keep)
+    sampler = MetricsSampler(service, history, settings.metrics_interval)
+    prometheus = PrometheusMetrics(store)
+    service.on_state.append(prometheus.on_state)
+    return Server(
+        settings, store, service, proxy, keys, generated, KeyRing(store, keys), sampler, prometheus
+    )
 
 
 def build_app(server: Server) -> Starlette:
@@ -83,9 +94,11 @@ def build_app(server: Server) -> Starlette:
         await server.service.startup()
         sweeper = LifecycleSweeper(server.service, minute=server.settings.lifecycle_minute)
         sweeper.start()
+        server.sampler.start()
         try:
             yield
         finally:
+            await server.sampler.stop()
             await sweeper.stop()
             await server.service.shutdown()
             await server.proxy.clients.close()
@@ -93,13 +106,14 @@ def build_app(server: Server) -> Starlette:
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    limit = server.settings.max_request_bytes
+    control = ControlRoutes(server.service, server.sampler, limit)
     routes = [
         Route("/health", health),
+        Route("/metrics", server.prometheus.endpoint),
         Route("/api/openapi.json", openapi_endpoint),  # before the /api mount
-        Mount(
-            "/api", routes=SandboxRoutes(server.service, server.settings.max_request_bytes).routes()
-        ),
-        Mount("/toolbox", routes=server.proxy.routes()),
+        Mount("/api", routes=SandboxRoutes(server.service, limit).routes() + control.routes()),
+        Mount("/toolbox", routes=[*control.toolbox_routes(), *server.proxy.routes()]),
     ]
     app = Starlette(
         routes=routes,
@@ -112,4 +126,5 @@ def build_app(server: Server) -> Starlette:
     )
     app.add_middleware(IdleTrim)
     app.add_middleware(AuthMiddleware, keys=server.keys, open_paths=("/health",))
+    app.add_middleware(RequestMetrics, metrics=server.prometheus)
     return app

@@ -39,6 +39,9 @@ class RecordSpec(WireModel):
     entrypoint: list[str] | None = None
     auto_stop_interval: int = 0  # 0 = never
     auto_delete_interval: int = -1  # <0 = never, 0 = as soon as it stops
+    auto_archive_interval: int = 0  # stored and reported; archiving is not done yet
+    auto_pause_interval: int = 0  # stored and reported; pausing is not done yet
+    destroy_at: float | None = None  # a TTL's deadline (epoch seconds), in any state
     public: bool = False
     workdir: str | None = None  # an image's WORKDIR
     image: str | None = None  # an image's FROM, recorded only

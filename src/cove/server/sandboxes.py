@@ -48,6 +48,11 @@ class SandboxService:
         # callbacks hear of every state change (the auto-stop sweeper).
         self.spec_hooks: list[SpecHook] = []
         self.on_change: list[Callable[[], None]] = []
+        # State listeners hear every record's new state, a create's first
+        # (`creating`) included (Prometheus counters).
+        self.on_state: list[Callable[[SandboxRecord], None]] = []
+        # Deletion listeners drop what they keep per sandbox (metrics history).
+        self.on_delete: list[Callable[[str], None]] = []
 
     # -- start-up and shut-down ---------------------------------------------
 
@@ -87,8 +92,24 @@ class SandboxService:
             raise NotFound(f"sandbox {id_or_name!r} not found")
         return r
 
-    def list(self, owner: str) -> list[SandboxRecord]:
-        return self.store.list(owner)
+    def list(self, owner: str, labels: dict[str, str] | None = None) -> list[SandboxRecord]:
+        return self.store.list_labelled(owner, labels or {})
+
+    def lock(self, sandbox_id: str) -> asyncio.Lock:
+        """The lock every state or spec change of this sandbox is made under."""
+        return self._locks[sandbox_id]
+
+    def handle(self, r: SandboxRecord) -> RuntimeHandle:
+        return self._handle(r)
+
+    def note_activity(self, sandbox_id: str) -> None:
+        """Activity that postpones auto-stop (a toolbox call, `refresh_activity`)."""
+        self._activity[sandbox_id] = time.time()
+
+    def changed(self) -> None:
+        """Tell the change listeners (the sweeper) that a record's timing changed."""
+        for callback in self.on_change:
+            callback()
 
     def _handle(self, r: SandboxRecord) -> RuntimeHandle:
         return RuntimeHandle(r.id, r.backend, r.runtime)
@@ -97,6 +118,8 @@ class SandboxService:
         r.state = state
         r.error_reason = reason
         self.store.save(r)
+        for listener in self.on_state:
+            listener(r)
         for callback in self.on_change:
             callback()
 
@@ -171,6 +194,8 @@ class SandboxService:
             self.store.insert(r)
         except NameTaken:
             raise Conflict(f"a sandbox named {name!r} already exists") from None
+        for listener in self.on_state:
+            listener(r)
         async with self._locks[sid]:
             try:
                 handle = await self.backend.create(self._runtime_spec(r))
@@ -235,6 +260,8 @@ class SandboxService:
             r.state = SandboxState.DESTROYED
         self._locks.pop(r.id, None)
         self._activity.pop(r.id, None)
+        for callback in self.on_delete:
+            callback(r.id)
         return r
 
     # -- toolbox access -----------------------------------------------------------

@@ -8,9 +8,12 @@ spec is stored as its JSON wire form, its state as the enum's value.
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,16 @@ CREATE TABLE IF NOT EXISTS sandboxes (
     last_activity_at REAL NOT NULL,
     UNIQUE (owner, name)
 );
+-- Each sandbox's labels again, one row per label, indexed by (key, value):
+-- a list filtered on labels reads only the matching rows, not every record.
+-- The record's spec JSON stays the source a sandbox is rendered from.
+CREATE TABLE IF NOT EXISTS sandbox_labels (
+    sandbox_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (sandbox_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sandbox_labels_by_value ON sandbox_labels (key, value, sandbox_id);
 -- Written at start from the configured keys, read by no code path: it lets an
 -- operator map a record's owner (a key hash) to a configured key's label.
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -48,8 +61,42 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
+        fresh_labels = not self._has_table("sandbox_labels")
         self.db.executescript(SCHEMA)
+        if fresh_labels:
+            self._backfill_labels()
         path.chmod(0o600)
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[None]:
+        """One transaction (the connection autocommits each statement otherwise)."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _has_table(self, name: str) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)
+        ).fetchone()
+        return row is not None
+
+    def _backfill_labels(self) -> None:
+        """Index the labels of records written before the label table existed."""
+        rows = self.db.execute("SELECT id, spec FROM sandboxes").fetchall()
+        with self._tx():
+            for sid, spec in rows:
+                self._write_labels(sid, json.loads(spec).get("labels") or {})
+
+    def _write_labels(self, sandbox_id: str, labels: dict[str, str]) -> None:
+        self.db.execute("DELETE FROM sandbox_labels WHERE sandbox_id=?", (sandbox_id,))
+        self.db.executemany(
+            "INSERT INTO sandbox_labels (sandbox_id, key, value) VALUES (?,?,?)",
+            [(sandbox_id, k, v) for k, v in labels.items()],
+        )
 
     def close(self) -> None:
         self.db.close()
@@ -71,20 +118,38 @@ class Store:
 
     def insert(self, r: SandboxRecord) -> None:
         try:
-            self.db.execute(
-                f"INSERT INTO sandboxes ({self._COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    r.id, r.owner, r.name, r.state.value, r.error_reason,
-                    json.dumps(r.spec.to_wire()),
-                    r.backend, json.dumps(r.runtime), r.created_at, r.updated_at,
-                    r.last_activity_at,
-                ),
-            )  # fmt: skip
+            with self._tx():
+                self._insert(r)
         except sqlite3.IntegrityError as exc:
             raise NameTaken(r.name) from exc
 
+    def _insert(self, r: SandboxRecord) -> None:
+        self.db.execute(
+            f"INSERT INTO sandboxes ({self._COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                r.id, r.owner, r.name, r.state.value, r.error_reason,
+                json.dumps(r.spec.to_wire()),
+                r.backend, json.dumps(r.runtime), r.created_at, r.updated_at,
+                r.last_activity_at,
+            ),
+        )  # fmt: skip
+        self._write_labels(r.id, r.spec.labels)
+
     def save(self, r: SandboxRecord) -> None:
         r.updated_at = time.time()
+        self._update(r)
+
+    def save_spec(self, r: SandboxRecord) -> None:
+        """Store a changed spec (labels included) without touching `updated_at`.
+
+        `updated_at` times auto-delete from the last state change, so a label or
+        interval change on a stopped sandbox must not postpone it.
+        """
+        with self._tx():
+            self._update(r)
+            self._write_labels(r.id, r.spec.labels)
+
+    def _update(self, r: SandboxRecord) -> None:
         self.db.execute(
             "UPDATE sandboxes SET state=?, error_reason=?, spec=?, runtime=?, updated_at=?, "
             "last_activity_at=? WHERE id=?",
@@ -98,7 +163,9 @@ class Store:
         self.db.execute("UPDATE sandboxes SET last_activity_at=? WHERE id=?", (when, sandbox_id))
 
     def delete(self, sandbox_id: str) -> None:
-        self.db.execute("DELETE FROM sandboxes WHERE id=?", (sandbox_id,))
+        with self._tx():
+            self.db.execute("DELETE FROM sandboxes WHERE id=?", (sandbox_id,))
+            self.db.execute("DELETE FROM sandbox_labels WHERE sandbox_id=?", (sandbox_id,))
 
     def get(self, owner: str, id_or_name: str) -> SandboxRecord | None:
         row = self.db.execute(
@@ -122,6 +189,30 @@ class Store:
                 f"SELECT {self._COLUMNS} FROM sandboxes WHERE owner=? ORDER BY created_at",
                 (owner,),
             )
+        return [self._row(r) for r in rows.fetchall()]
+
+    def count_by_state(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT state, COUNT(*) FROM sandboxes GROUP BY state")
+        return {state: count for state, count in rows.fetchall()}
+
+    def list_labelled(self, owner: str, labels: dict[str, str]) -> builtins.list[SandboxRecord]:
+        """An owner's sandboxes carrying every one of `labels`, through the label index.
+
+        One join per label, each an index lookup on (key, value); the sandbox
+        rows are then read by primary key.
+        """
+        if not labels:
+            return self.list(owner)
+        joins = "".join(
+            f" JOIN sandbox_labels l{i} ON l{i}.sandbox_id = s.id AND l{i}.key=? AND l{i}.value=?"
+            for i in range(len(labels))
+        )
+        params: list[str] = [x for kv in labels.items() for x in kv]
+        cols = ", ".join(f"s.{c.strip()}" for c in self._COLUMNS.split(","))
+        rows = self.db.execute(
+            f"SELECT {cols} FROM sandboxes s{joins} WHERE s.owner=? ORDER BY s.created_at",
+            (*params, owner),
+        )
         return [self._row(r) for r in rows.fetchall()]
 
     # -- API keys ------------------------------------------------------------

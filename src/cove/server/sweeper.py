@@ -3,7 +3,8 @@
 `autoStopInterval` (minutes, 0 = never): a started sandbox with no toolbox or
 lifecycle activity for that long is stopped. `autoDeleteInterval` (minutes,
 negative = never, 0 = as soon as it stops): a stopped sandbox is deleted
-that long after it stopped. The sweeper sleeps until the earliest deadline
+that long after it stopped. A TTL (`set_ttl`) deletes a sandbox at its
+deadline whatever its state. The sweeper sleeps until the earliest deadline
 (or until woken by a lifecycle change), not on a fixed poll; `minute` is a
 setting so that tests can run the same code on a shorter clock.
 """
@@ -47,12 +48,16 @@ class LifecycleSweeper:
 
     def _due(self, r: SandboxRecord) -> tuple[str, float] | None:
         spec = r.spec
+        due: tuple[str, float] | None = None
         if r.state == SandboxState.STARTED and spec.auto_stop_interval > 0:
             active = max(r.last_activity_at, self.service.last_activity(r.id))
-            return "stop", active + spec.auto_stop_interval * self.minute
-        if r.state == SandboxState.STOPPED and spec.auto_delete_interval >= 0:
-            return "delete", r.updated_at + spec.auto_delete_interval * self.minute
-        return None
+            due = "stop", active + spec.auto_stop_interval * self.minute
+        elif r.state == SandboxState.STOPPED and spec.auto_delete_interval >= 0:
+            due = "delete", r.updated_at + spec.auto_delete_interval * self.minute
+        # A TTL deletes in any state, whichever comes first.
+        if spec.destroy_at is not None and (due is None or spec.destroy_at <= due[1]):
+            due = "delete", spec.destroy_at
+        return due
 
     async def sweep(self) -> float:
         """Apply what is due; return when the next thing falls due."""

@@ -23,8 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cove.agent.config import AgentConfig
-from cove.runtime.base import RuntimeBackend, RuntimeHandle, SandboxSpec
-from cove.runtime.local import adoption, bwrap, cgroups, control, fs, socketpin, staging, workspace
+from cove.runtime.base import ResourceUsage, RuntimeBackend, RuntimeHandle, SandboxSpec
+from cove.runtime.local import (
+    adoption,
+    bwrap,
+    cgroups,
+    control,
+    fs,
+    resources,
+    socketpin,
+    staging,
+    workspace,
+)
 from cove.runtime.local.procs import (
     exit_description,
     kill_all,
@@ -35,7 +45,7 @@ from cove.runtime.local.procs import (
 )
 from cove.runtime.local.seccomp import build_filter
 from cove.runtime.warmpool import WarmPool
-from cove.wire.errors import SandboxError
+from cove.wire.errors import Conflict, SandboxError
 
 log = logging.getLogger("cove.runtime")
 
@@ -267,6 +277,29 @@ class LocalBackend(RuntimeBackend):
         if tail and "empty" not in tail:
             reason += f"; agent log: {tail}"
         return reason
+
+    # -- resources of a running sandbox -------------------------------------------
+
+    def _running_cgroups(self, handle: RuntimeHandle) -> cgroups.SandboxCgroups:
+        cg = self._cgroups(handle)
+        if cg is None or not self.is_running(handle):
+            raise Conflict(f"sandbox {handle.sandbox_id} is not running")
+        return cg
+
+    async def resize(self, handle: RuntimeHandle, cpus: float, memory_bytes: int) -> None:
+        cg = self._running_cgroups(handle)
+        await asyncio.to_thread(resources.resize, cg, cpus, memory_bytes)
+
+    async def usage(self, handle: RuntimeHandle) -> ResourceUsage | None:
+        cg = self._cgroups(handle)
+        if cg is None or not self.is_running(handle):
+            return None
+        home = self._dir(handle.sandbox_id) / "home"
+        try:
+            return await asyncio.to_thread(resources.read_usage, cg, home)
+        except OSError as exc:  # the sandbox stopped while it was read
+            log.debug("sandbox %s: no usage reading: %s", handle.sandbox_id, exc)
+            return None
 
     def _oom_kills(self, handle: RuntimeHandle) -> int:
         cg = self._cgroups(handle)

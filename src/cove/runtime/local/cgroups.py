@@ -69,6 +69,36 @@ def _write(path: str, value: str | int) -> None:
         f.write(str(value))
 
 
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _read_int(path: str) -> int:
+    return int(_read(path).strip())
+
+
+def _read_stat(path: str) -> dict[str, int]:
+    """A `key value` per line file (memory.stat, cpu.stat); missing file: empty."""
+    out: dict[str, int] = {}
+    with contextlib.suppress(OSError), open(path) as f:
+        for line in f:
+            key, _, value = line.partition(" ")
+            if value.strip().isdigit():
+                out[key] = int(value)
+    return out
+
+
+@dataclass
+class Usage:
+    """One reading of a sandbox's cgroups."""
+
+    memory_bytes: int  # the whole sandbox (agent included)
+    user_memory_bytes: int  # user code's cgroup, what its limit applies to
+    cache_bytes: int  # page cache inside `memory_bytes` (tmpfs /tmp counts here)
+    cpu_seconds: float  # CPU time used since the cgroup was made
+
+
 @dataclass
 class SandboxCgroups:
     """The cgroup directories of one sandbox (persisted with its runtime state)."""
@@ -82,7 +112,7 @@ class SandboxCgroups:
     ) -> SandboxCgroups:
         cg = cls(version)
         if version == "v1":
-            for ctrl in ("memory", "pids", "cpu", "freezer"):
+            for ctrl in _v1_controllers():
                 own = _own_path(ctrl)
                 base = os.path.join(ROOT, ctrl, own, parent, sid)
                 os.makedirs(
@@ -123,6 +153,72 @@ class SandboxCgroups:
             os.chown(os.path.join(base, "cgroup.procs"), uid, -1)
             cg.dirs["unified"] = base
         return cg
+
+    # -- in-place changes and readings (resize, metrics) ---------------------
+
+    def set_limits(self, cpus: float, memory_bytes: int) -> None:
+        """Change a running sandbox's CPU and memory limits; its processes keep running.
+
+        The user cgroup and the sandbox cgroup above it (user limit + the agent's
+        reserve) move together, in the order that never leaves a child above its
+        parent. The kernel refuses (EBUSY) a memory limit it cannot reclaim
+        down to; callers check usage first and get a clear error either way.
+        """
+        outer = memory_bytes + AGENT_RESERVE_MEMORY
+        quota = int(cpus * CPU_PERIOD_US)
+        if self.version == "v1":
+            mem, cpu = self.dirs["memory"], self.dirs["cpu"]
+            pairs = [(f"{mem}/memory.limit_in_bytes", outer),
+                     (f"{mem}/user/memory.limit_in_bytes", memory_bytes)]  # fmt: skip
+            _write(f"{cpu}/cpu.cfs_quota_us", quota)
+        else:
+            base = self.dirs["unified"]
+            pairs = [(f"{base}/memory.max", outer), (f"{base}/user/memory.max", memory_bytes)]
+            _write(f"{base}/cpu.max", f"{quota} {CPU_PERIOD_US}")
+        if memory_bytes < self.memory_limit():
+            pairs.reverse()  # shrinking: the child first
+        for path, value in pairs:
+            _write(path, value)
+
+    def memory_limit(self) -> int:
+        """The user cgroup's memory limit in bytes (what the sandbox was given)."""
+        if self.version == "v1":
+            return _read_int(f"{self.dirs['memory']}/user/memory.limit_in_bytes")
+        raw = _read(f"{self.dirs['unified']}/user/memory.max").strip()
+        return (1 << 63) - 1 if raw == "max" else int(raw)
+
+    def cpu_quota(self) -> float:
+        """CPUs the sandbox may use (CFS quota / period)."""
+        if self.version == "v1":
+            quota = _read_int(f"{self.dirs['cpu']}/cpu.cfs_quota_us")
+            period = _read_int(f"{self.dirs['cpu']}/cpu.cfs_period_us")
+        else:
+            q, _, p = _read(f"{self.dirs['unified']}/cpu.max").partition(" ")
+            quota, period = (-1 if q == "max" else int(q)), int(p)
+        return quota / period if quota > 0 else 0.0
+
+    def usage(self) -> Usage:
+        """Memory (whole sandbox, user code's part, page cache) and CPU time so far."""
+        if self.version == "v1":
+            mem = self.dirs["memory"]
+            stat = _read_stat(f"{mem}/memory.stat")
+            acct = self.dirs.get("cpuacct")
+            cpu_ns = _read_int(f"{acct}/cpuacct.usage") if acct else 0
+            return Usage(
+                memory_bytes=_read_int(f"{mem}/memory.usage_in_bytes"),
+                user_memory_bytes=_read_int(f"{mem}/user/memory.usage_in_bytes"),
+                cache_bytes=stat.get("total_cache", 0),
+                cpu_seconds=cpu_ns / 1e9,
+            )
+        base = self.dirs["unified"]
+        stat = _read_stat(f"{base}/memory.stat")
+        cpu = _read_stat(f"{base}/cpu.stat")
+        return Usage(
+            memory_bytes=_read_int(f"{base}/memory.current"),
+            user_memory_bytes=_read_int(f"{base}/user/memory.current"),
+            cache_bytes=stat.get("file", 0),
+            cpu_seconds=cpu.get("usage_usec", 0) / 1e6,
+        )
 
     def launcher_procs(self) -> list[str]:
         """cgroup.procs files the sandbox's first process joins (as root, before exec)."""
@@ -198,8 +294,15 @@ def _enable(path: str) -> None:
         _write(f"{path}/cgroup.subtree_control", "+memory +pids +cpu")
 
 
+def _v1_controllers() -> tuple[str, ...]:
+    """v1 hierarchies a sandbox gets a cgroup in; cpuacct (CPU time used) where mounted."""
+    if os.path.exists(f"{ROOT}/cpuacct/cpuacct.usage"):
+        return ("memory", "pids", "cpu", "freezer", "cpuacct")
+    return ("memory", "pids", "cpu", "freezer")
+
+
 def _parent_dirs(version: str, parent: str) -> list[str]:
-    ctrls = ("memory", "pids", "cpu", "freezer") if version == "v1" else ("",)
+    ctrls = _v1_controllers() if version == "v1" else ("",)
     return [os.path.join(ROOT, ctrl, _own_path(ctrl), parent) for ctrl in ctrls]
 
 

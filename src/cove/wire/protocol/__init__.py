@@ -6,6 +6,16 @@ area; everything is re-exported here. Standard library only (the agent
 imports these inside sandboxes).
 """
 
+from cove.wire.protocol.control import (
+    METRIC_FIELDS,
+    MetricDataPoint,
+    MetricSeries,
+    MetricsResponse,
+    ResizeSandbox,
+    SandboxLabels,
+    SystemMetrics,
+    UpdateLastActivity,
+)
 from cove.wire.protocol.files import (
     FileInfo,
     FilesDownloadRequest,
@@ -51,6 +61,7 @@ __all__ = [
     "DEFAULT_CONTEXT_ID",
     "LANGUAGES",
     "LANGUAGE_LABEL",
+    "METRIC_FIELDS",
     "CodeRunRequest",
     "CodeRunResponse",
     "Command",
@@ -66,14 +77,19 @@ __all__ = [
     "InterpreterContext",
     "InterruptResponse",
     "Match",
+    "MetricDataPoint",
+    "MetricSeries",
+    "MetricsResponse",
     "PtyCreateRequest",
     "PtyResizeRequest",
     "PtySessionInfo",
     "PtySessionList",
     "ReplaceRequest",
     "ReplaceResult",
+    "ResizeSandbox",
     "RunCodeRequest",
     "Sandbox",
+    "SandboxLabels",
     "SandboxList",
     "SearchFilesResponse",
     "Session",
@@ -81,6 +97,8 @@ __all__ = [
     "SessionExecuteRequest",
     "SessionExecuteResponse",
     "SessionInputRequest",
+    "SystemMetrics",
+    "UpdateLastActivity",
     "UploadFilesResponse",
     "UploadedFile",
 ]

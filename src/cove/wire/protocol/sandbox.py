@@ -61,6 +61,8 @@ class Sandbox(WireModel):
     auto_stop_interval: int = 0
     auto_delete_interval: int = -1
     auto_archive_interval: int = 0
+    auto_pause_interval: int = 0
+    auto_destroy_at: str | None = None  # set while a TTL runs
     backup_state: str = "None"
     volumes: list[Any] = field(default_factory=list)
 
