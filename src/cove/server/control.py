@@ -135,8 +135,8 @@ class ControlRoutes:
         return r
 
     async def set_labels(self, request: Request) -> Response:
+        r = self.service.get(_owner(request), request.path_params["ref"])  # 404 first
         body = SandboxLabels.from_wire(await read_json(request, self.limit))
-        r = self.service.get(_owner(request), request.path_params["ref"])
         labels = check_labels(body.labels, r.spec.language)
 
         def change(r: SandboxRecord) -> None:
@@ -171,12 +171,16 @@ class ControlRoutes:
     async def refresh_activity(self, request: Request) -> Response:
         r = self.service.get(_owner(request), request.path_params["ref"])
         self.service.note_activity(r.id)
+        # Stored at once (toolbox activity is batched): the record shows it.
+        self.service.store.touch(r.id, time.time())
         self.service.changed()
         return Response(status_code=201)
 
     # -- resize -----------------------------------------------------------------------
 
     async def resize(self, request: Request) -> Response:
+        owner = _owner(request)
+        r = self.service.get(owner, request.path_params["ref"])  # 404 first
         req = ResizeSandbox.from_wire(await read_json(request, self.limit))
         asked = {"cpu": req.cpu, "memory": req.memory, "disk": req.disk}
         if all(v is None for v in asked.values()):
@@ -185,8 +189,6 @@ class ControlRoutes:
             low, high = SIZE_BOUNDS[name]
             if value is not None and not low <= value <= high:
                 raise BadRequest(f"field '{name}' must be between {low} and {high}, got {value}")
-        owner = _owner(request)
-        r = self.service.get(owner, request.path_params["ref"])
         async with self.service.lock(r.id):
             r = self.service.get(owner, r.id)
             sp = r.spec
@@ -212,8 +214,8 @@ class ControlRoutes:
         r = self.service.get(_owner(request), request.path_params["ref"])
         start = _time_param(request, "from", r.created_at)
         end = _time_param(request, "to", time.time())
-        if start > end:
-            raise BadRequest("query 'from' must not be after 'to'")
+        # from > to is an empty range, not an error: the official SDK sends one
+        # when asked for samples up to a time before the sandbox was created.
         names = request.query_params.getlist("metricNames") or list(METRIC_FIELDS)
         unknown = [n for n in names if n not in METRIC_FIELDS]
         if unknown:

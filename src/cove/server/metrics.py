@@ -171,7 +171,9 @@ class MetricsSampler:
             cpu_count=max(1, round(u.cpus)),
             cpu_used_pct=round(pct, 2),
             mem_total=u.memory_limit,
-            mem_used=u.user_memory_bytes,
+            # The whole sandbox, its agent included (it can pass mem_total by the
+            # agent's reserve): what the sandbox costs the host.
+            mem_used=u.memory_bytes,
             mem_cache=u.cache_bytes,
             disk_total=disk_total,
             disk_used=u.disk_used,

@@ -20,6 +20,7 @@ from typing import Any, Union
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from cove.server.openapi_control import control_paths
 from cove.wire import protocol
 from cove.wire.model import WireModel, camel
 from cove.wire.protocol import git as gitwire
@@ -279,6 +280,7 @@ def build_openapi() -> JSON:
     paths.update(_file_paths(sid, m))
     paths.update(_git_paths(sid, m))
     paths.update(_port_env_paths(sid, m))
+    paths.update(control_paths(m, _op, _param, sandbox, ref, sid))
     return {
         "openapi": "3.1.0",
         "info": {
