@@ -234,7 +234,7 @@ def test_resize_below_current_memory_use_is_409_with_the_use(dt: Any, http: http
         sb.resize(Resources(memory=2))  # room for what it is about to hold
         hold = (
             "python3 -c \"b = b'x' * (1200 << 20); open('/tmp/ready', 'w').write('1'); "
-            "import time; time.sleep(600)\""
+            'import time; time.sleep(600)"'
         )
         sb.process.create_session("hold")
         sb.process.execute_session_command(
