@@ -89,8 +89,10 @@ def create_command(args: argparse.Namespace) -> int:
 
 
 def list_command(args: argparse.Namespace) -> int:
+    from cove.cli.control import parse_labels
+
     with _client(args) as c:
-        sandboxes = c.list()
+        sandboxes = c.list(labels=parse_labels(args.label) or None)
     if args.json:
         _print_json([_sandbox_json(sb) for sb in sandboxes])
         return 0

@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cove.wire.errors import CoveError
 
@@ -121,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(func=_command("create"))
 
     listing = sub.add_parser("list", parents=[common], help="list your sandboxes")
+    listing.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                         help="only sandboxes with this label (repeatable)")  # fmt: skip
     listing.set_defaults(func=_command("list"))
 
     delete = sub.add_parser("delete", parents=[common], help="delete sandboxes")
@@ -196,7 +199,47 @@ def build_parser() -> argparse.ArgumentParser:
     shell.add_argument("--cwd", default=None)
     shell.add_argument("-e", "--env", action="append", default=[], metavar="NAME=VALUE")
     shell.set_defaults(func=_command("shell"), passthrough=True)
+    _control_parsers(sub, common)
     return parser
+
+
+def _control_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Sandbox control (cli/control.py): the SDK's calls of the same names."""
+    labels = sub.add_parser("labels", parents=[common], help="show or replace a sandbox's labels")
+    labels.add_argument("sandbox", metavar="SANDBOX")
+    labels.add_argument("labels", nargs="*", metavar="KEY=VALUE", help="replace with these")
+    labels.set_defaults(func=_command("labels", "control"))
+
+    life = sub.add_parser(
+        "lifecycle", parents=[common], help="set auto-stop/delete/archive/pause minutes, TTL",
+        description="Minutes; 0 disables (auto-delete: -1 disables, 0 deletes on stop).",
+    )  # fmt: skip
+    life.add_argument("sandbox", metavar="SANDBOX")
+    for flag in ("--autostop", "--auto-delete", "--auto-archive", "--auto-pause", "--ttl"):
+        life.add_argument(flag, type=int, default=None, metavar="MINUTES")
+    life.set_defaults(func=_command("lifecycle", "control"))
+
+    refresh = sub.add_parser(
+        "refresh-activity", parents=[common], help="count as activity (postpones auto-stop)"
+    )
+    refresh.add_argument("sandbox", metavar="SANDBOX")
+    refresh.set_defaults(func=_command("refresh_activity", "control"))
+
+    resize = sub.add_parser(
+        "resize", parents=[common], help="change CPU/memory (in place) or disk (stopped)"
+    )
+    resize.add_argument("sandbox", metavar="SANDBOX")
+    resize.add_argument("--cpu", type=int, default=None)
+    resize.add_argument("--memory", type=int, default=None, help="GiB")
+    resize.add_argument("--disk", type=int, default=None, help="GiB, grow only")
+    resize.set_defaults(func=_command("resize", "control"))
+
+    metrics = sub.add_parser("metrics", parents=[common], help="CPU, memory and disk use")
+    metrics.add_argument("sandbox", metavar="SANDBOX")
+    metrics.add_argument(
+        "--since", type=float, default=None, metavar="SECONDS", help="the history, not just now"
+    )
+    metrics.set_defaults(func=_command("metrics", "control"))
 
 
 def main(argv: list[str] | None = None) -> None:
