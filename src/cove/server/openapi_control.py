@@ -53,7 +53,7 @@ def control_paths(
             "post": op(
                 "Count as activity now (postpones auto-stop)",
                 ref,
-                m(protocol.UpdateLastActivity) | {"required": []},
+                None,  # Daytona's optional {"activityType"} body is ignored
                 ("201",),
             )
         },

@@ -95,6 +95,9 @@ class Usage:
 
     memory_bytes: int  # the whole sandbox (agent included)
     user_memory_bytes: int  # user code's cgroup, what its limit applies to
+    # ...less its inactive page cache, which the kernel drops before refusing a
+    # lower limit: what a resize must leave room for.
+    user_working_set: int
     cache_bytes: int  # page cache inside `memory_bytes` (tmpfs /tmp counts here)
     cpu_seconds: float  # CPU time used since the cgroup was made
 
@@ -204,18 +207,24 @@ class SandboxCgroups:
             stat = _read_stat(f"{mem}/memory.stat")
             acct = self.dirs.get("cpuacct")
             cpu_ns = _read_int(f"{acct}/cpuacct.usage") if acct else 0
+            user_stat = _read_stat(f"{mem}/user/memory.stat")
+            user = _read_int(f"{mem}/user/memory.usage_in_bytes")
             return Usage(
                 memory_bytes=_read_int(f"{mem}/memory.usage_in_bytes"),
-                user_memory_bytes=_read_int(f"{mem}/user/memory.usage_in_bytes"),
+                user_memory_bytes=user,
+                user_working_set=max(0, user - user_stat.get("total_inactive_file", 0)),
                 cache_bytes=stat.get("total_cache", 0),
                 cpu_seconds=cpu_ns / 1e9,
             )
         base = self.dirs["unified"]
         stat = _read_stat(f"{base}/memory.stat")
         cpu = _read_stat(f"{base}/cpu.stat")
+        user = _read_int(f"{base}/user/memory.current")
+        user_stat = _read_stat(f"{base}/user/memory.stat")
         return Usage(
             memory_bytes=_read_int(f"{base}/memory.current"),
-            user_memory_bytes=_read_int(f"{base}/user/memory.current"),
+            user_memory_bytes=user,
+            user_working_set=max(0, user - user_stat.get("inactive_file", 0)),
             cache_bytes=stat.get("file", 0),
             cpu_seconds=cpu.get("usage_usec", 0) / 1e6,
         )

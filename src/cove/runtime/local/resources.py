@@ -63,7 +63,7 @@ def read_usage(cg: SandboxCgroups, workspace: Path) -> ResourceUsage:
 
 def resize(cg: SandboxCgroups, cpus: float, memory_bytes: int) -> None:
     """New limits in place; a memory size under current use is refused with that use."""
-    used = cg.usage().user_memory_bytes
+    used = cg.usage().user_working_set
     if memory_bytes < used:
         raise Conflict(
             f"the sandbox uses {used / MiB:.0f} MiB of memory now, more than the "
@@ -75,7 +75,7 @@ def resize(cg: SandboxCgroups, cpus: float, memory_bytes: int) -> None:
     except OSError as exc:
         # EBUSY: the kernel could not reclaim down to the new limit (use grew
         # between the check and the write).
-        used = cg.usage().user_memory_bytes
+        used = cg.usage().user_working_set
         raise Conflict(
             f"the memory limit could not be lowered to {memory_bytes / MiB:.0f} MiB: "
             f"the sandbox uses {used / MiB:.0f} MiB ({exc.strerror})",

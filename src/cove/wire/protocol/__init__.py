@@ -14,7 +14,6 @@ from cove.wire.protocol.control import (
     ResizeSandbox,
     SandboxLabels,
     SystemMetrics,
-    UpdateLastActivity,
 )
 from cove.wire.protocol.files import (
     FileInfo,
@@ -98,7 +97,6 @@ __all__ = [
     "SessionExecuteResponse",
     "SessionInputRequest",
     "SystemMetrics",
-    "UpdateLastActivity",
     "UploadFilesResponse",
     "UploadedFile",
 ]

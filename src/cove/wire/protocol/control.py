@@ -38,11 +38,6 @@ class ResizeSandbox(WireModel):
 
 
 @dataclass
-class UpdateLastActivity(WireModel):
-    activity_type: str | None = None
-
-
-@dataclass
 class SystemMetrics(WireModel):
     """One reading: CPU as % of the sandbox's CPU limit; memory and disk in bytes."""
 
