@@ -137,7 +137,11 @@ class Store:
 
     def save(self, r: SandboxRecord) -> None:
         r.updated_at = time.time()
-        self._update(r)
+        # The spec JSON is written whole, so its labels are indexed again with
+        # it: the index never disagrees with the record it is read back from.
+        with self._tx():
+            self._update(r)
+            self._write_labels(r.id, r.spec.labels)
 
     def save_spec(self, r: SandboxRecord) -> None:
         """Store a changed spec (labels included) without touching `updated_at`.
