@@ -37,9 +37,15 @@ def nohup_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
         server.stop()
 
 
+# glibc keeps 32 and 33 for its threads and refuses sigaction on them, so no
+# program (the agent included) can set or clear them; seen ignored once when
+# the whole suite ran under a background `nohup`.
+GLIBC_RESERVED = {32, 33}
+
+
 def _ignored(status_line: str) -> set[int]:
     mask = int(status_line.split()[1], 16)
-    return {sig for sig in range(1, 65) if mask & (1 << (sig - 1))}
+    return {sig for sig in range(1, 65) if mask & (1 << (sig - 1))} - GLIBC_RESERVED
 
 
 def test_commands_and_forked_runs_do_not_inherit_ignored_signals(

@@ -37,6 +37,16 @@ SCRIPT = textwrap.dedent(
     CGROUP_DIR, WORK = sys.argv[1], sys.argv[2]
     ENV = {"PATH": "/usr/bin:/bin"}
 
+    async def emptied(group, timeout=10.0):
+        # SIGKILL is delivered, and the reaper (in this loop) reaps, a moment
+        # after kill() returns: wait for the members to go, with a deadline.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (pids := group.pids()) and loop.time() < deadline:
+            await exits(pids, 0.2)
+            await asyncio.sleep(0)  # let the reaper's callbacks run
+        return group.pids()
+
     async def start(spawner, name, script, stdin=False):
         out = CappedOutput(1 << 20)
         ready = asyncio.Event()
@@ -72,7 +82,7 @@ SCRIPT = textwrap.dedent(
         assert child.exited.result() == 7, child.exited.result()
         assert await exits([grandchild], 10)
         assert sorted(open(marks).read().split()) == ["grandchild-TERM", "main-TERM"]
-        assert child.group.pids() == []
+        assert await emptied(child.group) == []
         print("terminate ok")
 
     async def kill(spawner):
@@ -82,7 +92,7 @@ SCRIPT = textwrap.dedent(
         assert len(child.group.pids()) == 2
         child.kill()
         assert await asyncio.wait_for(child.exited, 10) == 137
-        assert child.group.pids() == []
+        assert await emptied(child.group) == []
         print("kill ok")
 
     async def drain(spawner):
