@@ -8,6 +8,7 @@ did not. RELIABILITY.md lists the v2 paths that no test exercised here.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,12 +65,29 @@ class Limits:
     pids: int  # the user code's cgroup
 
 
+def find_dirs(top: Path, sid: str, *, want: str | None = None) -> list[Path]:
+    """Directories named `sid` under `top` (with `want` inside, if given).
+
+    A walk, not `Path.glob`: other sandboxes' cgroups come and go while it
+    runs (on a busy host, other test runs' too), and glob fails on a directory
+    that vanishes mid-scan where os.walk skips it.
+    """
+    found = []
+    for parent, dirs, _ in os.walk(top):
+        if sid in dirs:
+            path = Path(parent) / sid
+            if want is None or (path / want).exists():
+                found.append(path)
+            dirs.remove(sid)
+    return found
+
+
 def limits(sid: str) -> Limits:
     """The limits on sandbox `sid`'s user code, read from the host's cgroup files."""
     if HOST == "v1":
-        (cpu,) = ROOT.glob(f"cpu/**/{sid}")
-        (memory,) = ROOT.glob(f"memory/**/{sid}/user")
-        (pids,) = ROOT.glob(f"pids/**/{sid}/user")
+        (cpu,) = find_dirs(ROOT / "cpu", sid)
+        (memory,) = (p / "user" for p in find_dirs(ROOT / "memory", sid, want="user"))
+        (pids,) = (p / "user" for p in find_dirs(ROOT / "pids", sid, want="user"))
         quota = int((cpu / "cpu.cfs_quota_us").read_text())
         period = int((cpu / "cpu.cfs_period_us").read_text())
         return Limits(
@@ -78,7 +96,7 @@ def limits(sid: str) -> Limits:
             int((pids / "pids.max").read_text()),
         )
     if HOST == "v2":
-        (base,) = (p for p in ROOT.glob(f"**/{sid}") if (p / "cpu.max").exists())
+        (base,) = find_dirs(ROOT, sid, want="cpu.max")
         quota_text, period_text = (base / "cpu.max").read_text().split()
         return Limits(
             int(quota_text) / int(period_text),

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cgroupfiles import find_dirs
 from tests.reliability.helpers import agent_pid, sandbox_pids, wait_for
 from tests.serverproc import ServerProcess
 
@@ -99,8 +100,7 @@ def test_leftovers_of_sandboxes_the_store_forgot_are_removed(own_server: ServerP
     db.close()
     own_server.start()
     assert sandbox_pids(sid) == []
-    cgroup_dirs = [p for p in Path("/sys/fs/cgroup").glob(f"*/**/{sid}") if p.is_dir()]
-    assert cgroup_dirs == []
+    assert find_dirs(Path("/sys/fs/cgroup"), sid) == []
 
 
 def _demux(data: bytes) -> bytes:
