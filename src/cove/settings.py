@@ -50,6 +50,9 @@ class Settings:
     default_memory_gib: int = 1
     default_disk_gib: int = 3
     default_pids: int = 512
+    # A wildcard DNS domain for host-based preview URLs (`{port}-{sandboxId}.DOMAIN`);
+    # empty: preview URLs use the path form `/preview/{sandboxId}/{port}/`.
+    preview_domain: str = ""
     # Seconds in a "minute" of autoStopInterval/autoDeleteInterval (tests shorten it).
     lifecycle_minute: float = 60.0
     # Seconds between metrics samples of each started sandbox (0 = no history),
@@ -71,6 +74,7 @@ class Settings:
         "lifecycle_minute": "COVE_LIFECYCLE_MINUTE_SECONDS",
         "metrics_interval": "COVE_METRICS_INTERVAL_SECONDS",
         "metrics_keep": "COVE_METRICS_KEEP",
+        "preview_domain": "COVE_PREVIEW_DOMAIN",
     }
 
     @classmethod

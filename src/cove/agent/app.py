@@ -34,6 +34,7 @@ from cove.agent.git.routes import GitRoutes
 from cove.agent.httpserver import HttpServer, Request, Response, Router, json_response
 from cove.agent.interpreter.routes import InterpreterRoutes
 from cove.agent.ports.routes import PortRoutes
+from cove.agent.preview.routes import PreviewRoutes
 from cove.agent.proc.harden import harden_self, keep_read_buffers, reset_inherited_ignores
 from cove.agent.pty.routes import PtyRoutes
 from cove.agent.sessions.routes import SessionRoutes
@@ -46,7 +47,7 @@ log = logging.getLogger("cove.agent")
 # missing route (the runtime sees the agent exit and reports its log).
 FEATURES: list[type[Feature]] = [
     ExecuteRoutes, SessionRoutes, PtyRoutes, InterpreterRoutes, GitRoutes, PortRoutes, EnvRoutes,
-    FileRoutes,
+    FileRoutes, PreviewRoutes,
 ]  # fmt: skip
 
 

@@ -83,6 +83,8 @@ def no_content() -> Response:
 
 Handler = Callable[[Request], Awaitable[Response]]
 WsHandler = Callable[[Request, WebSocket], Awaitable[None]]
+# Takes over the connection after an `Upgrade: cove-tunnel` request and answers it itself.
+TunnelHandler = Callable[[Request, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 class Router:
@@ -107,6 +109,9 @@ class Router:
 
     def websocket(self, pattern: str, handler: WsHandler) -> None:
         self._routes.append(("WS", self._compile(pattern), handler))
+
+    def tunnel(self, pattern: str, handler: TunnelHandler) -> None:
+        self._routes.append(("TUNNEL", self._compile(pattern), handler))
 
     def match(self, method: str, path: str) -> tuple[Any, dict[str, str]]:
         path_known = False
@@ -186,6 +191,9 @@ class HttpServer:
         if http1.is_websocket_upgrade(headers):  # a GET: no body
             await self._websocket(req, reader, writer)
             return False
+        if http1.is_tunnel_upgrade(headers):
+            await self._tunnel(req, reader, writer)
+            return False
         try:
             handler, req.params = self.router.match(req.method, req.path)
             if self.router.is_streamed(handler):
@@ -244,6 +252,15 @@ class HttpServer:
             # The file changed under us: the peer must not take a short body as whole.
             raise ConnectionAbortedError(f"sent {out.sent} of {r.length} announced bytes")
         await out.finish()
+
+    async def _tunnel(
+        self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            handler, req.params = self.router.match("TUNNEL", req.path)
+            await handler(req, reader, writer)
+        except CoveError as err:  # refused before the 101 (a handler answers nothing after it)
+            await self._write(writer, self._error(err, req.path), close=True)
 
     async def _websocket(
         self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

@@ -249,35 +249,12 @@ class AgentStream:
         self._open = True
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        reader = self._conn.reader
         finished = False
+        if not ends_by_framing(self.status, self.headers):
+            self._keep = False  # delimited by the close
         try:
-            if self.status in (204, 304) or 100 <= self.status < 200:
-                pass
-            elif http1.is_chunked(self.headers):
-                while size := http1.parse_chunk_size(await reader.readuntil(b"\r\n")):
-                    left = size
-                    while left:
-                        data = await reader.read(min(left, STREAM_READ))
-                        if not data:
-                            raise asyncio.IncompleteReadError(b"", left)
-                        left -= len(data)
-                        yield data
-                    await reader.readexactly(2)
-                while await reader.readuntil(b"\r\n") != b"\r\n":
-                    pass  # trailer fields
-            elif "content-length" in self.headers:
-                left = int(self.headers["content-length"])
-                while left:
-                    data = await reader.read(min(left, STREAM_READ))
-                    if not data:
-                        raise asyncio.IncompleteReadError(b"", left)
-                    left -= len(data)
-                    yield data
-            else:  # delimited by the close
-                self._keep = False
-                while data := await reader.read(STREAM_READ):
-                    yield data
+            async for data in read_framed(self._conn.reader, self.status, self.headers):
+                yield data
             finished = True
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             raise AgentUnreachable(f"the agent connection broke mid-answer: {exc!r}") from None
@@ -292,3 +269,48 @@ class AgentStream:
     def close(self) -> None:
         """Give up on the rest of the body (the connection cannot be reused)."""
         self._done(False)
+
+
+def ends_by_framing(status: int, headers: dict[str, str], *, head: bool = False) -> bool:
+    """Whether an answer's body ends by its framing (else by the connection's close)."""
+    return (
+        head
+        or status in (204, 304)
+        or 100 <= status < 200
+        or http1.is_chunked(headers)
+        or "content-length" in headers
+    )
+
+
+async def read_framed(
+    reader: asyncio.StreamReader, status: int, headers: dict[str, str], *, head: bool = False
+) -> AsyncIterator[bytes]:
+    """An answer's body piece by piece, as its framing says (`head`: the answer to a HEAD).
+
+    Raises `asyncio.IncompleteReadError` when the peer closes before the body's end.
+    """
+    if head or status in (204, 304) or 100 <= status < 200:
+        return
+    if http1.is_chunked(headers):
+        while size := http1.parse_chunk_size(await reader.readuntil(b"\r\n")):
+            left = size
+            while left:
+                data = await reader.read(min(left, STREAM_READ))
+                if not data:
+                    raise asyncio.IncompleteReadError(b"", left)
+                left -= len(data)
+                yield data
+            await reader.readexactly(2)
+        while await reader.readuntil(b"\r\n") != b"\r\n":
+            pass  # trailer fields
+    elif "content-length" in headers:
+        left = int(headers["content-length"])
+        while left:
+            data = await reader.read(min(left, STREAM_READ))
+            if not data:
+                raise asyncio.IncompleteReadError(b"", left)
+            left -= len(data)
+            yield data
+    else:  # delimited by the close
+        while data := await reader.read(STREAM_READ):
+            yield data

@@ -24,6 +24,9 @@ from cove.server.memory import IdleTrim
 from cove.server.metrics import MetricsHistory, MetricsSampler
 from cove.server.openapi import openapi_endpoint
 from cove.server.prometheus import PrometheusMetrics, RequestMetrics
+from cove.server.preview.access import PreviewAccess, load_or_generate_secret
+from cove.server.preview.front import PreviewFront, Previews
+from cove.server.preview.routes import PreviewRoutes
 from cove.server.sandboxes import SandboxService
 from cove.server.store import Store
 from cove.server.sweeper import LifecycleSweeper
@@ -48,10 +51,11 @@ class Server:
     keys: KeyRing
     sampler: MetricsSampler
     prometheus: PrometheusMetrics
+    previews: Previews
 
     def uvicorn_ws(self) -> type[asyncio.Protocol]:
-        """uvicorn's `ws=`: toolbox WebSockets relayed as bytes (see `wsfront`)."""
-        return uvicorn_ws_protocol(self.keys, self.service)
+        """uvicorn's `ws=`: toolbox and preview WebSockets relayed as bytes (see `wsfront`)."""
+        return uvicorn_ws_protocol(self.keys, self.service, self.previews)
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -83,9 +87,12 @@ def build_server(settings: Settings) -> Server:
     sampler = MetricsSampler(service, history, settings.metrics_interval)
     prometheus = PrometheusMetrics(store)
     service.on_state.append(prometheus.on_state)
+    access = PreviewAccess(store, load_or_generate_secret(settings.data_dir))
+    previews = Previews(service, access, settings.preview_domain)
     return Server(
-        settings, store, service, proxy, keys, generated, KeyRing(store, keys), sampler, prometheus
-    )
+        settings, store, service, proxy, keys, generated, KeyRing(store, keys), sampler,
+        prometheus, previews,
+    )  # fmt: skip
 
 
 def build_app(server: Server) -> Starlette:
@@ -112,7 +119,16 @@ def build_app(server: Server) -> Starlette:
         Route("/health", health),
         Route("/metrics", server.prometheus.endpoint),
         Route("/api/openapi.json", openapi_endpoint),  # before the /api mount
-        Mount("/api", routes=SandboxRoutes(server.service, limit).routes() + control.routes()),
+        Mount(
+            "/api",
+            routes=[
+                *SandboxRoutes(server.service, limit).routes(),
+                *control.routes(),
+                *PreviewRoutes(
+                    server.service, server.previews.access, server.previews.domain
+                ).routes(),
+            ],
+        ),
         Mount("/toolbox", routes=[*control.toolbox_routes(), *server.proxy.routes()]),
     ]
     app = Starlette(
@@ -127,4 +143,5 @@ def build_app(server: Server) -> Starlette:
     app.add_middleware(IdleTrim)
     app.add_middleware(AuthMiddleware, keys=server.keys, open_paths=("/health",))
     app.add_middleware(RequestMetrics, metrics=server.prometheus)
+    app.add_middleware(PreviewFront, previews=server.previews)  # outermost: its own credential
     return app

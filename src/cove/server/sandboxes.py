@@ -13,8 +13,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 
 from cove.runtime import RuntimeBackend, RuntimeHandle, SandboxSpec
 from cove.server.records import RecordSpec, SandboxRecord, SandboxState
@@ -43,6 +43,8 @@ class SandboxService:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._activity: dict[str, float] = {}
+        # Long-lived connections open now (previews): a sandbox with one is active.
+        self._open: Counter[str] = Counter()
         # Extension points for features built on the lifecycle: spec hooks
         # may adjust the spec of a new sandbox (entrypoint parsing); change
         # callbacks hear of every state change (the auto-stop sweeper).
@@ -264,6 +266,13 @@ class SandboxService:
             callback(r.id)
         return r
 
+    def set_public(self, owner: str, id_or_name: str, public: bool) -> SandboxRecord:
+        """Whether its previews need a token (a stored setting: nothing restarts)."""
+        r = self.get(owner, id_or_name)
+        r.spec.public = public
+        self.store.save(r)
+        return r
+
     # -- toolbox access -----------------------------------------------------------
 
     def agent_socket(self, owner: str, sandbox_id: str) -> str:
@@ -290,8 +299,23 @@ class SandboxService:
         return AgentUnavailable(f"the agent of sandbox {sandbox_id} did not answer; try again")
 
     def last_activity(self, sandbox_id: str) -> float:
-        """Latest toolbox use seen by this process (0 if none since the last flush)."""
+        """Latest toolbox use seen by this process (0 if none since the last flush);
+        now, while a long-lived connection to the sandbox is open."""
+        if self._open[sandbox_id]:
+            return time.time()
         return self._activity.get(sandbox_id, 0.0)
+
+    @contextlib.contextmanager
+    def connection_open(self, sandbox_id: str) -> Iterator[None]:
+        """Counts as activity for as long as it lasts (an open preview WebSocket or stream)."""
+        self._open[sandbox_id] += 1
+        try:
+            yield
+        finally:
+            self._open[sandbox_id] -= 1
+            if not self._open[sandbox_id]:
+                del self._open[sandbox_id]
+            self._activity[sandbox_id] = time.time()
 
     def flush_activity(self) -> None:
         for sid, when in self._activity.items():

@@ -44,6 +44,15 @@ CREATE TABLE IF NOT EXISTS sandbox_labels (
     PRIMARY KEY (sandbox_id, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sandbox_labels_by_value ON sandbox_labels (key, value, sandbox_id);
+-- Signed preview URLs (`create_signed_preview_url`): the token is the URL's
+-- credential, bound to one sandbox port until it expires or is expired.
+CREATE TABLE IF NOT EXISTS signed_previews (
+    token TEXT PRIMARY KEY,
+    sandbox_id TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS signed_previews_sandbox ON signed_previews (sandbox_id);
 -- Written at start from the configured keys, read by no code path: it lets an
 -- operator map a record's owner (a key hash) to a configured key's label.
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -170,6 +179,7 @@ class Store:
         with self._tx():
             self.db.execute("DELETE FROM sandboxes WHERE id=?", (sandbox_id,))
             self.db.execute("DELETE FROM sandbox_labels WHERE sandbox_id=?", (sandbox_id,))
+            self.db.execute("DELETE FROM signed_previews WHERE sandbox_id=?", (sandbox_id,))
 
     def get(self, owner: str, id_or_name: str) -> SandboxRecord | None:
         row = self.db.execute(
@@ -226,6 +236,30 @@ class Store:
             "INSERT OR IGNORE INTO api_keys (hash, label, created_at) VALUES (?,?,?)",
             (key_hash, label, time.time()),
         )
+
+    # -- signed preview URLs ---------------------------------------------------
+
+    def add_signed_preview(self, token: str, sandbox_id: str, port: int, expires_at: float) -> None:
+        # Expired ones are dropped here, so the table holds only live URLs.
+        self.db.execute("DELETE FROM signed_previews WHERE expires_at<?", (time.time(),))
+        self.db.execute(
+            "INSERT INTO signed_previews (token, sandbox_id, port, expires_at) VALUES (?,?,?,?)",
+            (token, sandbox_id, port, expires_at),
+        )
+
+    def signed_preview(self, token: str) -> tuple[str, int, float] | None:
+        """(sandbox id, port, expiry) of a signed preview token."""
+        row = self.db.execute(
+            "SELECT sandbox_id, port, expires_at FROM signed_previews WHERE token=?", (token,)
+        ).fetchone()
+        return (str(row[0]), int(row[1]), float(row[2])) if row else None
+
+    def expire_signed_preview(self, token: str, sandbox_id: str, port: int) -> bool:
+        cur = self.db.execute(
+            "DELETE FROM signed_previews WHERE token=? AND sandbox_id=? AND port=?",
+            (token, sandbox_id, port),
+        )
+        return cur.rowcount > 0
 
 
 class NameTaken(Exception):

@@ -125,7 +125,9 @@ class AgentSide(asyncio.Protocol):
         self.head = bytearray(rest)
         if status == 101:
             self.head.clear()
-            front.accepted(headers.get("sec-websocket-protocol"))
+            front.accepted(
+                headers.get("sec-websocket-protocol"), headers.get("sec-websocket-extensions")
+            )
             if rest:
                 self.data_received(rest)
             return
@@ -166,3 +168,36 @@ class AgentSide(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.closed = True
             self.transport.close()
+
+
+class TunnelSide(AgentSide):
+    """A preview's app behind the agent's tunnel: the agent's 101 for the tunnel comes
+    first, then the app's own answer to the upgrade, handled as an agent's would be."""
+
+    def __init__(self, front: ToolboxFront, client_key: str) -> None:
+        super().__init__(front, client_key)
+        self.through = False  # the tunnel's 101 has been read
+
+    def data_received(self, data: bytes) -> None:
+        if self.through:
+            super().data_received(data)
+            return
+        self.head += data
+        end = self.head.find(http1.END)
+        if end < 0:
+            if len(self.head) > MAX_HEAD:
+                self.front.refuse(InternalError("the sandbox agent sent an oversized answer"))
+            return
+        try:
+            status = http1.parse_status(bytes(self.head[: end + len(http1.END)])).status
+        except http1.HeadError:
+            status = 502
+        self.through = True
+        if status == 101:
+            rest = bytes(self.head[end + len(http1.END) :])
+            self.head.clear()
+            if rest:
+                super().data_received(rest)
+        else:  # the agent refused the tunnel (nothing listens): its answer is the refusal
+            pending, self.head = bytes(self.head), bytearray()
+            super().data_received(pending)

@@ -33,12 +33,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from contextlib import AbstractContextManager
 from typing import Any, cast
 from urllib.parse import unquote
 
 from cove.server.auth import KeyRing
+from cove.server.preview.front import Previews
+from cove.server.preview.upstream import request_head as preview_request_head
 from cove.server.sandboxes import SandboxService
-from cove.server.wsagent import HIGH_WATER, AgentSide, close_frame
+from cove.server.wsagent import HIGH_WATER, AgentSide, TunnelSide, close_frame
 from cove.wire import http1
 from cove.wire.errors import SOURCE_API, BadRequest, CoveError, to_envelope
 from cove.wire.websocket import accept_key
@@ -51,7 +54,9 @@ FORWARD = ("sec-websocket-protocol", "content-type", "accept", "x-daytona-sdk-ve
 LINGER = 2.0  # seconds a closing client may still send (see `ToolboxFront._linger`)
 
 
-def uvicorn_ws_protocol(keys: KeyRing, service: SandboxService) -> type[asyncio.Protocol]:
+def uvicorn_ws_protocol(
+    keys: KeyRing, service: SandboxService, previews: Previews | None = None
+) -> type[asyncio.Protocol]:
     """The class to give uvicorn as `ws=`: this front, bound to one control plane."""
     fallback = _uvicorn_default()
 
@@ -59,6 +64,7 @@ def uvicorn_ws_protocol(keys: KeyRing, service: SandboxService) -> type[asyncio.
         pass
 
     BoundFront.keys, BoundFront.service, BoundFront.fallback = keys, service, fallback
+    BoundFront.previews = previews
     return BoundFront
 
 
@@ -81,6 +87,7 @@ class ToolboxFront(asyncio.Protocol):
     keys: KeyRing
     service: SandboxService
     fallback: type[asyncio.Protocol]
+    previews: Previews | None = None
 
     def __init__(self, config: Any, server_state: Any, app_state: Any, _loop: Any = None) -> None:
         self._uvicorn = (config, server_state, app_state)
@@ -94,6 +101,7 @@ class ToolboxFront(asyncio.Protocol):
         self.path = ""
         self.owner = ""
         self.sid = ""
+        self.held: AbstractContextManager[None] | None = None  # an open preview: activity
 
     # -- asyncio.Protocol ---------------------------------------------------
 
@@ -128,6 +136,9 @@ class ToolboxFront(asyncio.Protocol):
         self.connections.discard(self)
         if self.agent is not None:
             self.agent.close()
+        if self.held is not None:
+            self.held.__exit__(None, None, None)
+            self.held = None
 
     def pause_writing(self) -> None:
         if self.inner is not None:
@@ -156,6 +167,16 @@ class ToolboxFront(asyncio.Protocol):
         except http1.HeadError:  # uvicorn answers a malformed request as it always does
             self._hand_to_uvicorn(head)
             return
+        if self.previews is not None:
+            try:
+                addr = self.previews.locate(parsed.headers.get("host", ""), parsed.target)
+            except CoveError as err:  # a preview path with a bad port
+                self.path = parsed.path
+                self.refuse(err)
+                return
+            if addr is not None:
+                self._preview(parsed, addr)
+                return
         path, _, query = parsed.target.partition("?")
         sid, slash, rest = path[len(PREFIX) :].partition("/")
         if not path.startswith(PREFIX) or not sid or not slash:
@@ -191,6 +212,33 @@ class ToolboxFront(asyncio.Protocol):
         )
         task.add_done_callback(_log_failure)
 
+    def _preview(self, parsed: http1.RequestHead, addr: Any) -> None:
+        """A WebSocket to a sandbox port: through the agent's tunnel, the app answers it."""
+        assert self.client is not None and self.previews is not None
+        headers = parsed.headers
+        self.path = unquote(parsed.path)
+        self.client.pause_reading()
+        try:
+            if not headers.get("sec-websocket-key") or headers.get("sec-websocket-version") != "13":
+                raise BadRequest("a WebSocket upgrade needs Sec-WebSocket-Key and version 13")
+            grant, socket = self.previews.open(addr, headers)
+        except CoveError as err:
+            self.refuse(err)
+            return
+        self.owner, self.sid = grant.record.owner, grant.record.id
+        self.held = self.service.connection_open(self.sid)
+        self.held.__enter__()
+        peer = self.client.get_extra_info("peername") or ("",)
+        upgrade = preview_request_head(
+            "GET", grant.target, list(headers.items()),
+            prefix=addr.prefix, client=str(peer[0]), scheme="http", websocket=True,
+        )  # fmt: skip
+        self.agent = TunnelSide(self, headers.get("sec-websocket-key", ""))
+        task = asyncio.get_running_loop().create_task(
+            self._connect(socket, http1.tunnel_request(grant.port) + upgrade)
+        )
+        task.add_done_callback(_log_failure)
+
     def _hand_to_uvicorn(self, head: bytes) -> None:
         assert self.client is not None
         self.connections.discard(self)
@@ -212,11 +260,11 @@ class ToolboxFront(asyncio.Protocol):
             return
         agent.send(request)
 
-    def accepted(self, subprotocol: str | None) -> None:
-        """The agent took the upgrade: answer the client, then relay."""
+    def accepted(self, subprotocol: str | None, extensions: str | None = None) -> None:
+        """The agent (or a preview's app) took the upgrade: answer the client, then relay."""
         assert self.client is not None and self.agent is not None
         key = self.agent.client_key
-        self.client.write(http1.upgrade_accepted(accept_key(key), subprotocol))
+        self.client.write(http1.upgrade_accepted(accept_key(key), subprotocol, extensions))
         self.relaying = True
         if self.pending:
             self.agent.send(bytes(self.pending))

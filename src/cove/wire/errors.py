@@ -103,6 +103,13 @@ class AgentUnavailable(CoveError):
     code = "AGENT_UNAVAILABLE"
 
 
+class PortUnreachable(CoveError):
+    """Nothing answers on a sandbox port a preview asked for (the app is not listening)."""
+
+    status = 502
+    code = "PORT_NOT_LISTENING"
+
+
 class InternalError(CoveError):
     """A bug on our side; the message says what failed."""
 
@@ -120,6 +127,7 @@ _BY_STATUS: dict[int, type[CoveError]] = {
     410: Gone,
     413: PayloadTooLarge,
     507: InsufficientStorage,
+    502: PortUnreachable,
     503: AgentUnavailable,
 }
 _BY_CODE: dict[str, type[CoveError]] = {

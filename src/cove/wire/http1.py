@@ -95,6 +95,16 @@ def _headers(lines: list[str]) -> dict[str, str]:
     return headers
 
 
+def field_list(raw: bytes) -> list[tuple[str, str]]:
+    """A head's header fields in order, repeats kept (Set-Cookie), names lower-cased."""
+    fields = []
+    for line in _lines(raw)[1:]:
+        name, colon, value = line.partition(":")
+        if colon:
+            fields.append((name.strip().lower(), value.strip()))
+    return fields
+
+
 def parse_request(raw: bytes) -> RequestHead:
     """A request head (through its blank line, or without it)."""
     lines = _lines(raw)
@@ -145,7 +155,9 @@ def response(
     return status_head(status, headers) + body
 
 
-def upgrade_accepted(accept: str, subprotocol: str | None = None) -> bytes:
+def upgrade_accepted(
+    accept: str, subprotocol: str | None = None, extensions: str | None = None
+) -> bytes:
     """The 101 that accepts a WebSocket upgrade (`accept` from `websocket.accept_key`)."""
     headers = [
         ("Upgrade", "websocket"),
@@ -154,6 +166,8 @@ def upgrade_accepted(accept: str, subprotocol: str | None = None) -> bytes:
     ]
     if subprotocol:
         headers.append(("Sec-WebSocket-Protocol", subprotocol))
+    if extensions:  # what a preview's app agreed to (compression): its frames depend on it
+        headers.append(("Sec-WebSocket-Extensions", extensions))
     return status_head(101, headers)
 
 
@@ -164,6 +178,26 @@ def keeps_alive(headers: dict[str, str]) -> bool:
 
 def is_websocket_upgrade(headers: dict[str, str]) -> bool:
     return headers.get("upgrade", "").lower() == "websocket"
+
+
+# A raw byte tunnel through the agent to a port inside the sandbox (previews):
+# the control plane asks with an `Upgrade: cove-tunnel` request, the agent
+# answers 101 once it is connected to the port, then both sides copy bytes.
+TUNNEL_UPGRADE = "cove-tunnel"
+
+
+def is_tunnel_upgrade(headers: dict[str, str]) -> bool:
+    return headers.get("upgrade", "").lower() == TUNNEL_UPGRADE
+
+
+def tunnel_request(port: int) -> bytes:
+    """The request that opens a tunnel to `127.0.0.1:port` inside the sandbox."""
+    fields = [("Host", "agent"), ("Upgrade", TUNNEL_UPGRADE), ("Connection", "Upgrade")]
+    return request_head("GET", f"/_cove/tunnel/{port}", fields)
+
+
+def tunnel_accepted() -> bytes:
+    return status_head(101, [("Upgrade", TUNNEL_UPGRADE), ("Connection", "Upgrade")])
 
 
 # Chunked transfer coding (RFC 9112 §7.1): streamed bodies of unknown length.

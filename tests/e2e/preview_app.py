@@ -1,0 +1,145 @@
+"""A small web app run INSIDE a sandbox by the preview tests (standard library only).
+
+Usage: python3 preview_app.py PORT: it listens, then forks and the parent exits,
+so the command that started it returns once the port is listening. Routes:
+  GET  /          an HTML page whose script opens a WebSocket back to `ws` (relative)
+                  and shows the echo in #result (the browser test reads it)
+  GET  /hello     text, plus the request's headers as JSON on the next lines
+  GET  /stream    "first" at once, "second" only after GET /release: a proxy that
+                  buffered the answer whole would never show "first" alone
+  GET  /release   lets /stream finish
+  POST /echo      the body back, with its length
+  GET  /redirect  302 to the absolute path /hello
+  GET  /big?n=N   N bytes
+  WS   /ws        echoes every text message, prefixed with "echo:"
+"""
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import socket
+import struct
+import sys
+
+PAGE = b"""<!doctype html><html><head><title>preview app</title></head><body>
+<h1>Hello from the sandbox</h1><div id="result">waiting</div>
+<script>
+const url = new URL("ws", location.href);
+url.protocol = url.protocol.replace("http", "ws");
+const ws = new WebSocket(url);
+ws.onopen = () => ws.send("ping-from-browser");
+ws.onmessage = (e) => {
+  document.getElementById("result").textContent = "round trip: " + e.data;
+  document.title = "done";
+};
+ws.onerror = () => { document.getElementById("result").textContent = "ws error"; };
+</script></body></html>"""
+
+release = asyncio.Event()
+
+
+def answer(status, body, ctype="text/plain", extra=()):
+    head = [f"HTTP/1.1 {status}", f"Content-Type: {ctype}", f"Content-Length: {len(body)}"]
+    head += list(extra)
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def websocket(reader, writer, headers):
+    key = headers["sec-websocket-key"]
+    accept = base64.b64encode(
+        hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+    ).decode()
+    writer.write(
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        ).encode()
+    )
+    while True:
+        b0, b1 = await reader.readexactly(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", await reader.readexactly(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", await reader.readexactly(8))[0]
+        mask = await reader.readexactly(4) if b1 & 0x80 else b"\0\0\0\0"
+        data = bytes(c ^ mask[i % 4] for i, c in enumerate(await reader.readexactly(n)))
+        opcode = b0 & 0x0F
+        if opcode == 8:
+            writer.write(b"\x88\x02" + data[:2])
+            await writer.drain()
+            return
+        if opcode == 1:
+            out = b"echo:" + data
+            head = bytes([0x81, len(out)]) if len(out) < 126 else b"\x81\x7e" + struct.pack("!H", len(out))
+            writer.write(head + out)
+            await writer.drain()
+
+
+async def handle(reader, writer):
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ")
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                headers[k.strip().lower()] = v.strip()
+        path = target.split("?")[0]
+        if headers.get("upgrade", "").lower() == "websocket":
+            await websocket(reader, writer, headers)
+            return
+        if path == "/":
+            writer.write(answer("200 OK", PAGE, "text/html"))
+        elif path == "/hello":
+            info = json.dumps({"target": target, "headers": headers}).encode()
+            writer.write(answer("200 OK", b"hello from the sandbox\n" + info))
+        elif path == "/stream":
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n")
+            writer.write(b"6\r\nfirst\n\r\n")
+            await writer.drain()
+            await release.wait()
+            release.clear()
+            writer.write(b"7\r\nsecond\n\r\n0\r\n\r\n")
+        elif path == "/release":
+            release.set()
+            writer.write(answer("200 OK", b"released"))
+        elif path == "/echo":
+            n = int(headers.get("content-length", "0"))
+            body = await reader.readexactly(n)
+            writer.write(answer("200 OK", f"{len(body)}:".encode() + body))
+        elif path == "/redirect":
+            writer.write(answer("302 Found", b"", extra=["Location: /hello",
+                                                      "Set-Cookie: app=1; Path=/"]))
+        elif path == "/big":
+            n = int(target.split("n=")[1])
+            writer.write(answer("200 OK", b"x" * n, "application/octet-stream"))
+        else:
+            writer.write(answer("404 Not Found", b"no such page"))
+        await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def main(sock):
+    server = await asyncio.start_server(handle, sock=sock)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", int(sys.argv[1])))
+    listener.listen(64)
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    sys.stdin.close()
+    asyncio.run(main(listener))
