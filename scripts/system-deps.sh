@@ -9,6 +9,8 @@ command -v git >/dev/null 2>&1 || missing="$missing git"
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -x /usr/bin/python3 ] || missing="$missing python3"
+# The preview browser test drives headless Chromium (no browser download).
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$missing python3-venv"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -46,7 +46,7 @@ def sandbox_id(env: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.mark.parametrize(
-    "command", ["", "serve", "create", "list", "delete", "exec", "run", "logs", "shell"]
+    "command", ["", "serve", "create", "list", "delete", "exec", "run", "logs", "shell", "preview"]
 )
 def test_help_everywhere(command: str) -> None:
     done = subprocess.run([COVE, *([command] if command else []), "--help"], capture_output=True)

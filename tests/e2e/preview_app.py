@@ -73,7 +73,8 @@ async def websocket(reader, writer, headers):
             return
         if opcode == 1:
             out = b"echo:" + data
-            head = bytes([0x81, len(out)]) if len(out) < 126 else b"\x81\x7e" + struct.pack("!H", len(out))
+            size = bytes([len(out)]) if len(out) < 126 else b"\x7e" + struct.pack("!H", len(out))
+            head = b"\x81" + size
             writer.write(head + out)
             await writer.drain()
 
@@ -82,7 +83,7 @@ async def handle(reader, writer):
     try:
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
-        method, target, _ = lines[0].split(" ")
+        _, target, _ = lines[0].split(" ")
         headers = {}
         for line in lines[1:]:
             if ":" in line:
@@ -98,8 +99,9 @@ async def handle(reader, writer):
             info = json.dumps({"target": target, "headers": headers}).encode()
             writer.write(answer("200 OK", b"hello from the sandbox\n" + info))
         elif path == "/stream":
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                         b"Transfer-Encoding: chunked\r\n\r\n")
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
             writer.write(b"6\r\nfirst\n\r\n")
             await writer.drain()
             await release.wait()
@@ -113,8 +115,9 @@ async def handle(reader, writer):
             body = await reader.readexactly(n)
             writer.write(answer("200 OK", f"{len(body)}:".encode() + body))
         elif path == "/redirect":
-            writer.write(answer("302 Found", b"", extra=["Location: /hello",
-                                                      "Set-Cookie: app=1; Path=/"]))
+            writer.write(
+                answer("302 Found", b"", extra=["Location: /hello", "Set-Cookie: app=1; Path=/"])
+            )
         elif path == "/big":
             n = int(target.split("n=")[1])
             writer.write(answer("200 OK", b"x" * n, "application/octet-stream"))

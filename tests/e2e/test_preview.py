@@ -109,9 +109,7 @@ def test_request_body_and_large_answer(app: Any, client: httpx.Client) -> None:
     assert len(big.content) == 20_000_000 and big.content.count(b"x") == 20_000_000
 
 
-def test_absolute_redirect_and_cookie_stay_under_the_prefix(
-    app: Any, client: httpx.Client
-) -> None:
+def test_absolute_redirect_and_cookie_stay_under_the_prefix(app: Any, client: httpx.Client) -> None:
     link = app.get_preview_link(PORT)
     r = client.get(link.url + "/redirect", headers={TOKEN: link.token})
     assert r.status_code == 302
@@ -204,9 +202,10 @@ def test_expire_signed_url_early(app: Any, client: httpx.Client) -> None:
 def test_preview_is_in_openapi(api: httpx.Client) -> None:
     paths = api.get("/api/openapi.json").json()["paths"]
     for path in (
-        "/sandbox/{sandboxIdOrName}/ports/{port}/preview-url",
-        "/sandbox/{sandboxIdOrName}/ports/{port}/signed-preview-url",
-        "/sandbox/{sandboxIdOrName}/ports/{port}/signed-preview-url/{token}/expire",
-        "/sandbox/{sandboxIdOrName}/public/{isPublic}",
+        "/preview/{sandboxId}/{port}/{path}",
+        "/api/sandbox/{sandboxIdOrName}/ports/{port}/preview-url",
+        "/api/sandbox/{sandboxIdOrName}/ports/{port}/signed-preview-url",
+        "/api/sandbox/{sandboxIdOrName}/ports/{port}/signed-preview-url/{token}/expire",
+        "/api/sandbox/{sandboxIdOrName}/public/{isPublic}",
     ):
         assert path in paths, path

@@ -200,6 +200,21 @@ def build_parser() -> argparse.ArgumentParser:
     shell.add_argument("-e", "--env", action="append", default=[], metavar="NAME=VALUE")
     shell.set_defaults(func=_command("shell"), passthrough=True)
     _control_parsers(sub, common)
+
+    preview = sub.add_parser(
+        "preview", parents=[common], help="the URL of a port inside a sandbox",
+        description="Print the preview URL of PORT in SANDBOX and its token (send it as "
+        "x-daytona-preview-token; a browser opens URL/?token=TOKEN once). With an "
+        "embedded server (no --api-url) the URL works only while this command runs.",
+    )  # fmt: skip
+    preview.add_argument("sandbox", metavar="SANDBOX")
+    preview.add_argument("port", type=int, metavar="PORT")
+    preview.add_argument("--open", action="store_true", help="open it in the web browser")
+    preview.add_argument(
+        "--signed", type=int, default=None, metavar="SECONDS",
+        help="a self-contained URL (no token needed) that expires after SECONDS",
+    )  # fmt: skip
+    preview.set_defaults(func=_command("preview", "preview"))
     return parser
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from cove.sdk._base import Call, Endpoints, Toolbox, seg, wire_body
 from cove.sdk._env_calls import EnvCalls
+from cove.sdk._preview_calls import PreviewCalls
 from cove.sdk._transport import AsyncTransport, SyncTransport
 from cove.sdk.control import AsyncControl, ControlCalls, SyncControl
 from cove.sdk.fs import AsyncFileSystem, FileSystem
@@ -19,7 +20,13 @@ from cove.sdk.interpreter import AsyncCodeInterpreter, CodeInterpreter
 from cove.sdk.models import CreateSandboxParams
 from cove.sdk.process import AsyncProcess, Process
 from cove.wire.errors import SandboxError
-from cove.wire.protocol import LANGUAGE_LABEL, CreateSandboxRequest, SandboxList
+from cove.wire.protocol import (
+    LANGUAGE_LABEL,
+    CreateSandboxRequest,
+    PortPreviewUrl,
+    SandboxList,
+    SignedPortPreviewUrl,
+)
 from cove.wire.protocol import Sandbox as WireSandbox
 
 FAILED_STATES = ("error", "build_failed")
@@ -94,6 +101,7 @@ class SandboxData:
     auto_delete_interval: int
     auto_archive_interval: int
     auto_pause_interval: int
+    public: bool
 
     def _apply(self, wire: WireSandbox) -> None:
         self.id, self.name, self.state = wire.id, wire.name, wire.state
@@ -106,6 +114,7 @@ class SandboxData:
         self.auto_delete_interval = wire.auto_delete_interval
         self.auto_archive_interval = wire.auto_archive_interval
         self.auto_pause_interval = wire.auto_pause_interval
+        self.public = wire.public
 
     @property
     def language(self) -> str:
@@ -128,6 +137,7 @@ class Sandbox(SyncControl, SandboxData):
         self.git = Git(transport, toolbox)
         self._env = EnvCalls(toolbox)
         self._control = ControlCalls(calls.ep, wire.id, toolbox)
+        self._previews = PreviewCalls(calls.ep, wire.id)
 
     def refresh_data(self) -> None:
         self._apply(self._t.call(self._calls.get(self.id)))
@@ -159,6 +169,25 @@ class Sandbox(SyncControl, SandboxData):
     def is_port_in_use(self, port: int) -> bool:
         return self._t.call(self._env.port_in_use(port))
 
+    # -- previews ------------------------------------------------------------------
+
+    def get_preview_link(self, port: int) -> PortPreviewUrl:
+        """The URL of `port` inside the sandbox; send `token` as `x-daytona-preview-token`."""
+        return self._t.call(self._previews.link(port))
+
+    def create_signed_preview_url(
+        self, port: int, expires_in_seconds: int | None = None
+    ) -> SignedPortPreviewUrl:
+        """A URL that carries its own credential, until it expires (default 60 s)."""
+        return self._t.call(self._previews.signed(port, expires_in_seconds))
+
+    def expire_signed_preview_url(self, port: int, token: str) -> None:
+        self._t.call(self._previews.expire(port, token))
+
+    def set_public(self, public: bool) -> None:
+        """Public previews need no token."""
+        self._apply(self._t.call(self._previews.set_public(public)))
+
 
 class AsyncSandbox(AsyncControl, SandboxData):
     def __init__(self, transport: AsyncTransport, calls: SandboxCalls, wire: WireSandbox) -> None:
@@ -173,6 +202,7 @@ class AsyncSandbox(AsyncControl, SandboxData):
         self.git = AsyncGit(transport, toolbox)
         self._env = EnvCalls(toolbox)
         self._control = ControlCalls(calls.ep, wire.id, toolbox)
+        self._previews = PreviewCalls(calls.ep, wire.id)
 
     async def refresh_data(self) -> None:
         self._apply(await self._t.call(self._calls.get(self.id)))
@@ -205,3 +235,21 @@ class AsyncSandbox(AsyncControl, SandboxData):
 
     async def is_port_in_use(self, port: int) -> bool:
         return await self._t.call(self._env.port_in_use(port))
+        call = self._toolbox.call("GET", "/user-home-dir", "get home dir", lambda d: str(d["dir"]))
+        return await self._t.call(call)
+
+    # -- previews ------------------------------------------------------------------
+
+    async def get_preview_link(self, port: int) -> PortPreviewUrl:
+        return await self._t.call(self._previews.link(port))
+
+    async def create_signed_preview_url(
+        self, port: int, expires_in_seconds: int | None = None
+    ) -> SignedPortPreviewUrl:
+        return await self._t.call(self._previews.signed(port, expires_in_seconds))
+
+    async def expire_signed_preview_url(self, port: int, token: str) -> None:
+        await self._t.call(self._previews.expire(port, token))
+
+    async def set_public(self, public: bool) -> None:
+        self._apply(await self._t.call(self._previews.set_public(public)))

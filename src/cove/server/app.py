@@ -23,10 +23,10 @@ from cove.server.images import apply_build_info
 from cove.server.memory import IdleTrim
 from cove.server.metrics import MetricsHistory, MetricsSampler
 from cove.server.openapi import openapi_endpoint
-from cove.server.prometheus import PrometheusMetrics, RequestMetrics
 from cove.server.preview.access import PreviewAccess, load_or_generate_secret
 from cove.server.preview.front import PreviewFront, Previews
 from cove.server.preview.routes import PreviewRoutes
+from cove.server.prometheus import PrometheusMetrics, RequestMetrics
 from cove.server.sandboxes import SandboxService
 from cove.server.store import Store
 from cove.server.sweeper import LifecycleSweeper

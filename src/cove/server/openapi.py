@@ -281,6 +281,7 @@ def build_openapi() -> JSON:
     paths.update(_git_paths(sid, m))
     paths.update(_port_env_paths(sid, m))
     paths.update(control_paths(m, _op, _param, sandbox, ref, sid))
+    paths.update(_preview_paths(ref, sandbox, m))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -298,6 +299,44 @@ def build_openapi() -> JSON:
         },
         "security": [{"bearer": []}],
         "paths": paths,
+    }
+
+
+def _preview_paths(ref: list[JSON], sandbox: JSON, m: Any) -> JSON:
+    """Preview links (`server/preview`): 400 for a port outside 1-65535, 404 unknown sandbox."""
+    port = [*ref, _param("port", schema={"type": "integer", "minimum": 1, "maximum": 65535})]
+    base = "/api/sandbox/{sandboxIdOrName}/ports/{port}"
+    seconds = _param("expiresInSeconds", "query", {"type": "integer", "minimum": 1})
+    traffic = _op(
+        "A sandbox port's app through its preview link (any method; WebSockets too). "
+        "Credential: the 'x-daytona-preview-token' header, ?token= once (sets a cookie), "
+        "none for a public sandbox, or a signed URL's token in place of the sandbox id. "
+        "401 wrong/expired credential, 404 unknown, 502 nothing listening on the port.",
+        [_param("sandboxId"), port[1], _param("path")],
+    )
+    traffic["security"] = []
+    return {
+        f"{base}/preview-url": {
+            "get": _op("Preview link to a port", port, response=m(protocol.PortPreviewUrl))
+        },
+        f"{base}/signed-preview-url": {
+            "get": _op(
+                "Signed, expiring preview link (default 60 s)",
+                [*port, seconds],
+                response=m(protocol.SignedPortPreviewUrl),
+            )
+        },
+        f"{base}/signed-preview-url/{{token}}/expire": {
+            "post": _op("Expire a signed preview link now", [*port, _param("token")])
+        },
+        "/api/sandbox/{sandboxIdOrName}/public/{isPublic}": {
+            "post": _op(
+                "Make previews public (no token) or private",
+                [*ref, _param("isPublic", schema={"type": "boolean"})],
+                response=sandbox,
+            )
+        },
+        "/preview/{sandboxId}/{port}/{path}": {"get": traffic},
     }
 
 

@@ -33,6 +33,7 @@ from cove.wire.protocol.interpreter import (
     InterruptResponse,
     RunCodeRequest,
 )
+from cove.wire.protocol.preview import PortPreviewUrl, SignedPortPreviewUrl
 from cove.wire.protocol.process import (
     LANGUAGES,
     CodeRunRequest,
@@ -79,6 +80,7 @@ __all__ = [
     "MetricDataPoint",
     "MetricSeries",
     "MetricsResponse",
+    "PortPreviewUrl",
     "PtyCreateRequest",
     "PtyResizeRequest",
     "PtySessionInfo",
@@ -96,6 +98,7 @@ __all__ = [
     "SessionExecuteRequest",
     "SessionExecuteResponse",
     "SessionInputRequest",
+    "SignedPortPreviewUrl",
     "SystemMetrics",
     "UploadFilesResponse",
     "UploadedFile",
