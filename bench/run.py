@@ -14,7 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from bench import report
-from bench.cases import density, execute, files, interpreter, lifecycle, streaming
+from bench.cases import density, execute, files, interpreter, lifecycle, preview, streaming
 from bench.client import Cove
 from bench.stats import Row
 from cove.settings import Settings
@@ -36,7 +36,9 @@ def parse() -> argparse.Namespace:
     )
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     p.add_argument(
-        "--only", default="", help="areas, comma-separated: exec,interp,stream,files,tti,density"
+        "--only",
+        default="",
+        help="areas, comma-separated: exec,interp,stream,files,preview,tti,density",
     )
     return p.parse_args()
 
@@ -117,6 +119,12 @@ def main() -> None:
             area(
                 "files",
                 lambda: files.measure(cove, warm, (GiB // 8) if q else 2 * GiB, 1 if q else 3),
+            )
+            area(
+                "preview",
+                lambda: preview.measure(
+                    cove, warm, 100 if q else 500, (32 if q else 256) * (1 << 20), 1 if q else 3
+                ),
             )
             area("tti", lambda: [lifecycle.sequential(cove, 8 if q else 30, pooled=True)])
             kept: list[str] = [warm]

@@ -1,7 +1,8 @@
 """A small web app run INSIDE a sandbox by the preview tests (standard library only).
 
-Usage: python3 preview_app.py PORT: it listens, then forks and the parent exits,
-so the command that started it returns once the port is listening. Routes:
+Usage: python3 preview_app.py PORT [--foreground]: it listens, then forks and the
+parent exits, so the command that started it returns once the port is listening
+(with --foreground it stays, and prints "listening" then: the bench's direct run). Routes:
   GET  /          an HTML page whose script opens a WebSocket back to `ws` (relative)
                   and shows the echo in #result (the browser test reads it)
   GET  /hello     text, plus the request's headers as JSON on the next lines
@@ -42,6 +43,7 @@ release = asyncio.Event()
 
 def answer(status, body, ctype="text/plain", extra=()):
     head = [f"HTTP/1.1 {status}", f"Content-Type: {ctype}", f"Content-Length: {len(body)}"]
+    head.append("Connection: close")  # it answers one request per connection
     head += list(extra)
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
@@ -100,7 +102,8 @@ async def handle(reader, writer):
             writer.write(answer("200 OK", b"hello from the sandbox\n" + info))
         elif path == "/stream":
             writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
+                b"Connection: close\r\n\r\n"
             )
             writer.write(b"6\r\nfirst\n\r\n")
             await writer.drain()
@@ -141,8 +144,11 @@ if __name__ == "__main__":
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", int(sys.argv[1])))
     listener.listen(64)
-    if os.fork():
+    if "--foreground" in sys.argv:
+        print("listening", flush=True)
+    elif os.fork():
         os._exit(0)
-    os.setsid()
-    sys.stdin.close()
+    else:
+        os.setsid()
+        sys.stdin.close()
     asyncio.run(main(listener))
