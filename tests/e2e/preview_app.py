@@ -12,6 +12,7 @@ parent exits, so the command that started it returns once the port is listening
   POST /echo      the body back, with its length
   GET  /redirect  302 to the absolute path /hello
   GET  /big?n=N   N bytes
+  GET  /absolute  a page whose script is at an absolute path, /app.js
   WS   /ws        echoes every text message, prefixed with "echo:"
 """
 
@@ -121,6 +122,12 @@ async def handle(reader, writer):
             writer.write(
                 answer("302 Found", b"", extra=["Location: /hello", "Set-Cookie: app=1; Path=/"])
             )
+        elif path == "/absolute":
+            page = b'<!doctype html><div id="result">waiting</div><script src="/app.js"></script>'
+            writer.write(answer("200 OK", page, "text/html"))
+        elif path == "/app.js":
+            script = b'document.getElementById("result").textContent = "script ran";'
+            writer.write(answer("200 OK", script, "text/javascript"))
         elif path == "/big":
             n = int(target.split("n=")[1])
             writer.write(answer("200 OK", b"x" * n, "application/octet-stream"))

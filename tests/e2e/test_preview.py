@@ -117,6 +117,32 @@ def test_absolute_redirect_and_cookie_stay_under_the_prefix(app: Any, client: ht
     assert f"Path=/preview/{app.id}/{PORT}/" in r.headers["set-cookie"]
 
 
+def test_absolute_path_from_a_preview_page_goes_under_its_prefix(
+    app: Any, server: ServerProcess, client: httpx.Client
+) -> None:
+    prefix = f"/preview/{app.id}/{PORT}"
+    page = f"{server.url}{prefix}/absolute"
+    r = client.get(f"{server.url}/app.js?v=2", headers={"Referer": page})
+    assert r.status_code == 307 and r.headers["location"] == f"{prefix}/app.js?v=2"
+    # The server's own paths stay its own, whatever the Referer says.
+    r = client.get(f"{server.url}/api/sandbox", headers={"Referer": page})
+    assert r.status_code == 401
+    # No Referer, or another site's: the API's answer (no key: 401), not the app.
+    assert client.get(f"{server.url}/app.js").status_code == 401
+    elsewhere = {"Referer": f"http://example.invalid{prefix}/"}
+    assert client.get(f"{server.url}/app.js", headers=elsewhere).status_code == 401
+
+
+def test_a_browser_visit_with_the_token_is_redirected_without_it(
+    app: Any, client: httpx.Client
+) -> None:
+    link = app.get_preview_link(PORT)
+    r = client.get(f"{link.url}/hello?token={link.token}", headers={"Sec-Fetch-Mode": "navigate"})
+    assert r.status_code == 303 and r.headers["location"] == f"/preview/{app.id}/{PORT}/hello"
+    assert "HttpOnly" in r.headers["set-cookie"]
+    assert "hello from the sandbox" not in r.text
+
+
 def test_websocket_echo_through_the_preview(app: Any) -> None:
     from websockets.sync.client import connect
 

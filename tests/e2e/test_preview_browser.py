@@ -74,6 +74,12 @@ def test_browser_page_and_websocket_path_form(browser: Browser, sandbox: Any) ->
     text = round_trip(browser, f"{link.url}/?token={link.token}", "preview-browser-path.png")
     assert text == "round trip: echo:ping-from-browser"
     assert browser.evaluate("document.cookie") == ""  # HttpOnly: the page cannot read it
+    # The token left the address bar (a redirect set the cookie).
+    assert browser.evaluate("location.href") == link.url + "/"
+    # A script at an absolute path (/app.js) still comes from the app: the server
+    # sends such a request under the prefix of the page that asked for it.
+    browser.navigate(link.url + "/absolute")
+    assert browser.evaluate("document.getElementById('result').textContent") == "script ran"
     # The bare link (no slash after the port) is redirected for a browser, so the
     # page's relative WebSocket URL still resolves under the prefix.
     text = round_trip(browser, link.url, "preview-browser-bare.png")

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from cove.wire.errors import BadRequest
 
 PATH_PREFIX = "/preview/"
+# The server's own paths: never taken for an app's absolute path.
+SERVER_PATHS = ("/api", "/toolbox", "/health", "/preview")
 # A DNS label: `{port}-{ref}` (sandbox ids are UUIDs, signed tokens lower-case hex).
 HOST_LABEL = re.compile(r"^(?P<port>[0-9]+)-(?P<ref>[a-z0-9][a-z0-9-]*)$")
 
@@ -71,3 +74,24 @@ def from_host(host: str, target: str, domain: str) -> Address | None:
 def locate(host: str, target: str, domain: str) -> Address | None:
     """The preview a request is for (host form first), or None when it is for the API."""
     return from_host(host, target, domain) or from_path(target)
+
+
+def referred_prefix(path: str, referer: str | None, host: str) -> str | None:
+    """The path-form prefix of the page that asked for `path`, when `path` is an app's
+    absolute path (`<script src="/app.js">` on a page under `/preview/{id}/{port}/`).
+
+    Browsers send the page's URL as Referer with same-origin requests (their
+    default policy), which is what makes this fallback possible for pages,
+    scripts, styles, images and fetches; it cannot work for WebSockets (no
+    Referer) nor for paths the server itself serves (`SERVER_PATHS`).
+    """
+    if not referer or any(path == p or path.startswith(p + "/") for p in SERVER_PATHS):
+        return None
+    page = urlsplit(referer)
+    if page.netloc.lower() != host.lower() or not page.path.startswith(PATH_PREFIX):
+        return None
+    try:
+        addr = from_path(page.path)
+    except BadRequest:
+        return None
+    return addr.prefix if addr is not None else None

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cove.server.agentclient import AgentUnreachable, read_framed
 from cove.server.preview.access import Grant, PreviewAccess
-from cove.server.preview.address import Address, locate
+from cove.server.preview.address import Address, locate, referred_prefix
 from cove.server.preview.pages import error_page
 from cove.server.preview.upstream import open_tunnel, request_head, response_headers
 from cove.server.sandboxes import SandboxService
@@ -73,7 +73,12 @@ class PreviewFront:
         try:
             addr = self.previews.locate(headers.get("host", ""), target)
             if addr is None:
-                await self.app(scope, receive, send)
+                host = headers.get("host", "")
+                prefix = referred_prefix(scope["path"], headers.get("referer"), host)
+                if prefix is None:
+                    await self.app(scope, receive, send)
+                else:  # an app's absolute path, asked for by one of its pages
+                    await RedirectResponse(prefix + target, 307)(scope, receive, send)
                 return
             if addr.bare and scope["method"] == "GET" and navigates(headers):
                 # A browser must see the app under "/" so that relative links resolve.
@@ -82,6 +87,13 @@ class PreviewFront:
                 await RedirectResponse(url, status_code=308)(scope, receive, send)
                 return
             grant, socket = self.previews.open(addr, headers)
+            if grant.set_cookie and scope["method"] == "GET" and navigates(headers):
+                # The token leaves the address bar, history and later Referers: the
+                # cookie carries it from now on.
+                moved = RedirectResponse(addr.prefix + grant.target, 303)
+                moved.headers.append("set-cookie", grant.set_cookie)
+                await moved(scope, receive, send)
+                return
             reader, writer = await self.previews.tunnel(grant, socket)
         except CoveError as err:
             await error_page(err)(scope, receive, send)
