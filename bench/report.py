@@ -82,7 +82,8 @@ def markdown(rows: list[Row], argv: str, seconds: float, plots: list[str], condi
         "",
         "Reproduce a single area: `.venv/bin/python -m bench --only exec --out /tmp/bench` "
         "(areas: `tti`, `exec`, `interp`, `stream`, `files`, `preview`, `density`); "
-        "`--pool N` sets the main server's warm pool; without `--out`, this file and README's figures are replaced.",
+        "`--pool N` sets the main server's warm pool; without `--out`, this file and "
+        "README's figures are replaced.",
     ]
     if plots:
         out += ["", "## Plots", ""] + [f"![{p}](plots/{p})" for p in plots]
