@@ -127,13 +127,13 @@ _BY_STATUS: dict[int, type[CoveError]] = {
     410: Gone,
     413: PayloadTooLarge,
     507: InsufficientStorage,
-    502: PortUnreachable,
     503: AgentUnavailable,
 }
 _BY_CODE: dict[str, type[CoveError]] = {
     ProcessTimeout.code: ProcessTimeout,
     SandboxError.code: SandboxError,
     AccessDenied.code: AccessDenied,
+    PortUnreachable.code: PortUnreachable,  # by code: any proxy's 502 stays an InternalError
 }
 
 # Daytona's SDK picks exception subclasses by (source, code); the agent's
