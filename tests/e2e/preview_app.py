@@ -9,6 +9,7 @@ parent exits, so the command that started it returns once the port is listening
   GET  /stream    "first" at once, "second" only after GET /release: a proxy that
                   buffered the answer whole would never show "first" alone
   GET  /release   lets /stream finish
+  GET  /streams   how many /stream answers are open now (a client that left ends its own)
   POST /echo      the body back, with its length
   GET  /redirect  302 to the absolute path /hello
   GET  /big?n=N   N bytes
@@ -40,6 +41,7 @@ ws.onerror = () => { document.getElementById("result").textContent = "ws error";
 </script></body></html>"""
 
 release = asyncio.Event()
+streams = set()
 
 
 def answer(status, body, ctype="text/plain", extra=()):
@@ -108,9 +110,21 @@ async def handle(reader, writer):
             )
             writer.write(b"6\r\nfirst\n\r\n")
             await writer.drain()
-            await release.wait()
-            release.clear()
-            writer.write(b"7\r\nsecond\n\r\n0\r\n\r\n")
+            streams.add(writer)
+            try:
+                # Until released, or until the connection ends (EOF from the proxy).
+                released = asyncio.ensure_future(release.wait())
+                gone = asyncio.ensure_future(reader.read())
+                await asyncio.wait({released, gone}, return_when=asyncio.FIRST_COMPLETED)
+                released.cancel()
+                gone.cancel()
+            finally:
+                streams.discard(writer)
+            if release.is_set():
+                release.clear()
+                writer.write(b"7\r\nsecond\n\r\n0\r\n\r\n")
+        elif path == "/streams":
+            writer.write(answer("200 OK", str(len(streams)).encode()))
         elif path == "/release":
             release.set()
             writer.write(answer("200 OK", b"released"))

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.reliability.helpers import wait_for
 from tests.serverproc import ServerProcess
 
 APP = Path(__file__).with_name("preview_app.py")
@@ -97,6 +98,31 @@ def test_streamed_answer_arrives_piece_by_piece(app: Any, client: httpx.Client) 
         assert next(lines) == "first"  # before the app was told to send the rest
         assert client.get(link.url + "/release", headers=auth).text == "released"
         assert next(lines) == "second"
+
+
+def test_a_client_leaving_mid_stream_ends_the_apps_connection(
+    app: Any, client: httpx.Client
+) -> None:
+    link = app.get_preview_link(PORT)
+    auth = {TOKEN: link.token}
+    with client.stream("GET", link.url + "/stream", headers=auth) as r:
+        lines = r.iter_lines()  # kept: a dropped iterator closes the connection early
+        assert next(lines) == "first"
+        assert client.get(link.url + "/streams", headers=auth).text == "1"
+    # The client left; the app, idle in the middle of its answer, sees its connection end.
+    wait_for(lambda: client.get(link.url + "/streams", headers=auth).text == "0", 10, "stream end")
+
+
+def test_websocket_to_a_port_with_nothing_listening_is_a_502(app: Any) -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    link = app.get_preview_link(9)
+    auth = {TOKEN: link.token}
+    with pytest.raises(InvalidStatus) as info:
+        connect(link.url.replace("http://", "ws://") + "/ws", additional_headers=auth)
+    assert info.value.response.status_code == 502
+    assert b"nothing is listening on port 9" in info.value.response.body
 
 
 def test_request_body_and_large_answer(app: Any, client: httpx.Client) -> None:

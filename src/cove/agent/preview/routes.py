@@ -3,7 +3,7 @@
 The agent lives in the sandbox's network namespace, so its loopback is the
 sandbox's: a web app listening there is reached without publishing anything
 on a host port. The agent does not speak the app's protocol; it connects,
-answers 101, and copies bytes both ways until both directions end. HTTP,
+answers 101, and copies bytes both ways until the control plane closes. HTTP,
 streamed answers and WebSocket upgrades are the control plane's business,
 which then talks to the app over this tunnel as over a TCP connection.
 Each direction waits for its writer to drain before reading more, so a slow
@@ -76,11 +76,13 @@ class PreviewRoutes:
         upstream = asyncio.ensure_future(pipe(reader, app_writer))
         downstream = asyncio.ensure_future(pipe(app_reader, writer))
         try:
-            # Both halves end normally on EOF; a reset on either side ends both.
-            done, _ = await asyncio.wait(
-                {upstream, downstream}, return_when=asyncio.FIRST_EXCEPTION
-            )
-            if any(not t.cancelled() and t.exception() is not None for t in done):
+            # The control plane never half-closes: its EOF (or an error either way)
+            # means the exchange is over, and the app's connection goes too, even
+            # when the app is idle mid-answer (an event stream nobody reads now).
+            # The app's EOF is passed on and the control plane then closes.
+            both = {upstream, downstream}
+            done, _ = await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
+            if upstream in done or downstream.exception() is not None:
                 app_writer.close()
                 writer.close()
             await asyncio.wait({upstream, downstream})
