@@ -47,7 +47,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def domain_server() -> Iterator[ServerProcess]:
     """A second server with host-form previews under `localhost`."""
-    with tempfile.TemporaryDirectory(prefix="cove-preview-domain-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cove-preview-localhost-") as tmp:
         proc = ServerProcess(
             Path(tmp) / "data", ["domain-key"], env={"COVE_PREVIEW_DOMAIN": "localhost"}
         ).start()
