@@ -4,9 +4,9 @@ The app is tests/e2e/preview_app.py (standard library asyncio). Through the
 preview it runs inside the sandbox: client -> server -> agent's tunnel ->
 127.0.0.1:PORT in the sandbox. Directly it runs as a host process on a
 loopback port, the same code and the same client, so the difference is what
-the preview hop costs. Each request is a fresh exchange on both sides (the app
-closes its connection after each answer; the preview opens one tunnel per
-request).
+the preview hop costs. The app keeps connections alive on both sides: the
+client's to the app (direct) or to the server, and the server's tunnels to the
+app (kept between requests, see `server/preview/exchange.py`).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def measure(cove: Cove, sid: str, n: int, size: int, runs: int) -> list[Row]:
         Summary.of(via, "ms"),
         Summary.of(plain, "ms"),
         "the same app as a host process, reached directly",
-        note="fresh connection to the app per request on both sides; lower is better",
+        note="kept-alive connections on both sides; lower is better",
         samples=via,
         baseline_samples=plain,
     )

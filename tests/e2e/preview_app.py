@@ -1,7 +1,8 @@
 """A small web app run INSIDE a sandbox by the preview tests (standard library only).
 
 Usage: python3 preview_app.py PORT [--foreground]: it listens, then forks and the
-parent exits, so the command that started it returns once the port is listening
+parent exits, so the command that started it returns once the port is listening; connections
+are kept alive between requests unless the client says `Connection: close`
 (with --foreground it stays, and prints "listening" then: the bench's direct run). Routes:
   GET  /          an HTML page whose script opens a WebSocket back to `ws` (relative)
                   and shows the echo in #result (the browser test reads it)
@@ -9,6 +10,8 @@ parent exits, so the command that started it returns once the port is listening
   GET  /stream    "first" at once, "second" only after GET /release: a proxy that
                   buffered the answer whole would never show "first" alone
   GET  /release   lets /stream finish
+  GET  /connections  how many connections it has accepted
+  GET  /drop-idle  closes every kept-alive connection, its own too after answering
   GET  /streams   how many /stream answers are open now (a client that left ends its own)
   POST /echo      the body back, with its length
   GET  /redirect  302 to the absolute path /hello
@@ -42,11 +45,12 @@ ws.onerror = () => { document.getElementById("result").textContent = "ws error";
 
 release = asyncio.Event()
 streams = set()
+idle = set()  # connections waiting for their next request
+accepted = [0]
 
 
 def answer(status, body, ctype="text/plain", extra=()):
     head = [f"HTTP/1.1 {status}", f"Content-Type: {ctype}", f"Content-Length: {len(body)}"]
-    head.append("Connection: close")  # it answers one request per connection
     head += list(extra)
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
@@ -85,73 +89,97 @@ async def websocket(reader, writer, headers):
 
 
 async def handle(reader, writer):
+    """Requests on one connection, kept alive unless the client says close."""
+    accepted[0] += 1
     try:
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        _, target, _ = lines[0].split(" ")
-        headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                k, v = line.split(":", 1)
-                headers[k.strip().lower()] = v.strip()
-        path = target.split("?")[0]
-        if headers.get("upgrade", "").lower() == "websocket":
-            await websocket(reader, writer, headers)
-            return
-        if path == "/":
-            writer.write(answer("200 OK", PAGE, "text/html"))
-        elif path == "/hello":
-            info = json.dumps({"target": target, "headers": headers}).encode()
-            writer.write(answer("200 OK", b"hello from the sandbox\n" + info))
-        elif path == "/stream":
-            writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
-                b"Connection: close\r\n\r\n"
-            )
-            writer.write(b"6\r\nfirst\n\r\n")
-            await writer.drain()
-            streams.add(writer)
+        while True:
+            idle.add(writer)
             try:
-                # Until released, or until the connection ends (EOF from the proxy).
-                released = asyncio.ensure_future(release.wait())
-                gone = asyncio.ensure_future(reader.read())
-                await asyncio.wait({released, gone}, return_when=asyncio.FIRST_COMPLETED)
-                released.cancel()
-                gone.cancel()
+                head = await reader.readuntil(b"\r\n\r\n")
             finally:
-                streams.discard(writer)
-            if release.is_set():
-                release.clear()
-                writer.write(b"7\r\nsecond\n\r\n0\r\n\r\n")
-        elif path == "/streams":
-            writer.write(answer("200 OK", str(len(streams)).encode()))
-        elif path == "/release":
-            release.set()
-            writer.write(answer("200 OK", b"released"))
-        elif path == "/echo":
-            n = int(headers.get("content-length", "0"))
-            body = await reader.readexactly(n)
-            writer.write(answer("200 OK", f"{len(body)}:".encode() + body))
-        elif path == "/redirect":
-            writer.write(
-                answer("302 Found", b"", extra=["Location: /hello", "Set-Cookie: app=1; Path=/"])
-            )
-        elif path == "/absolute":
-            page = b'<!doctype html><div id="result">waiting</div><script src="/app.js"></script>'
-            writer.write(answer("200 OK", page, "text/html"))
-        elif path == "/app.js":
-            script = b'document.getElementById("result").textContent = "script ran";'
-            writer.write(answer("200 OK", script, "text/javascript"))
-        elif path == "/big":
-            n = int(target.split("n=")[1])
-            writer.write(answer("200 OK", b"x" * n, "application/octet-stream"))
-        else:
-            writer.write(answer("404 Not Found", b"no such page"))
-        await writer.drain()
+                idle.discard(writer)
+            if not await one(head, reader, writer):
+                break
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
     finally:
         writer.close()
+
+
+async def one(head, reader, writer):
+    """Answer one request; whether the connection stays open for another."""
+    lines = head.decode("latin-1").split("\r\n")
+    _, target, _ = lines[0].split(" ")
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    path = target.split("?")[0]
+    if headers.get("upgrade", "").lower() == "websocket":
+        await websocket(reader, writer, headers)
+        return False
+    if path == "/":
+        writer.write(answer("200 OK", PAGE, "text/html"))
+    elif path == "/hello":
+        info = json.dumps({"target": target, "headers": headers}).encode()
+        writer.write(answer("200 OK", b"hello from the sandbox\n" + info))
+    elif path == "/stream":
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        writer.write(b"6\r\nfirst\n\r\n")
+        await writer.drain()
+        streams.add(writer)
+        try:
+            # Until released, or until the connection ends (EOF from the proxy).
+            released = asyncio.ensure_future(release.wait())
+            gone = asyncio.ensure_future(reader.read())
+            await asyncio.wait({released, gone}, return_when=asyncio.FIRST_COMPLETED)
+            released.cancel()
+            gone.cancel()
+        finally:
+            streams.discard(writer)
+        if release.is_set():
+            release.clear()
+            writer.write(b"7\r\nsecond\n\r\n0\r\n\r\n")
+            await writer.drain()
+        return False
+    elif path == "/connections":
+        writer.write(answer("200 OK", str(accepted[0]).encode()))
+    elif path == "/drop-idle":
+        for other in list(idle):
+            other.close()
+        writer.write(answer("200 OK", b"dropped"))
+        await writer.drain()
+        return False  # this one too, though its answer did not say so (a stale keep-alive)
+    elif path == "/streams":
+        writer.write(answer("200 OK", str(len(streams)).encode()))
+    elif path == "/release":
+        release.set()
+        writer.write(answer("200 OK", b"released"))
+    elif path == "/echo":
+        n = int(headers.get("content-length", "0"))
+        body = await reader.readexactly(n)
+        writer.write(answer("200 OK", f"{len(body)}:".encode() + body))
+    elif path == "/redirect":
+        writer.write(
+            answer("302 Found", b"", extra=["Location: /hello", "Set-Cookie: app=1; Path=/"])
+        )
+    elif path == "/absolute":
+        page = b'<!doctype html><div id="result">waiting</div><script src="/app.js"></script>'
+        writer.write(answer("200 OK", page, "text/html"))
+    elif path == "/app.js":
+        script = b'document.getElementById("result").textContent = "script ran";'
+        writer.write(answer("200 OK", script, "text/javascript"))
+    elif path == "/big":
+        n = int(target.split("n=")[1])
+        writer.write(answer("200 OK", b"x" * n, "application/octet-stream"))
+    else:
+        writer.write(answer("404 Not Found", b"no such page"))
+    await writer.drain()
+    return headers.get("connection", "").lower() != "close"
 
 
 async def main(sock):

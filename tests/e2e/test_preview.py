@@ -125,6 +125,26 @@ def test_websocket_to_a_port_with_nothing_listening_is_a_502(app: Any) -> None:
     assert b"nothing is listening on port 9" in info.value.response.body
 
 
+def test_kept_alive_connections_are_reused_and_a_closed_one_replaced(
+    app: Any, client: httpx.Client
+) -> None:
+    link = app.get_preview_link(PORT)
+    auth = {TOKEN: link.token}
+
+    def accepted() -> int:
+        return int(client.get(link.url + "/connections", headers=auth).text)
+
+    before = accepted()
+    for _ in range(10):
+        assert client.get(link.url + "/hello", headers=auth).text.startswith("hello from")
+    assert accepted() - before <= 2  # the app's connection outlives each request
+    # The app closes every connection it keeps, the one it answers on included:
+    # the next requests find that out and go on fresh connections.
+    assert client.get(link.url + "/drop-idle", headers=auth).text == "dropped"
+    for _ in range(3):
+        assert client.get(link.url + "/hello", headers=auth).text.startswith("hello from")
+
+
 def test_request_body_and_large_answer(app: Any, client: httpx.Client) -> None:
     link = app.get_preview_link(PORT)
     auth = {TOKEN: link.token}

@@ -109,6 +109,7 @@ def build_app(server: Server) -> Starlette:
             await sweeper.stop()
             await server.service.shutdown()
             await server.proxy.clients.close()
+            server.previews.pool.close()
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})

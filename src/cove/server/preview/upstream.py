@@ -72,6 +72,7 @@ def request_head(
     client: str,
     scheme: str,
     websocket: bool = False,
+    keep_alive: bool = False,
 ) -> bytes:
     """The head the app gets for one request (`headers`: the client's, names lower-case)."""
     fields: list[tuple[str, str]] = []
@@ -94,8 +95,8 @@ def request_head(
         fields.append((name, value))
     if chunked:
         fields.append(("transfer-encoding", "chunked"))
-    if not websocket:
-        fields.append(("connection", "close"))  # one exchange per tunnel
+    if not websocket and not keep_alive:
+        fields.append(("connection", "close"))  # this tunnel ends with this exchange
     fields.append(("x-forwarded-for", f"{forwarded_for}, {client}" if forwarded_for else client))
     fields.append(("x-forwarded-proto", scheme))
     if host:
