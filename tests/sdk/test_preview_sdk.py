@@ -72,6 +72,13 @@ def test_cli_prints_the_url_and_token(server: ServerProcess, app: Sandbox, cove:
     assert url == app.get_preview_link(PORT).url
     assert httpx.get(url + "/hello", headers={TOKEN: token}).status_code == 200
     assert httpx.get(browser.split(" ", 1)[1]).status_code == 200  # ?token= in the query
+    # --open hands the browser link to the system's browser ($BROWSER, here `echo`).
+    opened = subprocess.run(
+        [COVE, "preview", app.id, str(PORT), "--open"],
+        env={**env, "BROWSER": "echo"}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert opened.returncode == 0, opened.stderr
+    assert opened.stdout.splitlines()[-1] == browser.split(" ", 1)[1]
     signed = subprocess.run(
         [COVE, "preview", app.id, str(PORT), "--signed", "60", "--json"],
         env=env, capture_output=True, text=True, timeout=60,
