@@ -17,7 +17,8 @@ are kept alive between requests unless the client says `Connection: close`
   GET  /redirect  302 to the absolute path /hello
   GET  /big?n=N   N bytes
   GET  /absolute  a page whose script is at an absolute path, /app.js
-  WS   /ws        echoes every text message, prefixed with "echo:"
+  WS   /ws        echoes every text message, prefixed with "echo:" (compressed when
+                  the client offers permessage-deflate)
 """
 
 import asyncio
@@ -28,6 +29,7 @@ import os
 import socket
 import struct
 import sys
+import zlib
 
 PAGE = b"""<!doctype html><html><head><title>preview app</title></head><body>
 <h1>Hello from the sandbox</h1><div id="result">waiting</div>
@@ -55,15 +57,22 @@ def answer(status, body, ctype="text/plain", extra=()):
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
+DEFLATE = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
+
 async def websocket(reader, writer, headers):
+    """Echo text messages; with permessage-deflate (RFC 7692) when the client offers it,
+    each message compressed on its own (no context takeover either way)."""
     key = headers["sec-websocket-key"]
     accept = base64.b64encode(
         hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
     ).decode()
+    deflate = "permessage-deflate" in headers.get("sec-websocket-extensions", "")
+    extension = f"Sec-WebSocket-Extensions: {DEFLATE}\r\n" if deflate else ""
     writer.write(
         (
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+            f"Sec-WebSocket-Accept: {accept}\r\n{extension}\r\n"
         ).encode()
     )
     while True:
@@ -81,10 +90,16 @@ async def websocket(reader, writer, headers):
             await writer.drain()
             return
         if opcode == 1:
+            if b0 & 0x40:  # RSV1: a compressed message
+                data = zlib.decompressobj(-15).decompress(data + b"\x00\x00\xff\xff")
             out = b"echo:" + data
+            first = 0x81
+            if deflate:
+                packer = zlib.compressobj(wbits=-15)
+                out = (packer.compress(out) + packer.flush(zlib.Z_SYNC_FLUSH))[:-4]
+                first |= 0x40
             size = bytes([len(out)]) if len(out) < 126 else b"\x7e" + struct.pack("!H", len(out))
-            head = b"\x81" + size
-            writer.write(head + out)
+            writer.write(bytes([first]) + size + out)
             await writer.drain()
 
 

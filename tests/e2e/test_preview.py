@@ -201,6 +201,21 @@ def test_websocket_echo_through_the_preview(app: Any) -> None:
         assert ws.recv(timeout=10) == "echo:again"
 
 
+def test_websocket_compression_agreed_by_the_app_passes_through(app: Any) -> None:
+    from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+    from websockets.sync.client import connect
+
+    link = app.get_preview_link(PORT)
+    url = link.url.replace("http://", "ws://") + "/ws"
+    offer = [ClientPerMessageDeflateFactory()]
+    with connect(url, additional_headers={TOKEN: link.token}, extensions=offer) as ws:
+        assert ws.response is not None
+        agreed = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        assert agreed.startswith("permessage-deflate")  # the app's answer, not a proxy's
+        ws.send("squeeze " * 100)
+        assert ws.recv(timeout=10) == "echo:" + "squeeze " * 100
+
+
 def test_websocket_without_token_is_refused(app: Any) -> None:
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
