@@ -86,3 +86,17 @@ def test_host_form_websocket_and_signed(app: Any, domain_server: ServerProcess) 
     assert signed.url == f"http://{PORT}-{signed.token}.{DOMAIN}:{domain_server.port}"
     r = httpx.get(f"{domain_server.url}/hello", headers={"Host": host_of(signed.url)})
     assert r.status_code == 200 and r.text.startswith("hello from the sandbox")
+
+
+def test_links_survive_a_server_restart(app: Any, domain_server: ServerProcess) -> None:
+    """The preview token is derived from a secret kept in the data dir, signed URLs
+    are in the store: both work again after the control plane restarts."""
+    link = app.get_preview_link(PORT)
+    signed = app.create_signed_preview_url(PORT, 600)
+    domain_server.kill9()
+    domain_server.start()
+    with httpx.Client(base_url=domain_server.url, timeout=30) as c:
+        r = c.get("/hello", headers={"Host": host_of(link.url), TOKEN: link.token})
+        assert r.status_code == 200 and r.text.startswith("hello from the sandbox")
+        r = c.get("/hello", headers={"Host": host_of(signed.url)})
+        assert r.status_code == 200 and r.text.startswith("hello from the sandbox")
