@@ -122,8 +122,8 @@ def main() -> None:
             )
             area(
                 "preview",
-                lambda: preview.measure(
-                    cove, warm, 100 if q else 500, (32 if q else 256) * (1 << 20), 1 if q else 3
+                lambda: preview.measure_in_own_sandbox(
+                    cove, 100 if q else 500, (32 if q else 256) * (1 << 20), 1 if q else 3
                 ),
             )
             area("tti", lambda: [lifecycle.sequential(cove, 8 if q else 30, pooled=True)])

@@ -68,6 +68,15 @@ def download_rates(
     return rates
 
 
+def measure_in_own_sandbox(cove: Cove, n: int, size: int, runs: int) -> list[Row]:
+    """In a sandbox of its own, deleted after: the app must not weigh on later areas."""
+    sid = cove.create()
+    try:
+        return measure(cove, sid, n, size, runs)
+    finally:
+        cove.delete(sid)
+
+
 def measure(cove: Cove, sid: str, n: int, size: int, runs: int) -> list[Row]:
     start_in_sandbox(cove, sid)
     link = cove.http.get(f"/api/sandbox/{sid}/ports/{PORT}/preview-url").json()
