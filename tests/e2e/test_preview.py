@@ -50,6 +50,9 @@ def test_preview_link_serves_the_app_with_the_token(app: Any, client: httpx.Clie
     assert seen["target"] == "/hello?x=1"
     assert TOKEN not in seen["headers"]  # the app never sees the preview's credential
     assert seen["headers"]["x-forwarded-prefix"] == f"/preview/{app.id}/{PORT}"
+    # The link itself, as a program uses it: the app's root, no redirect.
+    root = client.get(link.url, headers={TOKEN: link.token})
+    assert root.status_code == 200 and "Hello from the sandbox" in root.text
 
 
 def test_without_or_with_a_wrong_token_no_content(app: Any, client: httpx.Client) -> None:
