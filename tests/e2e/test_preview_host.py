@@ -19,11 +19,11 @@ DOMAIN = "preview.test"
 
 @pytest.fixture(scope="module")
 def domain_server() -> Iterator[ServerProcess]:
-    """A second server with host-form previews under `DOMAIN`."""
+    """A second server with host-form previews under `DOMAIN` (`cove serve --preview-domain`)."""
     with tempfile.TemporaryDirectory(prefix="cove-preview-domain-") as tmp:
-        proc = ServerProcess(
-            Path(tmp) / "data", ["domain-key"], env={"COVE_PREVIEW_DOMAIN": DOMAIN}
-        ).start()
+        # The flag here; the browser test sets the same through COVE_PREVIEW_DOMAIN.
+        args = ["--preview-domain", DOMAIN]
+        proc = ServerProcess(Path(tmp) / "data", ["domain-key"], args=args).start()
         try:
             yield proc
         finally:

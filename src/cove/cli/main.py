@@ -52,6 +52,7 @@ def _serve(args: argparse.Namespace) -> int:
         data_dir=Path(args.data_dir) if args.data_dir else None,
         api_keys=keys,
         backend=args.backend,
+        preview_domain=args.preview_domain,
     )
     if bwrap_path() is None:
         print("cove: bubblewrap is not installed; run: apt-get install bubblewrap", file=sys.stderr)
@@ -109,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--api-key", default=os.environ.get("COVE_API_KEY"), help="accepted key(s), comma-separated"
     )
     serve.add_argument("--backend", default=None, help="runtime backend (auto, local)")
+    serve.add_argument(
+        "--preview-domain", default=None, metavar="DOMAIN",
+        help="wildcard domain of host-form preview URLs, {port}-{sandboxId}.DOMAIN "
+        "(env COVE_PREVIEW_DOMAIN; default: path-form URLs only)",
+    )  # fmt: skip
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=_serve)
 
