@@ -1,8 +1,14 @@
 """The toolbox WebSocket front: a byte relay between the client and the agent.
 
 uvicorn hands every WebSocket upgrade to the protocol class named in its
-config (`ws=`). This one takes the `/toolbox/{id}/...` upgrades itself and
-leaves every other path to uvicorn's own WebSocket protocol, unchanged.
+config (`ws=`). This one takes the `/toolbox/{id}/...` upgrades and the
+previews' (`/preview/{id}/{port}/...`, or a preview host) itself and leaves
+every other path to uvicorn's own WebSocket protocol, unchanged.
+
+A preview upgrade is checked by `server.preview` (its own credential, not an
+API key), then goes through the agent's tunnel to the sandbox port: the
+tunnel's 101 first, then the app's own answer to the upgrade, which is
+treated as the agent's is below (the app's agreed compression kept).
 
 For a toolbox upgrade it checks the API key and the sandbox, opens the
 agent's unix socket, replays the upgrade request there (only the headers the
@@ -38,6 +44,7 @@ from typing import Any, cast
 from urllib.parse import unquote
 
 from cove.server.auth import KeyRing
+from cove.server.preview.address import Address
 from cove.server.preview.front import Previews
 from cove.server.preview.upstream import request_head as preview_request_head
 from cove.server.sandboxes import SandboxService
@@ -212,7 +219,7 @@ class ToolboxFront(asyncio.Protocol):
         )
         task.add_done_callback(_log_failure)
 
-    def _preview(self, parsed: http1.RequestHead, addr: Any) -> None:
+    def _preview(self, parsed: http1.RequestHead, addr: Address) -> None:
         """A WebSocket to a sandbox port: through the agent's tunnel, the app answers it."""
         assert self.client is not None and self.previews is not None
         headers = parsed.headers
