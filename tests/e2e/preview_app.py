@@ -13,7 +13,7 @@ are kept alive between requests unless the client says `Connection: close`
   GET  /connections  how many connections it has accepted
   GET  /drop-idle  closes every kept-alive connection, its own too after answering
   GET  /streams   how many /stream answers are open now (a client that left ends its own)
-  POST /echo      the body back, with its length
+  POST /echo      the body back, with its length (Content-Length or chunked)
   GET  /redirect  302 to the absolute path /hello
   GET  /big?n=N   N bytes
   GET  /absolute  a page whose script is at an absolute path, /app.js
@@ -175,8 +175,14 @@ async def one(head, reader, writer):
         release.set()
         writer.write(answer("200 OK", b"released"))
     elif path == "/echo":
-        n = int(headers.get("content-length", "0"))
-        body = await reader.readexactly(n)
+        if "chunked" in headers.get("transfer-encoding", ""):
+            body = b""
+            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                body += await reader.readexactly(size)
+                await reader.readexactly(2)
+            await reader.readuntil(b"\r\n")  # the empty trailer
+        else:
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
         writer.write(answer("200 OK", f"{len(body)}:".encode() + body))
     elif path == "/redirect":
         writer.write(

@@ -154,6 +154,13 @@ def test_request_body_and_large_answer(app: Any, client: httpx.Client) -> None:
     body = bytes(range(256)) * 4096
     r = client.post(link.url + "/echo", headers=auth, content=body)
     assert r.content == f"{len(body)}:".encode() + body
+
+    def pieces() -> Iterator[bytes]:  # no length known: sent chunked, passed on chunked
+        for i in range(64):
+            yield bytes([i]) * 65536
+
+    r = client.post(link.url + "/echo", headers=auth, content=pieces())
+    assert r.content == f"{64 * 65536}:".encode() + b"".join(pieces())
     big = client.get(link.url + "/big?n=20000000", headers=auth)
     assert len(big.content) == 20_000_000 and big.content.count(b"x") == 20_000_000
 
