@@ -17,7 +17,7 @@ from cove.wire.errors import BadRequest
 
 PATH_PREFIX = "/preview/"
 # The server's own paths: never taken for an app's absolute path.
-SERVER_PATHS = ("/api", "/toolbox", "/health", "/preview")
+SERVER_PATHS = ("/api", "/toolbox", "/health", "/metrics", "/preview")
 # A DNS label: `{port}-{ref}` (sandbox ids are UUIDs, signed tokens lower-case hex).
 HOST_LABEL = re.compile(r"^(?P<port>[0-9]+)-(?P<ref>[a-z0-9][a-z0-9-]*)$")
 
