@@ -8,6 +8,8 @@ command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
 command -v git >/dev/null 2>&1 || missing="$missing git"
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
+# `cove ssh` runs the system's OpenSSH client (and the SSH tests drive it).
+command -v ssh >/dev/null 2>&1 || missing="$missing openssh-client"
 [ -x /usr/bin/python3 ] || missing="$missing python3"
 # The preview browser test drives headless Chromium (no browser download).
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"

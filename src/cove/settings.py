@@ -59,6 +59,8 @@ class Settings:
     # and how many samples a sandbox's history keeps (24 h at the default).
     metrics_interval: float = 15.0
     metrics_keep: int = 5760
+    # The SSH server's port (0: no SSH server); it listens on `host`.
+    ssh_port: int = 0
 
     ENV = {
         "host": "COVE_HOST",
@@ -75,6 +77,7 @@ class Settings:
         "metrics_interval": "COVE_METRICS_INTERVAL_SECONDS",
         "metrics_keep": "COVE_METRICS_KEEP",
         "preview_domain": "COVE_PREVIEW_DOMAIN",
+        "ssh_port": "COVE_SSH_PORT",
     }
 
     @classmethod

@@ -53,6 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
         api_keys=keys,
         backend=args.backend,
         preview_domain=args.preview_domain,
+        ssh_port=args.ssh_port,
     )
     if bwrap_path() is None:
         print("cove: bubblewrap is not installed; run: apt-get install bubblewrap", file=sys.stderr)
@@ -61,6 +62,8 @@ def _serve(args: argparse.Namespace) -> int:
     url = f"http://{settings.host}:{settings.port}"
     print(f"Cove server on {url}  (data: {settings.data_dir})", flush=True)
     print(f"  DAYTONA_API_URL / COVE_API_URL = {url}/api", flush=True)
+    if settings.ssh_port:
+        print(f"  SSH on {settings.host}:{settings.ssh_port} (user name: an SSH access token)")
     if not settings.api_keys:
         where = "generated" if server.generated_key else "from"
         print(
@@ -115,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="wildcard domain of host-form preview URLs, {port}-{sandboxId}.DOMAIN "
         "(env COVE_PREVIEW_DOMAIN; default: path-form URLs only)",
     )  # fmt: skip
+        "--ssh-port", type=int, default=None, help="SSH port (env COVE_SSH_PORT; 0: no SSH)"
+    )
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=_serve)
 
@@ -221,6 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="a self-contained URL (no token needed) that expires after SECONDS",
     )  # fmt: skip
     preview.set_defaults(func=_command("preview", "preview"))
+    ssh = sub.add_parser(
+        "ssh", parents=[common], help="ssh into a sandbox (the server runs with --ssh-port)",
+        description="Run the system's ssh with a fresh SSH access token for SANDBOX; "
+        "with COMMAND, run it there without a terminal and exit with its exit code.",
+    )  # fmt: skip
+    ssh.add_argument("sandbox", metavar="SANDBOX")
+    ssh.add_argument("--expires", type=int, default=None, help="token lifetime in minutes (60)")
+    ssh.add_argument("-o", dest="ssh_option", action="append", default=[], metavar="OPTION",
+                     help="an ssh -o option, e.g. StrictHostKeyChecking=accept-new")  # fmt: skip
+    ssh.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
+    ssh.set_defaults(func=_command("ssh", "ssh"))
     return parser
 
 

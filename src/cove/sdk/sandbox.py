@@ -28,6 +28,7 @@ from cove.wire.protocol import (
     SignedPortPreviewUrl,
 )
 from cove.wire.protocol import Sandbox as WireSandbox
+from cove.wire.protocol.ssh import SshAccess, SshAccessValidation
 
 FAILED_STATES = ("error", "build_failed")
 
@@ -68,6 +69,28 @@ class SandboxCalls:
     def delete(self, sandbox_id: str, timeout: float | None) -> Call[None]:
         url = self.ep.api(f"/sandbox/{seg(sandbox_id)}")
         return Call("DELETE", url, "delete sandbox", lambda _: None, timeout=timeout)
+
+    def create_ssh_access(self, sandbox_id: str, minutes: int | None) -> Call[SshAccess]:
+        url = self.ep.api(f"/sandbox/{seg(sandbox_id)}/ssh-access")
+        params = {"expiresInMinutes": str(minutes)} if minutes is not None else None
+        return Call(
+            "POST", url, "create SSH access", lambda d: SshAccess.from_wire(d), params=params
+        )
+
+    def revoke_ssh_access(self, sandbox_id: str, token: str | None) -> Call[WireSandbox]:
+        url = self.ep.api(f"/sandbox/{seg(sandbox_id)}/ssh-access")
+        params = {"token": token} if token else None
+        return Call("DELETE", url, "revoke SSH access", _sandbox, params=params)
+
+    def validate_ssh_access(self, token: str) -> Call[SshAccessValidation]:
+        url = self.ep.api("/sandbox/ssh-access/validate")
+        return Call(
+            "GET",
+            url,
+            "validate SSH access",
+            lambda d: SshAccessValidation.from_wire(d),
+            params={"token": token},
+        )
 
     def toolbox(self, wire: WireSandbox) -> Toolbox:
         base = wire.toolbox_proxy_url or self.ep.api_url.removesuffix("/api") + "/toolbox"
@@ -155,6 +178,17 @@ class Sandbox(SyncControl, SandboxData):
     def get_work_dir(self) -> str:
         return self._t.call(self._env.work_dir())
 
+    def create_ssh_access(self, expires_in_minutes: int | None = None) -> SshAccess:
+        """A token for `ssh TOKEN@HOST -p PORT` (its `ssh_command`), valid that long (60)."""
+        return self._t.call(self._calls.create_ssh_access(self.id, expires_in_minutes))
+
+    def revoke_ssh_access(self, token: str | None = None) -> None:
+        """Revoke one token (None: all of this sandbox's); its open connections close."""
+        self._apply(self._t.call(self._calls.revoke_ssh_access(self.id, token)))
+
+    def validate_ssh_access(self, token: str) -> SshAccessValidation:
+        return self._t.call(self._calls.validate_ssh_access(token))
+
     def get_user_home_dir(self) -> str:
         return self._t.call(self._env.home_dir())
 
@@ -221,6 +255,17 @@ class AsyncSandbox(AsyncControl, SandboxData):
 
     async def get_work_dir(self) -> str:
         return await self._t.call(self._env.work_dir())
+
+    async def create_ssh_access(self, expires_in_minutes: int | None = None) -> SshAccess:
+        """A token for `ssh TOKEN@HOST -p PORT` (its `ssh_command`), valid that long (60)."""
+        return await self._t.call(self._calls.create_ssh_access(self.id, expires_in_minutes))
+
+    async def revoke_ssh_access(self, token: str | None = None) -> None:
+        """Revoke one token (None: all of this sandbox's); its open connections close."""
+        self._apply(await self._t.call(self._calls.revoke_ssh_access(self.id, token)))
+
+    async def validate_ssh_access(self, token: str) -> SshAccessValidation:
+        return await self._t.call(self._calls.validate_ssh_access(token))
 
     async def get_user_home_dir(self) -> str:
         return await self._t.call(self._env.home_dir())

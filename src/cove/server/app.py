@@ -28,6 +28,9 @@ from cove.server.preview.front import PreviewFront, Previews
 from cove.server.preview.routes import PreviewRoutes
 from cove.server.prometheus import PrometheusMetrics, RequestMetrics
 from cove.server.sandboxes import SandboxService
+from cove.server.ssh import SshServer
+from cove.server.sshaccess import SshAccessService
+from cove.server.sshapi import SshAccessRoutes
 from cove.server.store import Store
 from cove.server.sweeper import LifecycleSweeper
 from cove.server.toolbox import ToolboxProxy
@@ -52,6 +55,8 @@ class Server:
     sampler: MetricsSampler
     prometheus: PrometheusMetrics
     previews: Previews
+    ssh_access: SshAccessService
+    ssh: SshServer | None = None  # with `ssh_port` set
 
     def uvicorn_ws(self) -> type[asyncio.Protocol]:
         """uvicorn's `ws=`: toolbox and preview WebSockets relayed as bytes (see `wsfront`)."""
@@ -89,9 +94,15 @@ def build_server(settings: Settings) -> Server:
     service.on_state.append(prometheus.on_state)
     access = PreviewAccess(store, load_or_generate_secret(settings.data_dir))
     previews = Previews(service, access, settings.preview_domain)
+    ssh_access = SshAccessService(service)
+    ssh = None
+    if settings.ssh_port:
+        ssh = SshServer(
+            ssh_access, service, proxy.clients, settings.host, settings.ssh_port, settings.data_dir
+        )
     return Server(
         settings, store, service, proxy, keys, generated, KeyRing(store, keys), sampler,
-        prometheus, previews,
+        prometheus, previews, ssh_access, ssh,
     )  # fmt: skip
 
 
@@ -102,9 +113,13 @@ def build_app(server: Server) -> Starlette:
         sweeper = LifecycleSweeper(server.service, minute=server.settings.lifecycle_minute)
         sweeper.start()
         server.sampler.start()
+        if server.ssh is not None:
+            await server.ssh.start()
         try:
             yield
         finally:
+            if server.ssh is not None:
+                await server.ssh.stop()
             await server.sampler.stop()
             await sweeper.stop()
             await server.service.shutdown()
@@ -123,6 +138,7 @@ def build_app(server: Server) -> Starlette:
         Mount(
             "/api",
             routes=[
+                *SshAccessRoutes(server.ssh_access).routes(),
                 *SandboxRoutes(server.service, limit).routes(),
                 *control.routes(),
                 *PreviewRoutes(

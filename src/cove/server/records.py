@@ -60,3 +60,14 @@ class SandboxRecord:
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     last_activity_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class SshGrant:
+    """One SSH access token, as stored: the token itself is never kept, only its hash."""
+
+    token_hash: str
+    id: str
+    sandbox_id: str
+    created_at: float
+    expires_at: float

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cove.server.records import RecordSpec, SandboxRecord, SandboxState
+from cove.server.records import RecordSpec, SandboxRecord, SandboxState, SshGrant
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sandboxes (
@@ -61,6 +61,17 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at REAL NOT NULL
 );
 """
+# SSH access tokens (see `sshaccess`): only a hash of each token is kept.
+SSH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ssh_access (
+    token_hash TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
+    sandbox_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ssh_access_sandbox ON ssh_access (sandbox_id);
+"""
 
 
 class Store:
@@ -74,6 +85,7 @@ class Store:
         self.db.executescript(SCHEMA)
         if fresh_labels:
             self._backfill_labels()
+        self.db.executescript(SSH_SCHEMA)
         path.chmod(0o600)
 
     @contextlib.contextmanager
@@ -260,6 +272,41 @@ class Store:
             (token, sandbox_id, port),
         )
         return cur.rowcount > 0
+    # -- SSH access ------------------------------------------------------------
+
+    def add_ssh_access(self, grant: SshGrant) -> None:
+        self.db.execute(
+            "INSERT INTO ssh_access (token_hash, id, sandbox_id, created_at, expires_at) "
+            "VALUES (?,?,?,?,?)",
+            (grant.token_hash, grant.id, grant.sandbox_id, grant.created_at, grant.expires_at),
+        )
+
+    def get_ssh_access(self, token_hash: str) -> SshGrant | None:
+        row = self.db.execute(
+            "SELECT token_hash, id, sandbox_id, created_at, expires_at FROM ssh_access "
+            "WHERE token_hash=?",
+            (token_hash,),
+        ).fetchone()
+        return SshGrant(*row) if row else None
+
+    def revoke_ssh_access(self, sandbox_id: str, token_hash: str | None) -> int:
+        """Drop one token of a sandbox, or all of them (None); how many went."""
+        if token_hash is None:
+            cur = self.db.execute("DELETE FROM ssh_access WHERE sandbox_id=?", (sandbox_id,))
+        else:
+            cur = self.db.execute(
+                "DELETE FROM ssh_access WHERE sandbox_id=? AND token_hash=?",
+                (sandbox_id, token_hash),
+            )
+        return cur.rowcount
+
+    def prune_ssh_access(self, now: float) -> None:
+        """Forget expired tokens and those of sandboxes that are gone."""
+        self.db.execute(
+            "DELETE FROM ssh_access WHERE expires_at<=? "
+            "OR sandbox_id NOT IN (SELECT id FROM sandboxes)",
+            (now,),
+        )
 
 
 class NameTaken(Exception):

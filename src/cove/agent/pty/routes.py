@@ -42,6 +42,8 @@ class PtyRoutes:
     def _new(self, req: PtyCreateRequest) -> PtySession:
         if not SESSION_ID.match(req.id):
             raise BadRequest(f"invalid PTY session id {req.id!r}")
+        if req.command is not None and "\0" in req.command:
+            raise BadRequest("field 'command' contains a NUL byte")
         if req.id in self.sessions:
             raise Conflict(f"PTY session {req.id!r} already exists")
         _check_size(req.cols, req.rows)
@@ -109,6 +111,7 @@ class PtyRoutes:
                 envs=_envs(req.headers.get("sec-websocket-protocol", "")),
                 cols=int(q.get("cols") or 80),
                 rows=int(q.get("rows") or 24),
+                command=q.get("command") or None,
             )
         except ValueError:
             raise BadRequest("query 'cols' and 'rows' must be integers") from None

@@ -48,7 +48,9 @@ class PtySession:
 
     def start(self) -> None:
         env = self.agent.child_env({"TERM": "xterm-256color", **self.req.envs})
-        spec = SpawnSpec([self.agent.shell, "-i"], self.cwd, env)
+        command = self.req.command
+        argv = [self.agent.shell, "-c", command] if command else [self.agent.shell, "-i"]
+        spec = SpawnSpec(argv, self.cwd, env)
         group = self.agent.new_group("pty")
         self.child = self.agent.spawner.spawn_pty(
             spec, group, self.req.cols, self.req.rows, self._output

@@ -97,6 +97,8 @@ class PtyCreateRequest(WireModel):
     cols: int = 80
     rows: int = 24
     lazy_start: bool = False
+    # Cove: a command the terminal runs (`sh -c`-style) instead of the interactive shell.
+    command: str | None = None
 
 
 @dataclass

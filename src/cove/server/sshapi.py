@@ -1,0 +1,41 @@
+"""The SSH access routes under /api (Daytona's paths; the models in `wire.protocol.ssh`)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cove.server.api import owner, render
+from cove.server.sshaccess import SshAccessService, parse_minutes
+from cove.wire.errors import BadRequest
+
+
+class SshAccessRoutes:
+    def __init__(self, access: SshAccessService) -> None:
+        self.access = access
+
+    def routes(self) -> list[Route]:
+        return [
+            # Before `/sandbox/{ref}/...`: "ssh-access" is no sandbox.
+            Route("/sandbox/ssh-access/validate", self.validate, methods=["GET"]),
+            Route("/sandbox/{ref}/ssh-access", self.create, methods=["POST"]),
+            Route("/sandbox/{ref}/ssh-access", self.revoke, methods=["DELETE"]),
+        ]
+
+    async def create(self, request: Request) -> Response:
+        minutes = parse_minutes(request.query_params.get("expiresInMinutes"))
+        host = request.url.hostname or "127.0.0.1"
+        grant = self.access.create(owner(request), request.path_params["ref"], minutes, host)
+        return JSONResponse(grant.to_wire())
+
+    async def validate(self, request: Request) -> Response:
+        token = request.query_params.get("token")
+        if not token:
+            raise BadRequest("query 'token' is required")
+        return JSONResponse(self.access.validate(owner(request), token).to_wire())
+
+    async def revoke(self, request: Request) -> Response:
+        token = request.query_params.get("token") or None  # none: every token of the sandbox
+        record = self.access.revoke(owner(request), request.path_params["ref"], token)
+        return JSONResponse(render(record, request))
