@@ -24,6 +24,7 @@ from cove.server.openapi_control import control_paths
 from cove.wire import protocol
 from cove.wire.model import WireModel, camel
 from cove.wire.protocol import git as gitwire
+from cove.wire.protocol.ssh import SshAccess, SshAccessValidation
 
 JSON = dict[str, Any]
 _PRIMITIVES: dict[Any, JSON] = {
@@ -176,6 +177,7 @@ def build_openapi() -> JSON:
         "/api/sandbox/{sandboxIdOrName}/toolbox-proxy-url": {
             "get": _op("Toolbox proxy URL", ref, response=_obj({"url": _STR}, ("url",)))
         },
+        **_ssh_paths(ref, c),
         "/api/openapi.json": {"get": _op("This document", [])},
         "/toolbox/{sandboxId}/version": {"get": _op("Agent version", sid)},
         "/toolbox/{sandboxId}/work-dir": {"get": _op("Working directory", sid)},
@@ -337,6 +339,32 @@ def _preview_paths(ref: list[JSON], sandbox: JSON, m: Any) -> JSON:
             )
         },
         "/preview/{sandboxId}/{port}/{path}": {"get": traffic},
+    }
+
+
+def _ssh_paths(ref: list[JSON], c: dict[str, JSON]) -> JSON:
+    minutes = {"type": "integer", "minimum": 1, "default": 60}
+    token = [_param("token", "query")]
+    return {
+        "/api/sandbox/{sandboxIdOrName}/ssh-access": {
+            "post": _op(
+                "Create an SSH access token (`ssh TOKEN@HOST -p PORT`)",
+                [*ref, _param("expiresInMinutes", "query", minutes)],
+                response=model_ref(SshAccess, c),
+            ),
+            "delete": _op(
+                "Revoke one SSH access token, or all of the sandbox's without `token`",
+                [*ref, *token],
+                response=model_ref(protocol.Sandbox, c),
+            ),
+        },
+        "/api/sandbox/ssh-access/validate": {
+            "get": _op(
+                "Whether an SSH access token opens a sandbox now",
+                [{**token[0], "required": True}],
+                response=model_ref(SshAccessValidation, c),
+            )
+        },
     }
 
 

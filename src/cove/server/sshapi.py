@@ -11,6 +11,9 @@ from cove.server.sshaccess import SshAccessService, parse_minutes
 from cove.wire.errors import BadRequest
 
 
+ORG_HEADER = "x-daytona-organization-id"
+
+
 class SshAccessRoutes:
     def __init__(self, access: SshAccessService) -> None:
         self.access = access
@@ -36,6 +39,10 @@ class SshAccessRoutes:
         return JSONResponse(self.access.validate(owner(request), token).to_wire())
 
     async def revoke(self, request: Request) -> Response:
-        token = request.query_params.get("token") or None  # none: every token of the sandbox
+        # None: every token of the sandbox. The official SDK (0.226) passes the
+        # token positionally into the generated client's second parameter, so it
+        # arrives as the X-Daytona-Organization-ID header, not the query: Cove
+        # has no organizations, and reads the header as the token it means.
+        token = request.query_params.get("token") or request.headers.get(ORG_HEADER) or None
         record = self.access.revoke(owner(request), request.path_params["ref"], token)
         return JSONResponse(render(record, request))

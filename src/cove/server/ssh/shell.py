@@ -30,8 +30,9 @@ def envs_protocol(envs: dict[str, str]) -> str:
     return ENVS_TOKEN + raw
 
 
-def clamp(n: int) -> int:
-    return max(1, min(1000, n or 1))  # the agent's bounds; 0 means "unknown" in SSH
+def term_size(cols: int, rows: int) -> tuple[int, int]:
+    """Within the agent's bounds; SSH sends 0 for a size the client does not know."""
+    return max(1, min(1000, cols or 80)), max(1, min(1000, rows or 24))
 
 
 class PtyShell:
@@ -42,13 +43,13 @@ class PtyShell:
         self.command = command  # None: the interactive shell
         self.out = out
         self.term = term or "xterm-256color"
-        self.size = (clamp(cols), clamp(rows))
+        self.size = term_size(cols, rows)
         self.id = "ssh-" + secrets.token_hex(8)
         self._connected = False
         self._resizes: set[asyncio.Task[None]] = set()
 
     def resize(self, cols: int, rows: int) -> None:
-        self.size = (clamp(cols), clamp(rows))
+        self.size = term_size(cols, rows)
         if self._connected:
             task = asyncio.create_task(self._resize(*self.size))
             self._resizes.add(task)
