@@ -336,3 +336,54 @@ def test_cove_ssh_runs_the_system_ssh_with_a_fresh_token(
     argv = [COVE, "ssh", sb.id, *(f"-o{o}" for o in options), "echo via-cove; exit 9"]
     done = subprocess.run(argv, env=env, capture_output=True, timeout=60)
     assert (done.returncode, done.stdout) == (9, b"via-cove\n"), done.stderr
+
+
+# -- Cove's own SDK -------------------------------------------------------------------
+
+
+def test_the_cove_sdk_has_the_same_calls(ssh_server: ServerProcess, sb: Any) -> None:
+    from cove import Cove
+
+    with Cove(api_url=ssh_server.api_url, api_key=ssh_server.keys[0]) as c:
+        sandbox = c.get(sb.id)
+        access = sandbox.create_ssh_access(5)
+        assert access.sandbox_id == sb.id and access.token in access.ssh_command
+        assert run_ssh(access, "echo from-cove-sdk").stdout == b"from-cove-sdk\n"
+        check = sandbox.validate_ssh_access(access.token)
+        assert (check.valid, check.sandbox_id) == (True, sb.id)
+        sandbox.revoke_ssh_access(access.token)
+        assert sandbox.validate_ssh_access(access.token).valid is False
+
+
+async def _async_calls(server: ServerProcess, sandbox_id: str) -> None:
+    from cove import AsyncCove
+
+    async with AsyncCove(api_url=server.api_url, api_key=server.keys[0]) as c:
+        sandbox = await c.get(sandbox_id)
+        first, second = await sandbox.create_ssh_access(), await sandbox.create_ssh_access()
+        assert (await sandbox.validate_ssh_access(first.token)).valid
+        await sandbox.revoke_ssh_access()  # all of them
+        assert not (await sandbox.validate_ssh_access(first.token)).valid
+        assert not (await sandbox.validate_ssh_access(second.token)).valid
+
+
+def test_the_async_cove_sdk_has_the_same_calls(ssh_server: ServerProcess, sb: Any) -> None:
+    import asyncio
+
+    asyncio.run(_async_calls(ssh_server, sb.id))
+
+
+def test_a_client_that_goes_away_ends_its_command(sb: Any) -> None:
+    access = sb.create_ssh_access(10)
+    argv = ssh_argv(access, "echo started; exec sleep 300")
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == b"started\n"
+        finally:
+            proc.kill()
+    # The server deletes the command's session behind the client: its sleep ends.
+    deadline = time.monotonic() + 20
+    while any(s.session_id.startswith("ssh-") for s in sb.process.list_sessions()):
+        assert time.monotonic() < deadline, "the ssh session's command was left running"
+        time.sleep(0.1)
