@@ -10,7 +10,6 @@ from cove.server.api import owner, render
 from cove.server.sshaccess import SshAccessService, parse_minutes
 from cove.wire.errors import BadRequest
 
-
 ORG_HEADER = "x-daytona-organization-id"
 
 

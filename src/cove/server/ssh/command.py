@@ -18,6 +18,7 @@ import contextlib
 import logging
 import secrets
 
+from cove.server.agentclient import AgentUnreachable
 from cove.server.ssh.channel import AgentLink, Outlet
 from cove.wire.errors import CoveError
 from cove.wire.websocket import ConnectionClosed, WebSocket
@@ -73,6 +74,8 @@ class SessionCommand:
         except CoveError as err:  # 410: the command ended and takes no more input
             if err.status != 410:
                 log.info("ssh input to %s: %s", cmd, err.message)
+        except AgentUnreachable as exc:  # the output side sees it too, and reports it
+            log.info("ssh input to %s: %s", cmd, exc)
 
     async def _pump_input(self, cmd: str) -> None:
         decoder = codecs.getincrementaldecoder("utf-8")("replace")

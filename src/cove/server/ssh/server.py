@@ -219,7 +219,9 @@ class _Session(asyncssh.SSHServerSession[bytes]):
         except Exception:
             log.exception("ssh session in sandbox %s failed", self.record.id)
             await self.out.write(b"cove: internal error\r\n", stderr=True)
-        self.chan.exit(code)
+        if not self.chan.is_closing():
+            # SSH carries 0-255; a status out of that range (a negative one) is a failure.
+            self.chan.exit(code if 0 <= code <= 255 else FAILED)
 
     async def _bridge(self, out: Outlet) -> int:
         r = self.record

@@ -22,6 +22,7 @@ from cove.wire.errors import CoveError
 from cove.wire.websocket import ConnectionClosed, WebSocket
 
 EXIT_CONTROL = "X-Daytona-Pty-Exit-Control"
+FAILED = 255  # ssh's own status for "it did not run to an end"
 ENVS_TOKEN = "X-Daytona-Pty-Envs~"
 
 
@@ -82,7 +83,7 @@ class PtyShell:
             await self.agent.call_quietly("DELETE", f"/process/pty/{self.id}")
 
     async def _receive(self, ws: WebSocket, created: tuple[int, int]) -> int:
-        code = 0  # a close with no exit information: the SDK's reading too
+        code: int | None = None
         try:
             while True:
                 msg = await ws.recv()
@@ -100,13 +101,21 @@ class PtyShell:
                     code = int(control.get("exitCode") or 0)
                 elif control.get("status") == "error":
                     await self.out.write(f"cove: {control.get('error')}\r\n".encode(), stderr=True)
-                    code = 255
-        except ConnectionClosed:
-            return code
+                    code = FAILED
+        except ConnectionClosed as closed:
+            if code is not None:
+                return code
+            if closed.code == 1000:
+                return 0  # a normal close with no exit information: the SDK reads 0 too
+            message = f"cove: the sandbox's terminal went away ({closed.code} {closed.reason})"
+            await self.out.write(message.encode() + b"\r\n", stderr=True)
+            return FAILED
 
     async def _send_input(self, ws: WebSocket) -> None:
-        while (data := await self.out.next_input()) is not None:
-            await ws.send_bytes(data)
+        # A socket that broke ends the output side too, which reports it.
+        with contextlib.suppress(ConnectionError):
+            while (data := await self.out.next_input()) is not None:
+                await ws.send_bytes(data)
         # EOF on a terminal is the user's ^D: the shell decides what it means.
 
 
