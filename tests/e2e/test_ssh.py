@@ -387,3 +387,28 @@ def test_a_client_that_goes_away_ends_its_command(sb: Any) -> None:
     while any(s.session_id.startswith("ssh-") for s in sb.process.list_sessions()):
         assert time.monotonic() < deadline, "the ssh session's command was left running"
         time.sleep(0.1)
+
+
+def test_the_host_key_is_made_once_and_kept(tmp_path: Path) -> None:
+    port = free_port()
+    server = ServerProcess(tmp_path / "data", ["hk"], args=["--ssh-port", str(port)])
+
+    def host_key() -> bytes:
+        scan = subprocess.run(
+            ["ssh-keyscan", "-p", str(port), "-t", "ed25519", "127.0.0.1"],
+            capture_output=True,
+            timeout=30,
+        )
+        assert scan.returncode == 0 and b"ssh-ed25519" in scan.stdout, scan.stderr
+        return scan.stdout.split()[-1]
+
+    try:
+        server.start()
+        first = host_key()
+        server.stop()
+        server.start()  # the same data directory: the same key
+        assert host_key() == first
+    finally:
+        server.stop()
+    key_file = tmp_path / "data" / "ssh_host_ed25519_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
