@@ -391,7 +391,8 @@ def test_a_client_that_goes_away_ends_its_command(sb: Any) -> None:
 
 def test_the_host_key_is_made_once_and_kept(tmp_path: Path) -> None:
     port = free_port()
-    server = ServerProcess(tmp_path / "data", ["hk"], args=["--ssh-port", str(port)])
+    # COVE_SSH_PORT here; the other tests' server has the --ssh-port flag.
+    server = ServerProcess(tmp_path / "data", ["hk"], env={"COVE_SSH_PORT": str(port)})
 
     def host_key() -> bytes:
         scan = subprocess.run(
