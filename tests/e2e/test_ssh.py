@@ -413,3 +413,108 @@ def test_the_host_key_is_made_once_and_kept(tmp_path: Path) -> None:
         server.stop()
     key_file = tmp_path / "data" / "ssh_host_ed25519_key"
     assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+# -- sftp and scp -----------------------------------------------------------------------
+
+
+def _target(access: Any) -> tuple[list[str], str]:
+    """(`-P PORT` and the test's options, `TOKEN@HOST`) for scp and sftp."""
+    words = access.ssh_command.split()  # ssh -p PORT TOKEN@HOST
+    return [*SSH_OPTIONS, "-P", words[2]], words[3]
+
+
+def test_scp_copies_files_both_ways_as_the_sandbox_user(sb: Any, tmp_path: Path) -> None:
+    access = sb.create_ssh_access(10)
+    options, dest = _target(access)
+    payload = os.urandom(3 * 1024 * 1024 + 17)  # past the in-memory staging, odd-sized
+    (tmp_path / "up.bin").write_bytes(payload)
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "deep.txt").write_text("deep\n")
+
+    def scp(*argv: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["scp", *options, *argv], capture_output=True, timeout=120)
+
+    assert scp(str(tmp_path / "up.bin"), f"{dest}:up.bin").returncode == 0
+    assert scp("-r", str(tree), f"{dest}:tree").returncode == 0
+    done = run_ssh(access, "stat -c '%U %s' up.bin; cat tree/sub/deep.txt")
+    assert done.stdout == f"user {len(payload)}\ndeep\n".encode()
+    assert sb.fs.download_file("up.bin") == payload
+
+    assert scp(f"{dest}:up.bin", str(tmp_path / "down.bin")).returncode == 0
+    assert (tmp_path / "down.bin").read_bytes() == payload
+    # The sandbox's user reads what it may: not the image's /etc/shadow.
+    refused = scp(f"{dest}:/etc/shadow", str(tmp_path / "shadow"))
+    assert refused.returncode != 0 and not (tmp_path / "shadow").exists()
+
+
+def test_sftp_lists_makes_renames_and_removes(sb: Any, tmp_path: Path) -> None:
+    access = sb.create_ssh_access(10)
+    options, dest = _target(access)
+    (tmp_path / "note.txt").write_text("a note\n")
+    batch = "\n".join(
+        [
+            "mkdir box",
+            f"put {tmp_path / 'note.txt'} box/note.txt",
+            "rename box/note.txt box/renamed.txt",
+            "chmod 600 box/renamed.txt",
+            "ls -l box",
+            "pwd",
+        ]
+    )
+    done = subprocess.run(
+        ["sftp", *options, "-b", "-", dest], input=batch.encode(), capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    listing = done.stdout.decode()
+    assert "-rw-------" in listing and "renamed.txt" in listing
+    assert f"Remote working directory: {sb.get_user_home_dir()}" in listing
+    info = sb.fs.get_file_info("box/renamed.txt")
+    assert (info.size, info.permissions) == (7, "0600")
+
+    batch = "rm box/renamed.txt\nrmdir box\n"
+    done = subprocess.run(
+        ["sftp", *options, "-b", "-", dest], input=batch.encode(), capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "box" not in [f.name for f in sb.fs.list_files(".")]
+
+
+async def _write_in_place(access: Any) -> None:
+    import asyncssh
+
+    words = access.ssh_command.split()
+    async with (
+        asyncssh.connect(
+            words[3].split("@")[1],
+            int(words[2]),
+            username=access.token,
+            known_hosts=None,
+            client_keys=None,
+        ) as conn,
+        conn.start_sftp_client() as sftp,
+    ):
+        async with sftp.open("inplace.txt", "wb") as f:
+            await f.write(b"0123456789")
+        async with sftp.open("inplace.txt", "r+b") as f:  # no truncation
+            await f.seek(3)
+            await f.write(b"abc")
+        async with sftp.open("inplace.txt", "ab") as f:
+            await f.write(b"-tail")
+        async with sftp.open("inplace.txt", "rb") as f:
+            await f.seek(2)
+            assert await f.read(4) == b"2abc"
+        with pytest.raises(asyncssh.SFTPNoSuchFile):
+            await sftp.stat("no-such-file")
+        # An exclusive create of an existing file fails (SFTPv3 has no "exists" code).
+        with pytest.raises(asyncssh.SFTPFailure, match="already exists"):
+            await sftp.open("inplace.txt", "xb")
+
+
+def test_sftp_writes_in_place_keep_the_rest_of_the_file(sb: Any) -> None:
+    import asyncio
+
+    access = sb.create_ssh_access(10)
+    asyncio.run(_write_in_place(access))
+    assert sb.fs.download_file("inplace.txt") == b"012abc6789-tail"

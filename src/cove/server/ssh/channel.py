@@ -2,9 +2,7 @@
 
 `AgentLink` is one sandbox's agent as the SSH server sees it: JSON requests
 over the keep-alive pool, WebSockets opened on demand. `Outlet` is the SSH
-channel's side: writes that wait while the client's window is full (so a
-fast command cannot fill the server's memory), and input queued in order,
-with the channel's reading paused while too much of it waits for the agent.
+process's side: output written with flow control, input queued in order.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ from cove.wire.errors import CoveError, from_envelope
 from cove.wire.websocket import WebSocket
 
 log = logging.getLogger("cove.server")
-INPUT_HIGH_WATER = 256  # queued input pieces before the channel stops reading
+INPUT_QUEUE = 64  # input pieces waiting for the agent before the channel stops being read
 
 
 class AgentLink:
@@ -57,33 +55,26 @@ class AgentLink:
 
 
 class Outlet:
+    """The SSH side of a bridge: the process's output streams and its queued input.
+
+    Writes wait for the client's window (`drain`), so a fast command cannot
+    fill the server's memory; input waits in a short queue, and while it is
+    full the channel is not read, so a fast sender is held back by SSH's own
+    flow control.
+    """
+
     EOF = None
 
-    def __init__(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
-        self.chan = chan
-        self.writable = asyncio.Event()
-        self.writable.set()
-        self.input: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._reading = True
+    def __init__(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+        self.process = process
+        self.input: asyncio.Queue[bytes | None] = asyncio.Queue(INPUT_QUEUE)
 
     async def write(self, data: bytes, *, stderr: bool = False) -> None:
-        if self.chan.is_closing():
+        stream = self.process.stderr if stderr else self.process.stdout
+        if self.process.channel.is_closing():
             return
-        if stderr:
-            self.chan.write_stderr(data)
-        else:
-            self.chan.write(data)
-        await self.writable.wait()
-
-    def feed(self, data: bytes | None) -> None:
-        self.input.put_nowait(data)
-        if self._reading and self.input.qsize() >= INPUT_HIGH_WATER:
-            self._reading = False
-            self.chan.pause_reading()
+        stream.write(data)
+        await stream.drain()
 
     async def next_input(self) -> bytes | None:
-        data = await self.input.get()
-        if not self._reading and self.input.qsize() < INPUT_HIGH_WATER // 2:
-            self._reading = True
-            self.chan.resume_reading()
-        return data
+        return await self.input.get()

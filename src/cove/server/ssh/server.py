@@ -11,9 +11,14 @@ authenticate. Once in, a session is either
   apart, stdin passed on, its exit code the SSH exit status
   (`command.SessionCommand`); with `-t` it runs on a PTY instead.
 
-No port forwarding, agent forwarding, X11 or subsystems (sftp) are offered.
-Everything reaches the sandbox through its agent, as the sandbox's user; the
-SSH server never touches a sandbox's files on the host. An open session
+- the sftp subsystem (and so `scp`, which speaks sftp since OpenSSH 9):
+  file operations through the agent's files API (`sftp.SandboxSftp`).
+
+asyncssh runs each channel as a process (`SSHServerProcess`: streams with
+flow control, window changes raised from stdin) or hands it to the SFTP
+server. No port forwarding, agent forwarding or X11 is offered. Everything
+reaches the sandbox through its agent, as the sandbox's user; the SSH server
+never touches a sandbox's files on the host. An open session
 keeps the sandbox active (auto-stop waits), and revoking a token closes the
 connections that logged in with it. The host key is made once and kept in
 the data directory, so clients see the same key across restarts.
@@ -31,6 +36,7 @@ import asyncssh
 from cove.server.agentclient import AgentUnreachable
 from cove.server.ssh.channel import AgentLink, Outlet
 from cove.server.ssh.command import SessionCommand
+from cove.server.ssh.sftp import SandboxSftp
 from cove.server.ssh.shell import PtyShell
 from cove.server.sshaccess import SshAccessService, token_hash
 from cove.wire.errors import CoveError
@@ -47,6 +53,7 @@ REFUSED = (
     "cove: this SSH token is unknown, expired or revoked; create one with create_ssh_access\r\n"
 )
 FAILED = 255  # the exit status ssh itself uses for "could not run it"
+PIECE = 64 * 1024  # bytes of client input read at once
 
 
 def load_or_generate_host_key(data_dir: Path) -> asyncssh.SSHKey:
@@ -87,6 +94,8 @@ class SshServer:
             self.port,
             server_host_keys=[key],
             encoding=None,  # bytes both ways: terminals carry any bytes
+            process_factory=_run_process,
+            sftp_factory=self._sftp,
             allow_scp=False,
             agent_forwarding=False,
             x11_forwarding=False,
@@ -101,11 +110,26 @@ class SshServer:
             self._acceptor.close()
             await self._acceptor.wait_closed()
 
+    def _sftp(self, chan: asyncssh.SSHServerChannel[bytes]) -> SandboxSftp:
+        login = _login(chan)
+        assert login.record is not None
+        return SandboxSftp(chan, self.service, self.clients, login.record)
+
     def _revoked(self, sandbox_id: str, digest: str | None) -> None:
         for login in list(self.connections):
             mine = login.record is not None and login.record.id == sandbox_id
             if mine and (digest is None or login.digest == digest):
                 login.close()
+
+
+def _login(chan: asyncssh.SSHServerChannel[bytes]) -> _Login:
+    login = chan.get_connection().get_owner()
+    assert isinstance(login, _Login)
+    return login
+
+
+async def _run_process(process: asyncssh.SSHServerProcess[bytes]) -> None:
+    await _login(process.channel).run_process(process)
 
 
 class _Login(asyncssh.SSHServer):
@@ -133,103 +157,77 @@ class _Login(asyncssh.SSHServer):
         self.server.connections.add(self)
         return False  # the token was the credential
 
-    def session_requested(self) -> _Session:
+    async def run_process(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         assert self.record is not None
-        return _Session(self.server, self.record)
+        await _Session(self.server, self.record).run(process)
 
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
 
 
-class _Session(asyncssh.SSHServerSession[bytes]):
+class _Session:
     """One SSH channel: a shell or a command in the sandbox, until either side ends it."""
 
     def __init__(self, server: SshServer, record: SandboxRecord) -> None:
         self.server = server
         self.record = record
-        self.chan: asyncssh.SSHServerChannel[bytes] | None = None
-        self.out: Outlet | None = None
-        self.command: str | None = None
-        self.term: tuple[str, int, int] | None = None  # type, cols, rows when a PTY was asked
         self.shell: PtyShell | None = None
-        self.task: asyncio.Task[None] | None = None
 
-    def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
-        self.chan = chan
-        self.out = Outlet(chan)
+    async def run(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+        out = Outlet(process)
+        bridge = asyncio.create_task(self._bridge(process, out))
+        pump = asyncio.create_task(self._pump(process, out))
+        closed = asyncio.create_task(process.channel.wait_closed())
+        try:
+            # The client may leave first: then the bridge is cancelled, and
+            # cleans up behind it (the PTY killed, the session deleted).
+            await asyncio.wait({bridge, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (bridge, pump, closed):
+                task.cancel()
+            await asyncio.gather(bridge, pump, closed, return_exceptions=True)
+        if bridge.cancelled() or process.channel.is_closing():
+            return
+        code = bridge.result()
+        # SSH carries 0-255; a status out of that range (a negative one) is a failure.
+        process.exit(code if 0 <= code <= 255 else FAILED)
 
-    def pty_requested(
-        self, term_type: str, term_size: tuple[int, int, int, int], _: object
-    ) -> bool:
-        self.term = (term_type, term_size[0], term_size[1])
-        return True
+    async def _pump(self, process: asyncssh.SSHServerProcess[bytes], out: Outlet) -> None:
+        """The client's input into the queue, in order; window changes to the PTY."""
+        while True:
+            try:
+                data = await process.stdin.read(PIECE)
+            except asyncssh.TerminalSizeChanged as change:
+                if self.shell is not None:
+                    self.shell.resize(change.width, change.height)
+                continue
+            except (asyncssh.BreakReceived, asyncssh.SignalReceived):
+                continue  # not passed on: ^C on a terminal is a byte, and arrives as one
+            await out.input.put(data or Outlet.EOF)
+            if not data:
+                return
 
-    def shell_requested(self) -> bool:
-        return True
-
-    def exec_requested(self, command: str) -> bool:
-        self.command = command
-        return True
-
-    def subsystem_requested(self, subsystem: str) -> bool:
-        return False  # no sftp: files go through the files API (`sandbox.fs`)
-
-    def session_started(self) -> None:
-        self.task = asyncio.create_task(self._run())
-
-    def data_received(self, data: bytes, datatype: object) -> None:
-        if self.out is not None:
-            self.out.feed(data)
-
-    def eof_received(self) -> bool:
-        if self.out is not None:
-            self.out.feed(Outlet.EOF)
-        return True  # keep the channel open for the output still to come
-
-    def terminal_size_changed(self, width: int, height: int, pw: int, ph: int) -> None:
-        if self.term is not None:
-            self.term = (self.term[0], width, height)
-        if self.shell is not None:
-            self.shell.resize(width, height)
-
-    def pause_writing(self) -> None:
-        if self.out is not None:
-            self.out.writable.clear()
-
-    def resume_writing(self) -> None:
-        if self.out is not None:
-            self.out.writable.set()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.task is not None:
-            self.task.cancel()
-
-    async def _run(self) -> None:
-        assert self.chan is not None and self.out is not None
-        code = FAILED
+    async def _bridge(self, process: asyncssh.SSHServerProcess[bytes], out: Outlet) -> int:
         try:
             with self.server.service.connection_open(self.record.id):
-                code = await self._bridge(self.out)
+                return await self._start(process, out)
         except (CoveError, AgentUnreachable) as err:
             message = err.message if isinstance(err, CoveError) else str(err)
-            await self.out.write(f"cove: {message}\r\n".encode(), stderr=True)
-        except asyncio.CancelledError:
-            return  # the client went away: the bridge cleaned up behind it
+            await out.write(f"cove: {message}\r\n".encode(), stderr=True)
         except Exception:
             log.exception("ssh session in sandbox %s failed", self.record.id)
-            await self.out.write(b"cove: internal error\r\n", stderr=True)
-        if not self.chan.is_closing():
-            # SSH carries 0-255; a status out of that range (a negative one) is a failure.
-            self.chan.exit(code if 0 <= code <= 255 else FAILED)
+            await out.write(b"cove: internal error\r\n", stderr=True)
+        return FAILED
 
-    async def _bridge(self, out: Outlet) -> int:
+    async def _start(self, process: asyncssh.SSHServerProcess[bytes], out: Outlet) -> int:
         r = self.record
         socket = self.server.service.agent_socket(r.owner, r.id)  # refuses a stopped sandbox
         agent = AgentLink(socket, self.server.clients.get(socket))
-        if self.term is not None:
-            term, cols, rows = self.term
-            self.shell = PtyShell(agent, out, term, cols, rows, self.command)
+        command = process.command
+        term = process.term_type
+        if term:  # the client asked for a PTY
+            cols, rows, _, _ = process.term_size
+            self.shell = PtyShell(agent, out, term, cols, rows, command)
             return await self.shell.run()
-        command = self.command if self.command is not None else "exec bash"
-        return await SessionCommand(agent, out, command).run()
+        return await SessionCommand(agent, out, command or "exec bash").run()
