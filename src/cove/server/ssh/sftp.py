@@ -7,11 +7,11 @@ sandbox as its user: no path the client sends is ever opened on the host.
 - Reads are ranged downloads (`Range: bytes=...`), so a large file is read
   in the client's pieces.
 - Writes are staged on the server (in memory up to `SPOOL_IN_MEMORY`, then in
-  a temporary file of the server's own) and uploaded when the client closes
-  the file: the agent's upload writes a whole file and renames it into place,
-  so a transfer cut short leaves the old file as it was. A file opened for
-  writing without truncation is fetched first, so writing into it at an
-  offset keeps the rest.
+  a temporary file of the server's own, no larger than the sandbox's disk)
+  and uploaded when the client closes the file: the agent's upload writes a
+  whole file and renames it into place, so a transfer cut short leaves the
+  old file as it was. A file opened for writing without truncation is
+  fetched first, so writing into it at an offset keeps the rest.
 - stat is the agent's `lstat` (a symbolic link is followed one step);
   permissions can be set, times and owners are not (accepted, ignored).
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import logging
 import posixpath
 import secrets
 import stat
@@ -34,6 +33,7 @@ import asyncssh
 from cove.server.agentclient import AgentUnreachable
 from cove.server.agentws import refusal as _refusal
 from cove.server.ssh.channel import AgentLink
+from cove.settings import GiB
 from cove.wire.errors import CoveError
 from cove.wire.protocol import FileInfo
 
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from cove.server.sandboxes import SandboxService
     from cove.server.toolbox import AgentClients
 
-log = logging.getLogger("cove.server")
 
 SPOOL_IN_MEMORY = 1024 * 1024
 UPLOAD_PIECE = 256 * 1024
@@ -105,6 +104,7 @@ class SandboxSftp(asyncssh.SFTPServer):
         self.clients = clients
         self.record = record
         self.workdir: str | None = None
+        self.max_file = record.spec.disk * GiB
         self._held = contextlib.ExitStack()
         self._held.enter_context(service.held_active(record.id))
 
@@ -296,6 +296,10 @@ class SandboxSftp(asyncssh.SFTPServer):
             raise asyncssh.SFTPPermissionDenied(f"{f.path} was not opened for writing")
         if f.flags & FXF_APPEND:
             offset = f.staged.seek(0, 2)
+        if offset + len(data) > self.max_file:  # staged on the host: bounded by the sandbox
+            raise asyncssh.SFTPFailure(
+                f"{f.path} would exceed the sandbox's disk ({self.max_file} bytes)"
+            )
         f.staged.seek(offset)
         f.staged.write(data)
         f.dirty = True
