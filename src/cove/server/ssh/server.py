@@ -3,14 +3,13 @@
 `ssh TOKEN@HOST -p PORT` logs in with no password and no key: the user name
 is an SSH access token (`sshaccess`), checked when authentication begins.
 An unknown, expired or revoked token gets a banner saying so and no way to
-authenticate. Once in, a session is either
+authenticate. Once in, a session is one of
 
 - an interactive shell (`ssh ...`): a PTY in the sandbox (`shell.PtyShell`),
-  with window changes passed on; or
+  with window changes passed on;
 - a command (`ssh ... 'cmd'`): run without a terminal, stdout and stderr
   apart, stdin passed on, its exit code the SSH exit status
-  (`command.SessionCommand`); with `-t` it runs on a PTY instead.
-
+  (`command.SessionCommand`); with `-t` it runs on a PTY instead;
 - the sftp subsystem (and so `scp`, which speaks sftp since OpenSSH 9):
   file operations through the agent's files API (`sftp.SandboxSftp`).
 
@@ -18,8 +17,8 @@ asyncssh runs each channel as a process (`SSHServerProcess`: streams with
 flow control, window changes raised from stdin) or hands it to the SFTP
 server. No port forwarding, agent forwarding or X11 is offered. Everything
 reaches the sandbox through its agent, as the sandbox's user; the SSH server
-never touches a sandbox's files on the host. An open session
-keeps the sandbox active (auto-stop waits), and revoking a token closes the
+never touches a sandbox's files on the host. An open session keeps the
+sandbox active (auto-stop waits), and revoking a token closes the
 connections that logged in with it. The host key is made once and kept in
 the data directory, so clients see the same key across restarts.
 """
