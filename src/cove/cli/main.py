@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="wildcard domain of host-form preview URLs, {port}-{sandboxId}.DOMAIN "
         "(env COVE_PREVIEW_DOMAIN; default: path-form URLs only)",
     )  # fmt: skip
+    serve.add_argument(
         "--ssh-port", type=int, default=None, help="SSH port (env COVE_SSH_PORT; 0: no SSH)"
     )
     serve.add_argument("--log-level", default="info")

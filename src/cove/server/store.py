@@ -272,6 +272,7 @@ class Store:
             (token, sandbox_id, port),
         )
         return cur.rowcount > 0
+
     # -- SSH access ------------------------------------------------------------
 
     def add_ssh_access(self, grant: SshGrant) -> None:

@@ -106,7 +106,7 @@ class SandboxSftp(asyncssh.SFTPServer):
         self.workdir: str | None = None
         self.max_file = record.spec.disk * GiB
         self._held = contextlib.ExitStack()
-        self._held.enter_context(service.held_active(record.id))
+        self._held.enter_context(service.connection_open(record.id))
 
     # -- plumbing -------------------------------------------------------------------
 
