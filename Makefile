@@ -30,6 +30,7 @@ run: install
 	$(VENV)/bin/cove serve
 
 test-deps: install $(VENV)/.test-installed
+	@sh scripts/system-deps.sh test
 
 ## check: lint, format and types
 check: test-deps

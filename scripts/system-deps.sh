@@ -1,6 +1,7 @@
 #!/bin/sh
 # Debian packages Cove needs on the host. Installs them when we are root,
-# otherwise says exactly what to install.
+# otherwise says exactly what to install. `system-deps.sh test` adds what only
+# the tests need (`make test`), so `make run` does not pull in a browser.
 set -e
 missing=""
 command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
@@ -11,8 +12,10 @@ command -v npm >/dev/null 2>&1 || missing="$missing npm"
 # `cove ssh` runs the system's OpenSSH client (and the SSH tests drive it).
 command -v ssh >/dev/null 2>&1 || missing="$missing openssh-client"
 [ -x /usr/bin/python3 ] || missing="$missing python3"
-# The preview browser test drives headless Chromium (no browser download).
-command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+if [ "$1" = test ]; then
+    # The preview browser test drives headless Chromium (no browser download).
+    command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+fi
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$missing python3-venv"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
