@@ -53,6 +53,11 @@ class Settings:
     # A wildcard DNS domain for host-based preview URLs (`{port}-{sandboxId}.DOMAIN`);
     # empty: preview URLs use the path form `/preview/{sandboxId}/{port}/`.
     preview_domain: str = ""
+    # Sandbox egress: "auto" (on when root with nftables; else loopback only) or "off".
+    network: str = "auto"
+    # The resolver the policy resolver forwards to ("HOST" or "HOST:PORT";
+    # empty: the host's first nameserver).
+    network_dns: str = ""
     # Seconds in a "minute" of autoStopInterval/autoDeleteInterval (tests shorten it).
     lifecycle_minute: float = 60.0
     # Seconds between metrics samples of each started sandbox (0 = no history),
@@ -78,6 +83,8 @@ class Settings:
         "metrics_keep": "COVE_METRICS_KEEP",
         "preview_domain": "COVE_PREVIEW_DOMAIN",
         "ssh_port": "COVE_SSH_PORT",
+        "network": "COVE_NETWORK",
+        "network_dns": "COVE_NETWORK_DNS",
     }
 
     @classmethod

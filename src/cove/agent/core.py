@@ -34,6 +34,9 @@ class Captured:
     timed_out: bool
 
 
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+
+
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
@@ -50,8 +53,13 @@ class Agent:
     def base_env(self) -> dict[str, str]:
         home = self.config.workdir
         env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+            # ~/.local/bin first: where `pip install`'s user install puts scripts.
+            "PATH": f"{home}/.local/bin:" + SYSTEM_PATH,
             "HOME": home,
+            # Debian marks its Python "externally managed" and /usr is read-only
+            # here anyway: `pip install X` then defaults to a user install in
+            # the workspace (~/.local), as a user of a Daytona sandbox expects.
+            "PIP_BREAK_SYSTEM_PACKAGES": "1",
             "USER": self.config.user,
             "LOGNAME": self.config.user,
             "LANG": "C.UTF-8",

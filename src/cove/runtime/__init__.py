@@ -21,6 +21,8 @@ def _local(settings: Settings) -> RuntimeBackend:
         settings.runtime_dir,
         sandbox_root=settings.sandbox_root,
         warm_pool=settings.warm_pool,
+        network=settings.network,
+        network_dns=settings.network_dns or None,
     )
 
 

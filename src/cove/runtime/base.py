@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from cove.agent.config import DEFAULT_LOG_CAP, DEFAULT_OUTPUT_CAP
 from cove.wire.errors import Conflict
+from cove.wire.protocol.network import NetworkPolicy
 
 
 @dataclass
@@ -29,6 +30,7 @@ class SandboxSpec:
     entrypoint: list[str] | None = None
     max_output_bytes: int = DEFAULT_OUTPUT_CAP
     max_log_bytes: int = DEFAULT_LOG_CAP
+    network: NetworkPolicy = field(default_factory=NetworkPolicy)
 
 
 @dataclass
@@ -97,6 +99,21 @@ class RuntimeBackend(abc.ABC):
 
     async def usage(self, handle: RuntimeHandle) -> ResourceUsage | None:
         """A reading of a running sandbox's use; None when the backend cannot tell. Optional."""
+        return None
+
+    @property
+    def network_note(self) -> str | None:
+        """None if sandboxes get egress under their policy, else why they have loopback only."""
+        return "this backend gives sandboxes loopback only"
+
+    async def set_network(
+        self, handle: RuntimeHandle, old: NetworkPolicy, new: NetworkPolicy
+    ) -> None:
+        """Put `new` in force for a running sandbox (a stopped one gets it at start)."""
+        return None
+
+    async def reattach(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
+        """A sandbox found running after a control-plane restart: resume serving it."""
         return None
 
     def serve(self) -> None:

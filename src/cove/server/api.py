@@ -13,7 +13,7 @@ from starlette.routing import Route
 from cove.server.records import SandboxRecord, SandboxState
 from cove.server.sandboxes import SandboxService
 from cove.wire.errors import BadRequest, NotFound, PayloadTooLarge
-from cove.wire.protocol import CreateSandboxRequest, Sandbox, SandboxList
+from cove.wire.protocol import CreateSandboxRequest, Sandbox, SandboxList, UpdateNetworkSettings
 
 
 def _iso(ts: float) -> str:
@@ -26,8 +26,10 @@ def toolbox_url(request: Request) -> str:
     return f"{base}/toolbox"
 
 
-def render(r: SandboxRecord, request: Request) -> dict[str, Any]:
+def render(r: SandboxRecord, request: Request, egress: bool = True) -> dict[str, Any]:
+    """The Sandbox JSON; `egress` False: this server gives sandboxes loopback only."""
     sp = r.spec
+    net = sp.network
     return Sandbox(
         id=r.id,
         name=r.name,
@@ -44,6 +46,11 @@ def render(r: SandboxRecord, request: Request) -> dict[str, Any]:
         error_reason=r.error_reason,
         recoverable=r.state == SandboxState.ERROR,
         public=sp.public,
+        network_block_all=net.network_block_all or not egress,
+        network_allow_list=",".join(net.network_allow_list) or None,
+        domain_allow_list=",".join(net.domain_allow_list) or None,
+        outbound_proxy_url=net.outbound_proxy_url,
+        network_deny_list=",".join(net.network_deny_list) or None,
         auto_stop_interval=sp.auto_stop_interval,
         auto_delete_interval=sp.auto_delete_interval,
         auto_archive_interval=sp.auto_archive_interval,
@@ -130,6 +137,8 @@ class SandboxRoutes:
             Route("/sandbox/{ref}/start", self.start, methods=["POST"]),
             Route("/sandbox/{ref}/stop", self.stop, methods=["POST"]),
             Route("/sandbox/{ref}/toolbox-proxy-url", self.proxy_url, methods=["GET"]),
+            Route("/sandbox/{ref}/network-settings", self.update_network, methods=["POST"]),
+            Route("/sandbox/{ref}/network-settings", self.get_network, methods=["GET"]),
             Route("/socket.io/{rest:path}", self.no_events, methods=["GET"]),
         ]
 
@@ -146,7 +155,7 @@ class SandboxRoutes:
         record = await self.service.create(owner(request), req)
         # Daytona answers 200 (its SDK ignores a 201 body); a failed start is
         # reported in the record's state and errorReason, as Daytona does.
-        return JSONResponse(render(record, request))
+        return JSONResponse(self._render(record, request))
 
     async def list(self, request: Request) -> Response:
         q = request.query_params
@@ -164,25 +173,44 @@ class SandboxRoutes:
             records = [r for r in records if r.state in states]
         if name := q.get("name"):
             records = [r for r in records if r.name == name]
-        items = [Sandbox.from_wire(render(r, request)) for r in records]
+        items = [Sandbox.from_wire(self._render(r, request)) for r in records]
         return JSONResponse(SandboxList(items=items, total=len(items)).to_wire())
 
     async def get(self, request: Request) -> Response:
         return JSONResponse(
-            render(self.service.get(owner(request), request.path_params["ref"]), request)
+            self._render(self.service.get(owner(request), request.path_params["ref"]), request)
         )
 
     async def delete(self, request: Request) -> Response:
         record = await self.service.delete(owner(request), request.path_params["ref"])
-        return JSONResponse(render(record, request))
+        return JSONResponse(self._render(record, request))
 
     async def start(self, request: Request) -> Response:
         record = await self.service.start(owner(request), request.path_params["ref"])
-        return JSONResponse(render(record, request))
+        return JSONResponse(self._render(record, request))
 
     async def stop(self, request: Request) -> Response:
         record = await self.service.stop(owner(request), request.path_params["ref"])
-        return JSONResponse(render(record, request))
+        return JSONResponse(self._render(record, request))
+
+    async def update_network(self, request: Request) -> Response:
+        req = UpdateNetworkSettings.from_wire(await read_json(request, self.limit))
+        record = await self.service.update_network(owner(request), request.path_params["ref"], req)
+        return JSONResponse(self._render(record, request))
+
+    async def get_network(self, request: Request) -> Response:
+        """Cove: the effective policy, and whether this server enforces egress at all."""
+        record = self.service.get(owner(request), request.path_params["ref"])
+        note = self.service.network_note()
+        body = record.spec.network.to_wire()
+        body["egress"] = note is None
+        if note is not None:
+            body["networkBlockAll"] = True
+            body["note"] = f"sandboxes here have loopback only: {note}"
+        return JSONResponse(body)
+
+    def _render(self, r: SandboxRecord, request: Request) -> dict[str, Any]:
+        return render(r, request, egress=self.service.network_note() is None)
 
     async def proxy_url(self, request: Request) -> Response:
         self.service.get(owner(request), request.path_params["ref"])

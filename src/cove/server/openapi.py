@@ -178,6 +178,16 @@ def build_openapi() -> JSON:
             "get": _op("Toolbox proxy URL", ref, response=_obj({"url": _STR}, ("url",)))
         },
         **_ssh_paths(ref, c),
+        "/api/sandbox/{sandboxIdOrName}/network-settings": {
+            "post": _op(
+                "Update the egress policy",
+                ref,
+                model_ref(protocol.UpdateNetworkSettings, c),
+                ("200",),
+                sandbox,
+            ),
+            "get": _op("The effective egress policy", ref, response=m(protocol.NetworkPolicy)),
+        },
         "/api/openapi.json": {"get": _op("This document", [])},
         "/toolbox/{sandboxId}/version": {"get": _op("Agent version", sid)},
         "/toolbox/{sandboxId}/work-dir": {"get": _op("Working directory", sid)},

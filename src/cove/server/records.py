@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cove.wire.model import WireModel
+from cove.wire.protocol.network import NetworkPolicy
 
 
 class SandboxState(enum.StrEnum):
@@ -45,6 +46,7 @@ class RecordSpec(WireModel):
     public: bool = False
     workdir: str | None = None  # an image's WORKDIR
     image: str | None = None  # an image's FROM, recorded only
+    network: NetworkPolicy = field(default_factory=NetworkPolicy)
 
 
 @dataclass

@@ -28,7 +28,13 @@ from cove.wire.errors import (
     NotFound,
     SandboxError,
 )
-from cove.wire.protocol import LANGUAGE_LABEL, LANGUAGES, CreateSandboxRequest
+from cove.wire.protocol import (
+    LANGUAGE_LABEL,
+    LANGUAGES,
+    CreateSandboxRequest,
+    NetworkPolicy,
+    UpdateNetworkSettings,
+)
 
 log = logging.getLogger("cove.server")
 
@@ -70,6 +76,7 @@ class SandboxService:
                 continue
             handle = self._handle(r)
             if self.backend.is_running(handle):
+                await self.backend.reattach(handle, self._runtime_spec(r))
                 self._watch(r.id, handle)
             else:
                 self._set(
@@ -164,6 +171,13 @@ class SandboxService:
             if req.auto_delete_interval is None
             else req.auto_delete_interval,
             public=bool(req.public),
+            network=NetworkPolicy.parse(
+                block_all=req.network_block_all,
+                allow_list=req.network_allow_list,
+                deny_list=req.network_deny_list,
+                domain_allow_list=req.domain_allow_list,
+                proxy_url=req.outbound_proxy_url,
+            ),
         )
         for hook in self.spec_hooks:
             hook(spec, req)
@@ -176,12 +190,13 @@ class SandboxService:
             cpus=float(sp.cpu),
             memory_bytes=sp.memory * GiB,
             pids=self.settings.default_pids,
-            env=sp.env,
+            env={**sp.network.proxy_env(), **sp.env},
             language=sp.language,
             workdir=sp.workdir,
             entrypoint=sp.entrypoint,
             max_output_bytes=self.settings.max_output_bytes,
             max_log_bytes=self.settings.max_log_bytes,
+            network=sp.network,
         )
 
     async def create(self, owner: str, req: CreateSandboxRequest) -> SandboxRecord:
@@ -272,6 +287,45 @@ class SandboxService:
         r.spec.public = public
         self.store.save(r)
         return r
+
+    # -- network ------------------------------------------------------------------
+
+    async def update_network(
+        self, owner: str, id_or_name: str, req: UpdateNetworkSettings
+    ) -> SandboxRecord:
+        """A new egress policy, in force from the running sandbox's next connection."""
+        if all(
+            v is None
+            for v in (
+                req.network_block_all,
+                req.network_allow_list,
+                req.domain_allow_list,
+                req.network_deny_list,
+            )
+        ):
+            raise BadRequest(
+                "set at least one of networkBlockAll, networkAllowList, domainAllowList, "
+                "networkDenyList"
+            )
+        r = self.get(owner, id_or_name)
+        async with self._locks[r.id]:
+            r = self.get(owner, r.id)
+            old = r.spec.network
+            new = old.updated(
+                block_all=req.network_block_all,
+                allow_list=req.network_allow_list,
+                deny_list=req.network_deny_list,
+                domain_allow_list=req.domain_allow_list,
+            )
+            if r.state == SandboxState.STARTED:
+                await self.backend.set_network(self._handle(r), old, new)
+            r.spec.network = new
+            self.store.save(r)
+        return r
+
+    def network_note(self) -> str | None:
+        """None if sandboxes here get egress under their policy, else why not."""
+        return self.backend.network_note
 
     # -- toolbox access -----------------------------------------------------------
 

@@ -35,6 +35,9 @@ from cove.runtime.local import (
     staging,
     workspace,
 )
+from cove.runtime.local.net import NetworkManager
+from cove.runtime.local.net import available as network_available
+from cove.runtime.local.net.resolver import parse_upstream
 from cove.runtime.local.procs import (
     exit_description,
     kill_all,
@@ -46,6 +49,7 @@ from cove.runtime.local.procs import (
 from cove.runtime.local.seccomp import build_filter
 from cove.runtime.warmpool import WarmPool
 from cove.wire.errors import Conflict, SandboxError
+from cove.wire.protocol.network import NetworkPolicy
 
 log = logging.getLogger("cove.runtime")
 
@@ -74,6 +78,8 @@ class LocalBackend(RuntimeBackend):
         runtime_dir: Path | None = None,
         sandbox_root: Path | None = None,
         warm_pool: int = 0,
+        network: str = "off",
+        network_dns: str | None = None,
     ) -> None:
         self.warm_pool_size = max(0, warm_pool)
         # One instance id per data directory: its sandboxes' directories and
@@ -89,6 +95,15 @@ class LocalBackend(RuntimeBackend):
         staging.precompile(self.lib_dir, fs.AGENT_PYTHON)
         self.runtime_dir = staging.stage_tree(runtime_dir, top, "runtime") if runtime_dir else None
         self._seccomp = build_filter()
+        if network not in ("auto", "off"):
+            raise ValueError(f"COVE_NETWORK must be auto or off, got {network!r}")
+        why_not = network_available() if network == "auto" else "egress is off (COVE_NETWORK=off)"
+        self._network_note = why_not
+        self.net = (
+            NetworkManager(self.instance, parse_upstream(network_dns) if network_dns else None)
+            if why_not is None
+            else None
+        )
         self._live: dict[str, _Live] = {}
         # Pre-started sandboxes: empty until a long-lived control plane calls
         # `serve` (the pool's tasks need an event loop that outlives them).
@@ -146,6 +161,12 @@ class LocalBackend(RuntimeBackend):
         if old in self._live:
             self._live[new] = self._live.pop(old)
         handle = RuntimeHandle(new, self.name, pooled.state)
+        net = handle.state.get("net")
+        if self.net is not None and net:
+            self.net.rename(net, new)
+            # Pooled with the default policy; the new owner's is in force before
+            # any of its code runs (and no name the pool resolved stays open).
+            await self.net.set_policy(net, spec.network, flush_dns=True)
         self._write_config(handle, spec)
         await adoption.tell_identity(self.agent_socket(handle), new)
         return handle
@@ -222,9 +243,17 @@ class LocalBackend(RuntimeBackend):
             tmp_bytes=spec.memory_bytes // 2,
             cgroups=cg,
         )
+        if self.net is not None:
+            net = await self.net.attach(handle.sandbox_id, spec.network)
+            handle.state["net"] = net
+            launch.netns = self.net.netns_path(net)
+            launch.resolv_conf = self.net.resolv_conf(net)
         log_fd = control.open_log(ctl)
         try:
             spawned = await bwrap.spawn_agent(launch, log_fd)
+        except BaseException:
+            await self._detach_network(handle)
+            raise
         finally:
             os.close(log_fd)
         popen = spawned.popen
@@ -324,6 +353,32 @@ class LocalBackend(RuntimeBackend):
             kill_all(cg.processes())  # e.g. the bwrap monitor of a previous control plane
             await asyncio.to_thread(cg.remove)
             handle.state.pop("cgroups", None)
+        await self._detach_network(handle)
+
+    async def _detach_network(self, handle: RuntimeHandle) -> None:
+        net = handle.state.pop("net", None)
+        if net and self.net is not None:
+            await self.net.detach(net)
+
+    # -- network -------------------------------------------------------------------
+
+    @property
+    def network_note(self) -> str | None:
+        return self._network_note
+
+    async def set_network(
+        self, handle: RuntimeHandle, old: NetworkPolicy, new: NetworkPolicy
+    ) -> None:
+        net = handle.state.get("net")
+        if self.net is not None and net and self.is_running(handle):
+            # Names resolved under the old domain list stay open while it is unchanged.
+            flush = old.domain_allow_list != new.domain_allow_list
+            await self.net.set_policy(net, new, flush_dns=flush)
+
+    async def reattach(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
+        net = handle.state.get("net")
+        if self.net is not None and net:
+            await self.net.resume(net, spec.network)
 
     async def destroy(self, handle: RuntimeHandle) -> None:
         await self.stop(handle, grace=1.0)
@@ -342,6 +397,8 @@ class LocalBackend(RuntimeBackend):
     async def close(self) -> None:
         """The control plane is shutting down: pooled sandboxes belong to no one."""
         await self.pool.close()
+        if self.net is not None:
+            await self.net.close()
         if self.cgroup_version:
             # Running sandboxes stay for the next control plane; an empty parent goes.
             cgroups.remove_parent_if_empty(self.cgroup_version, self.cgroup_parent)
@@ -371,6 +428,8 @@ class LocalBackend(RuntimeBackend):
                 except OSError as exc:
                     log.warning("leftover cgroups of sandbox %s stay: %s", sid, exc)
                 removed.add(sid)
+        if self.net is not None:
+            removed.update(await self.net.cleanup(known_ids))
         for entry in self.root.iterdir():
             if entry.name not in known_ids:
                 await asyncio.to_thread(shutil.rmtree, entry, True)

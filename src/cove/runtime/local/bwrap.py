@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from cove.runtime.local import fs
 from cove.runtime.local.cgroups import SandboxCgroups
+from cove.runtime.local.net import links
 from cove.wire.errors import SandboxError
 
 
@@ -53,6 +54,11 @@ class Launch:
     tmp_bytes: int
     cgroups: SandboxCgroups | None = None
     config: str = f"{fs.CONTROL}/agent.json"  # the agent's config, as the sandbox sees it
+    # A network namespace made by the control plane (net/links.py) to run in,
+    # with the resolv.conf naming its policy resolver; None: a private
+    # namespace with loopback only.
+    netns: str | None = None
+    resolv_conf: bytes | None = None
 
 
 @dataclass
@@ -68,13 +74,15 @@ def command(launch: Launch, fa: fs.FdArgs, ready_w: int, info_w: int) -> list[st
     """The full bwrap argv (descriptors it names are opened into `fa`)."""
     fa.args = [
         require(), "--unshare-user", "--uid", str(fs.SANDBOX_UID), "--gid", str(fs.SANDBOX_UID),
-        "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+        "--unshare-pid", "--unshare-ipc", "--unshare-uts",
         "--unshare-cgroup-try", "--hostname", "sandbox", "--disable-userns",
         "--as-pid-1", "--new-session", "--clearenv",
         "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
         "--setenv", "HOME", fs.HOME, "--setenv", "LANG", "C.UTF-8",
         "--setenv", "PYTHONPATH", fs.LIB, "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
     ]  # fmt: skip
+    if launch.netns is None:
+        fa.args.append("--unshare-net")
     fs.filesystem_args(
         fa,
         home=launch.home,
@@ -84,6 +92,8 @@ def command(launch: Launch, fa: fs.FdArgs, ready_w: int, info_w: int) -> list[st
         cgroup_binds=launch.cgroups.binds() if launch.cgroups else {},
         tmp_bytes=launch.tmp_bytes,
     )
+    if launch.resolv_conf is not None:
+        fa.args += ["--file", fa.data_fd(launch.resolv_conf), "/etc/resolv.conf"]
     fa.args += ["--seccomp", fa.data_fd(launch.seccomp), "--info-fd", str(info_w)]
     # -S: the agent needs no site-packages; skipping `site` is ~3 ms a start.
     fa.args += [
@@ -103,8 +113,11 @@ async def spawn_agent(launch: Launch, log_fd: int) -> Spawned:
     info_r, info_w = os.pipe()
     uid = launch.uid
     join = launch.cgroups.launcher_procs() if launch.cgroups else []
+    netns_fd = os.open(launch.netns, os.O_RDONLY | os.O_CLOEXEC) if launch.netns else -1
 
-    def become_sandbox() -> None:  # in the child: join cgroups as root, then drop
+    def become_sandbox() -> None:  # in the child: join netns and cgroups as root, then drop
+        if netns_fd >= 0:
+            links.setns(netns_fd)
         for path in join:
             with open(path, "w") as f:
                 f.write("0")
@@ -133,6 +146,8 @@ async def spawn_agent(launch: Launch, log_fd: int) -> Spawned:
         raise
     finally:
         fa.close()
+        if netns_fd >= 0:
+            os.close(netns_fd)
         os.close(ready_w)
         os.close(info_w)
     return Spawned(popen, ready_r, info_r)

@@ -33,6 +33,7 @@ from cove.wire.protocol.interpreter import (
     InterruptResponse,
     RunCodeRequest,
 )
+from cove.wire.protocol.network import NetworkPolicy
 from cove.wire.protocol.preview import PortPreviewUrl, SignedPortPreviewUrl
 from cove.wire.protocol.process import (
     LANGUAGES,
@@ -41,7 +42,13 @@ from cove.wire.protocol.process import (
     ExecuteRequest,
     ExecuteResponse,
 )
-from cove.wire.protocol.sandbox import LANGUAGE_LABEL, CreateSandboxRequest, Sandbox, SandboxList
+from cove.wire.protocol.sandbox import (
+    LANGUAGE_LABEL,
+    CreateSandboxRequest,
+    Sandbox,
+    SandboxList,
+    UpdateNetworkSettings,
+)
 from cove.wire.protocol.sessions import (
     Command,
     CommandSignalRequest,
@@ -80,6 +87,7 @@ __all__ = [
     "MetricDataPoint",
     "MetricSeries",
     "MetricsResponse",
+    "NetworkPolicy",
     "PortPreviewUrl",
     "PtyCreateRequest",
     "PtyResizeRequest",
@@ -100,6 +108,7 @@ __all__ = [
     "SessionInputRequest",
     "SignedPortPreviewUrl",
     "SystemMetrics",
+    "UpdateNetworkSettings",
     "UploadFilesResponse",
     "UploadedFile",
 ]

@@ -24,6 +24,10 @@ class CreateSandboxRequest(WireModel):
     target: str | None = None
     public: bool | None = None
     network_block_all: bool | None = None
+    network_allow_list: str | None = None  # comma-separated CIDRs
+    domain_allow_list: str | None = None  # comma-separated domains, `*.` wildcards
+    outbound_proxy_url: str | None = None
+    network_deny_list: str | None = None  # Cove: comma-separated CIDRs refused
     auto_stop_interval: int | None = None  # minutes, 0 = never
     auto_delete_interval: int | None = None  # minutes, <0 = never, 0 = on stop
     # Cove: the command a sandbox runs at start, in the reserved session.
@@ -50,6 +54,10 @@ class Sandbox(WireModel):
     user: str = "user"
     public: bool = False
     network_block_all: bool = True
+    network_allow_list: str | None = None
+    domain_allow_list: str | None = None
+    outbound_proxy_url: str | None = None
+    network_deny_list: str | None = None
     kvm: bool = False
     target: str = "local"
     gpu: int = 0
@@ -72,3 +80,13 @@ class SandboxList(WireModel):
     items: list[Sandbox]
     next_cursor: str | None = None
     total: int = 0
+
+
+@dataclass
+class UpdateNetworkSettings(WireModel):
+    """Body of `POST /api/sandbox/{id}/network-settings` (unset fields keep their value)."""
+
+    network_block_all: bool | None = None
+    network_allow_list: str | None = None
+    domain_allow_list: str | None = None
+    network_deny_list: str | None = None  # Cove

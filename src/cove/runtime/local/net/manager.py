@@ -1,0 +1,134 @@
+"""Each sandbox's network over its lifetime: attach at start, policy, detach.
+
+A sandbox's network lives while its agent runs: `attach` before bwrap
+starts (the agent is launched inside the namespace), `detach` once it has
+stopped. A pooled sandbox is attached with the default policy and gets its
+own at adoption, before anyone can run code in it. After a control-plane
+restart, `resume` serves DNS again for sandboxes that kept running, and
+`cleanup` removes the namespaces, rules and claims of sandboxes this
+control plane no longer knows (e.g. after a SIGKILL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from typing import Any
+
+from cove.runtime.local.net import alloc, links, resolver, rules
+from cove.wire.protocol.network import NetworkPolicy
+
+log = logging.getLogger("cove.runtime.net")
+
+
+def available() -> str | None:
+    """None if egress can be given here, else why not."""
+    import os
+
+    if os.geteuid() != 0:
+        return "the control plane is not root (veth pairs and nftables need CAP_NET_ADMIN)"
+    for tool in ("ip", "nft"):
+        if shutil.which(tool) is None:
+            return f"`{tool}` is not installed (apt-get install iproute2 nftables)"
+    if not rules.available():
+        return "nftables does not answer (`nft list tables` failed)"
+    return None
+
+
+def slot_of(state: dict[str, Any]) -> alloc.Slot | None:
+    net = state.get("net")
+    return alloc.Slot(int(net["index"])) if net else None
+
+
+class NetworkManager:
+    def __init__(self, instance: str, upstream: tuple[str, int] | None = None) -> None:
+        self.instance = instance
+        self.upstream = upstream or resolver.host_upstream()
+        self._resolvers: dict[int, resolver.SandboxResolver] = {}
+        self._table_ready = False
+
+    async def attach(self, sandbox_id: str, policy: NetworkPolicy) -> dict[str, Any]:
+        """Namespace, pair, rules and resolver for a sandbox about to start; its state."""
+        slot = alloc.claim(self.instance, sandbox_id)
+        try:
+            if not self._table_ready:
+                await asyncio.to_thread(rules.ensure_table)
+                self._table_ready = True
+            await asyncio.to_thread(links.create, slot)
+            await asyncio.to_thread(rules.add_sandbox, slot, policy)
+            await self._serve_dns(slot, policy)
+        except BaseException:
+            await self._teardown(slot)
+            raise
+        return {"index": slot.index}
+
+    async def _serve_dns(self, slot: alloc.Slot, policy: NetworkPolicy) -> None:
+        def allow(addresses: list[str], ttl: int) -> None:
+            rules.allow_resolved(slot, addresses, ttl)
+
+        self._resolvers[slot.index] = await resolver.serve(
+            slot.gateway, slot.address, self.upstream, policy, allow
+        )
+
+    async def set_policy(
+        self, net: dict[str, Any], policy: NetworkPolicy, *, flush_dns: bool
+    ) -> None:
+        """`policy` in force from the next connection; `flush_dns` closes resolved names too."""
+        slot = alloc.Slot(int(net["index"]))
+        await asyncio.to_thread(rules.set_policy, slot, policy, flush_dns=flush_dns)
+        r = self._resolvers.get(slot.index)
+        if r is not None:
+            r.policy = policy
+
+    async def resume(self, net: dict[str, Any], policy: NetworkPolicy) -> None:
+        """A running sandbox found after a restart: serve its DNS again."""
+        slot = alloc.Slot(int(net["index"]))
+        if slot.index in self._resolvers or not links.exists(slot):
+            return
+        self._table_ready = True  # its rules are in the table already
+        await self._serve_dns(slot, policy)
+
+    def rename(self, net: dict[str, Any], sandbox_id: str) -> None:
+        alloc.rename(alloc.Slot(int(net["index"])), self.instance, sandbox_id)
+
+    async def detach(self, net: dict[str, Any]) -> None:
+        await self._teardown(alloc.Slot(int(net["index"])))
+
+    async def _teardown(self, slot: alloc.Slot) -> None:
+        r = self._resolvers.pop(slot.index, None)
+        if r is not None:
+            r.close()
+        await asyncio.to_thread(rules.remove_sandbox, slot)
+        await asyncio.to_thread(links.remove, slot)
+        alloc.release(slot)
+
+    async def cleanup(self, known_ids: set[str]) -> list[str]:
+        """Networks of this control plane's sandboxes that no record knows: removed."""
+        removed = []
+        for index, sid in alloc.owned(self.instance).items():
+            if sid in known_ids:
+                continue
+            log.info("removing the leftover network of sandbox %s (cove-%d)", sid, index)
+            await self._teardown(alloc.Slot(index))
+            removed.append(sid)
+        return removed
+
+    async def close(self) -> None:
+        """Stop serving DNS; drop the shared table if no control plane has sandboxes left."""
+        for r in self._resolvers.values():
+            r.close()
+        self._resolvers.clear()
+        try:
+            await asyncio.to_thread(rules.remove_table_if_unused)
+        except OSError as exc:
+            log.warning("could not remove the nftables table: %s", exc)
+
+    @staticmethod
+    def resolv_conf(net: dict[str, Any]) -> bytes:
+        slot = alloc.Slot(int(net["index"]))
+        return f"nameserver {slot.gateway}\noptions timeout:2 attempts:2\n".encode()
+
+    @staticmethod
+    def netns_path(net: dict[str, Any]) -> str:
+        return links.netns_path(alloc.Slot(int(net["index"])))

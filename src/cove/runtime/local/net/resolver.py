@@ -1,0 +1,149 @@
+"""The policy resolver: each sandbox's only useful DNS server.
+
+Listens on the sandbox's gateway address (UDP 53), forwards queries to the
+host's resolver and, when the sandbox's policy has a domain allow list,
+opens each A answer's addresses in the sandbox's nftables set for the
+answer's TTL (plus a grace for clients that connect just after) before the
+answer leaves: the connection that follows a lookup finds its address
+allowed, and a name whose addresses change keeps working. Names outside the
+list get REFUSED. AAAA questions get an empty answer, since sandboxes have
+no IPv6: clients go straight to IPv4 instead of timing out.
+
+DNS over TCP is not served (large answers come truncated); the sandbox can
+reach no other resolver under a restrictive policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import cast
+
+from cove.runtime.local.net import dnsmsg
+from cove.wire.protocol.network import NetworkPolicy, domain_allowed
+
+log = logging.getLogger("cove.runtime.net")
+
+UPSTREAM_TIMEOUT = 4.0
+TTL_GRACE = 10  # seconds an address stays open past its answer's TTL
+TTL_MAX = 3600
+
+
+def host_upstream(resolv_conf: str = "/etc/resolv.conf") -> tuple[str, int]:
+    """The host's first nameserver."""
+    try:
+        with open(resolv_conf) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2 and parts[0] == "nameserver":
+                    return parts[1], 53
+    except OSError:
+        pass
+    return "127.0.0.1", 53
+
+
+def parse_upstream(text: str) -> tuple[str, int]:
+    """`HOST` or `HOST:PORT` (COVE_NETWORK_DNS)."""
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit() and "]" not in port:
+        return host.strip("[]"), int(port)
+    return text, 53
+
+
+class _Upstream(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if not self.answer.done():
+            self.answer.set_result(data)
+
+    def error_received(self, exc: Exception) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(exc)
+
+
+class SandboxResolver(asyncio.DatagramProtocol):
+    """Serves one sandbox; `allow` opens addresses in its set (blocking: run in a thread)."""
+
+    def __init__(
+        self,
+        client: str,
+        upstream: tuple[str, int],
+        policy: NetworkPolicy,
+        allow: Callable[[list[str], int], None],
+    ) -> None:
+        self.client = client  # the sandbox's address: nobody else is answered
+        self.upstream = upstream
+        self.policy = policy
+        self.allow = allow
+        self.transport: asyncio.DatagramTransport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's UDP transport is not a subclass of asyncio's: trust the protocol.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if addr[0] != self.client:
+            return  # another sandbox's query to this gateway: not ours to answer
+        task = asyncio.get_running_loop().create_task(self._answer(data, addr))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, query: bytes, addr: tuple[str, int]) -> None:
+        try:
+            out = await self._resolve(query)
+        except dnsmsg.DnsError:
+            return  # not DNS: no answer
+        except Exception:
+            log.exception("policy resolver for %s failed", self.client)
+            out = dnsmsg.reply(query, dnsmsg.RCODE_SERVFAIL)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(out, addr)
+
+    async def _resolve(self, query: bytes) -> bytes:
+        q = dnsmsg.question(query)
+        p = self.policy
+        if p.network_block_all or (
+            p.restricted and not domain_allowed(q.name, p.domain_allow_list)
+        ):
+            return dnsmsg.reply(query, dnsmsg.RCODE_REFUSED)
+        if q.qtype == dnsmsg.TYPE_AAAA:
+            return dnsmsg.reply(query, 0)
+        answer = await self._forward(query)
+        if p.restricted:
+            records = dnsmsg.a_records(answer)
+            if records:
+                ttl = min(TTL_MAX, min(t for _, t in records)) + TTL_GRACE
+                await asyncio.to_thread(self.allow, [a for a, _ in records], ttl)
+        return answer
+
+    async def _forward(self, query: bytes) -> bytes:
+        loop = asyncio.get_running_loop()
+        transport, proto = await loop.create_datagram_endpoint(_Upstream, remote_addr=self.upstream)
+        try:
+            transport.sendto(query)
+            return await asyncio.wait_for(proto.answer, UPSTREAM_TIMEOUT)
+        except (TimeoutError, OSError):
+            return dnsmsg.reply(query, dnsmsg.RCODE_SERVFAIL)
+        finally:
+            transport.close()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        for task in self._tasks:
+            task.cancel()
+
+
+async def serve(
+    gateway: str, client: str, upstream: tuple[str, int], policy: NetworkPolicy,
+    allow: Callable[[list[str], int], None],
+) -> SandboxResolver:  # fmt: skip
+    loop = asyncio.get_running_loop()
+    _, proto = await loop.create_datagram_endpoint(
+        lambda: SandboxResolver(client, upstream, policy, allow), local_addr=(gateway, 53)
+    )
+    return proto

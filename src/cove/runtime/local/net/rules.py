@@ -1,0 +1,217 @@
+"""Cove's nftables table: isolation for every sandbox, and each sandbox's policy.
+
+One table, `inet cove`, shared by every control plane on the host (each
+sandbox's objects are named by its host-wide index). Nothing in it matches
+a packet that neither comes from nor goes to a sandbox interface (`cv-*`),
+except one guard: if Cove had to turn IPv4 forwarding on, forwarding that
+involves no sandbox is dropped, as it was before.
+
+Order in `from_sandbox`, so that no policy can undo isolation: IPv6 dropped
+(it is off inside too), other sandboxes, loopback, link-local (with the
+metadata address 169.254.169.254), multicast and reserved ranges refused;
+then established flows; then the sandbox's own chain (anti-spoofing, deny
+list, block-all or allow lists). Traffic from a sandbox to the host itself
+(`input`) is refused except DNS to the policy resolver on its gateway. New
+connections into a sandbox are dropped (previews go through the agent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import subprocess
+from collections.abc import Iterator
+
+from cove.runtime.local.net.alloc import REGISTRY, SANDBOX_NET, Slot
+from cove.wire.protocol.network import NetworkPolicy
+
+TABLE = "inet cove"
+IFACES = '"cv-*"'
+FORWARD_SYSCTL = "/proc/sys/net/ipv4/ip_forward"
+_FORWARD_MARK = REGISTRY / "forwarding-enabled-by-cove"
+
+# Never reachable from a sandbox, whatever its policy says.
+NEVER_V4 = (
+    "0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
+    str(SANDBOX_NET),
+)  # fmt: skip
+
+_BASE = f"""
+table {TABLE} {{
+  map sandboxes {{ type ifname : verdict; }}
+  set never4 {{ type ipv4_addr; flags interval; elements = {{ {", ".join(NEVER_V4)} }}; }}
+  chain refuse {{
+    meta l4proto tcp reject with tcp reset
+    reject with icmpx admin-prohibited
+  }}
+  chain from_sandbox {{
+    meta nfproto ipv6 drop
+    oifname {IFACES} goto refuse
+    ip daddr @never4 goto refuse
+    ct state established,related accept
+    iifname vmap @sandboxes
+    goto refuse
+  }}
+  chain to_sandbox {{
+    ct state established,related accept
+    drop
+  }}
+  chain forward_hook {{
+    type filter hook forward priority filter - 1; policy accept;
+    iifname {IFACES} jump from_sandbox
+    oifname {IFACES} jump to_sandbox
+  }}
+  chain input_hook {{
+    type filter hook input priority filter - 1; policy accept;
+    iifname {IFACES} meta nfproto ipv4 udp dport 53 ip daddr {SANDBOX_NET} accept
+    iifname {IFACES} goto refuse
+  }}
+  chain nat_hook {{
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr {SANDBOX_NET} oifname != {IFACES} masquerade
+  }}
+}}
+"""
+_GUARD = f"add rule {TABLE} forward_hook iifname != {IFACES} oifname != {IFACES} drop\n"
+
+
+def nft(script: str) -> None:
+    done = subprocess.run(
+        ["nft", "-f", "-"], input=script, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise OSError(f"nft: {done.stderr.strip()}")
+
+
+def available() -> bool:
+    return (
+        subprocess.run(["nft", "list", "tables"], capture_output=True, check=False).returncode == 0
+    )
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    """One control plane at a time sets up or tears down the shared table."""
+    REGISTRY.mkdir(parents=True, exist_ok=True)
+    with open(REGISTRY / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def _table_exists() -> bool:
+    cmd = ["nft", "list", "table", *TABLE.split()]
+    return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
+
+
+def ensure_table() -> None:
+    """The shared table and IPv4 forwarding, once per host (idempotent)."""
+    with _locked():
+        if _table_exists():
+            return
+        script = _BASE
+        with open(FORWARD_SYSCTL) as f:
+            enabled_by_us = f.read().strip() == "0" or _FORWARD_MARK.exists()
+        if enabled_by_us:
+            script += _GUARD
+        nft(script)
+        if enabled_by_us and not _FORWARD_MARK.exists():
+            _FORWARD_MARK.touch()
+            with open(FORWARD_SYSCTL, "w") as f:
+                f.write("1")
+
+
+def remove_table_if_unused() -> None:
+    """The last sandbox of every control plane is gone: table and forwarding as before."""
+    with _locked():
+        if any(p.name.isdigit() for p in REGISTRY.iterdir()):
+            return
+        if _table_exists():
+            nft(f"delete table {TABLE}\n")
+        if _FORWARD_MARK.exists():
+            with open(FORWARD_SYSCTL, "w") as f:
+                f.write("0")
+            _FORWARD_MARK.unlink()
+
+
+def _names(slot: Slot) -> dict[str, str]:
+    n = slot.index
+    return {
+        "chain": f"sb{n}",
+        "allow4": f"sb{n}_allow4", "allow6": f"sb{n}_allow6",
+        "deny4": f"sb{n}_deny4", "deny6": f"sb{n}_deny6",
+        "dns4": f"sb{n}_dns4",
+    }  # fmt: skip
+
+
+def add_sandbox(slot: Slot, policy: NetworkPolicy) -> None:
+    """The sandbox's chain and sets, with `policy` in force, in one transaction."""
+    n = _names(slot)
+    script = f"add chain {TABLE} {n['chain']}\n"
+    for key, kind in (("allow4", "ipv4_addr"), ("allow6", "ipv6_addr"),
+                      ("deny4", "ipv4_addr"), ("deny6", "ipv6_addr")):  # fmt: skip
+        script += f"add set {TABLE} {n[key]} {{ type {kind}; flags interval; }}\n"
+    script += f"add set {TABLE} {n['dns4']} {{ type ipv4_addr; flags timeout; }}\n"
+    script += _policy_script(slot, policy, flush_dns=False)
+    script += f'add element {TABLE} sandboxes {{ "{slot.host_if}" : jump {n["chain"]} }}\n'
+    nft(script)
+
+
+def set_policy(slot: Slot, policy: NetworkPolicy, *, flush_dns: bool) -> None:
+    """Replace the sandbox's policy atomically: the next connection sees the new one."""
+    nft(_policy_script(slot, policy, flush_dns=flush_dns))
+
+
+def _policy_script(slot: Slot, p: NetworkPolicy, *, flush_dns: bool) -> str:
+    n = _names(slot)
+    chain = f"{TABLE} {n['chain']}"
+    lines = [f"flush chain {chain}"]
+    for key in ("allow4", "allow6", "deny4", "deny6") + (("dns4",) if flush_dns else ()):
+        lines.append(f"flush set {TABLE} {n[key]}")
+    for kind, listed in (("allow", p.network_allow_list), ("deny", p.network_deny_list)):
+        for family, cidrs in (("4", [c for c in listed if ":" not in c]),
+                              ("6", [c for c in listed if ":" in c])):  # fmt: skip
+            if cidrs:
+                key = kind + family
+                lines.append(f"add element {TABLE} {n[key]} {{ {', '.join(cidrs)} }}")
+    lines.append(f"add rule {chain} ip saddr != {slot.address} drop")
+    if p.network_block_all:
+        lines.append(f"add rule {chain} goto refuse")
+    else:
+        lines.append(f"add rule {chain} ip daddr @{n['deny4']} goto refuse")
+        lines.append(f"add rule {chain} ip6 daddr @{n['deny6']} goto refuse")
+        if p.restricted:
+            lines.append(f"add rule {chain} ip daddr @{n['allow4']} accept")
+            lines.append(f"add rule {chain} ip6 daddr @{n['allow6']} accept")
+            lines.append(f"add rule {chain} ip daddr @{n['dns4']} accept")
+            lines.append(f"add rule {chain} goto refuse")
+        else:
+            lines.append(f"add rule {chain} accept")
+    return "\n".join(lines) + "\n"
+
+
+def allow_resolved(slot: Slot, addresses: list[str], ttl: int) -> None:
+    """Open `addresses` to the sandbox for `ttl` seconds (refreshing earlier answers)."""
+    dns = f"{TABLE} {_names(slot)['dns4']}"
+    script = ""
+    for a in addresses:
+        # add (a no-op if present), delete, add: the only way nft 1.0 renews a timeout.
+        script += f"add element {dns} {{ {a} }}\ndelete element {dns} {{ {a} }}\n"
+        script += f"add element {dns} {{ {a} timeout {ttl}s }}\n"
+    if script:
+        nft(script)
+
+
+def remove_sandbox(slot: Slot) -> None:
+    """Everything of the sandbox's out of the table; parts already gone are fine."""
+    n = _names(slot)
+    steps = [
+        f'delete element {TABLE} sandboxes {{ "{slot.host_if}" }}',
+        f"delete chain {TABLE} {n['chain']}",
+    ]
+    steps += [f"delete set {TABLE} {n[k]}" for k in ("allow4", "allow6", "deny4", "deny6", "dns4")]
+    try:
+        nft("\n".join(steps) + "\n")
+    except OSError:  # some part is missing (a crash mid-create): each on its own
+        for step in steps:
+            with contextlib.suppress(OSError):
+                nft(step + "\n")
