@@ -28,7 +28,7 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
-class TestInternet:
+class FakeInternet:
     def __init__(self) -> None:
         n = os.getpid() % 200 + 20
         self.netns = f"covetest-inet-{n}"
@@ -40,7 +40,7 @@ class TestInternet:
         self.state = Path(self._tmp.name)
         self.proc: subprocess.Popen[str] | None = None
 
-    def start(self, timeout: float = 20.0) -> TestInternet:
+    def start(self, timeout: float = 20.0) -> FakeInternet:
         self._remove()
         _ip("netns", "add", self.netns)
         _ip("link", "add", self.host_if, "type", "veth", "peer", "name", "eth0", "netns", self.netns)
@@ -148,7 +148,7 @@ def can_run() -> str | None:
 
 
 if __name__ == "__main__":  # a manual check: start, print, wait for Enter
-    inet = TestInternet().start()
+    inet = FakeInternet().start()
     print(inet.netns, inet.addresses, file=sys.stderr)
     input()
     inet.stop()

@@ -63,7 +63,7 @@ def parse_domains(name: str, text: str | None) -> list[str]:
         domain = entry.lower().rstrip(".")
         bare = domain[2:] if domain.startswith("*.") else domain
         labels = bare.split(".")
-        if len(bare) > 253 or len(labels) < 2 or not all(_LABEL.match(x) for x in labels):
+        if len(bare) > 253 or not all(_LABEL.match(x) for x in labels):
             raise BadRequest(
                 f"field '{name}': {entry!r} is not a domain (e.g. pypi.org or *.github.com)"
             )

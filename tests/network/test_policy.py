@@ -1,0 +1,172 @@
+"""Egress policy through the official SDK's own fields, at create and at runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from daytona import CreateSandboxFromSnapshotParams, DaytonaError
+
+from tests.network.conftest import fetch, probe
+from tests.network.internet import FakeInternet
+from tests.serverproc import ServerProcess
+
+
+def hello(addr: str) -> str:
+    return f"hello from {addr}"
+
+
+def create(daytona: Any, **fields: Any) -> Any:
+    return daytona.create(CreateSandboxFromSnapshotParams(**fields))
+
+
+def api(server: ServerProcess) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.api_url, headers={"Authorization": f"Bearer {server.key}"}, timeout=60
+    )
+
+
+def test_cidr_allow_list_lets_listed_addresses_through_and_refuses_others(
+    netdaytona: Any, internet: FakeInternet
+) -> None:
+    a, b, _ = internet.addresses
+    sb = create(netdaytona, network_allow_list=f"{a}/32")
+    try:
+        assert sb.network_allow_list == f"{a}/32"
+        assert fetch(sb, f"http://{a}/hello") == hello(a)
+        assert probe(sb, f"{b}:80") == {f"{b}:80": "refused"}
+    finally:
+        netdaytona.delete(sb)
+
+
+def test_domain_allow_list_follows_a_name_whose_address_changes(
+    netdaytona: Any, internet: FakeInternet
+) -> None:
+    a, b, c = internet.addresses
+    internet.set_zone({"pkg.moving.test": [b], "other.test": [c]}, ttl=1)
+    sb = create(netdaytona, domain_allow_list="*.moving.test")
+    try:
+        assert sb.domain_allow_list == "*.moving.test"
+        assert fetch(sb, "http://pkg.moving.test/hello") == hello(b)
+        # An address no allowed name resolved to is refused, by address or by name.
+        assert probe(sb, f"{c}:80", f"{a}:80") == {f"{c}:80": "refused", f"{a}:80": "refused"}
+        r = sb.process.exec("getent hosts other.test || echo no-answer")
+        assert r.result.strip() == "no-answer"
+        internet.set_zone({"pkg.moving.test": [c]}, ttl=1)
+        assert fetch(sb, "http://pkg.moving.test/hello") == hello(c)
+    finally:
+        netdaytona.delete(sb)
+
+
+def test_update_network_settings_takes_effect_on_a_running_sandbox(
+    netdaytona: Any, internet: FakeInternet
+) -> None:
+    a, b, _ = internet.addresses
+    sb = netdaytona.create()
+    try:
+        assert fetch(sb, f"http://{a}/hello") == hello(a)
+        sb.update_network_settings(network_block_all=True)
+        assert sb.network_block_all is True
+        assert probe(sb, f"{a}:80") == {f"{a}:80": "refused"}
+        sb.update_network_settings(network_allow_list=f"{b}/32")
+        assert sb.network_block_all is False
+        assert fetch(sb, f"http://{b}/hello") == hello(b)
+        assert probe(sb, f"{a}:80") == {f"{a}:80": "refused"}
+        sb.update_network_settings(network_block_all=False)
+        assert sb.network_allow_list is None
+        assert fetch(sb, f"http://{a}/hello") == hello(a)
+        sb.refresh_data()
+        assert sb.network_block_all is False
+    finally:
+        netdaytona.delete(sb)
+
+
+def test_block_all_at_create_leaves_loopback_only(netdaytona: Any, internet: FakeInternet) -> None:
+    a = internet.addresses[0]
+    internet.set_zone({"www.blocked.test": [a]})
+    sb = create(netdaytona, network_block_all=True)
+    try:
+        assert sb.network_block_all is True
+        assert probe(sb, f"{a}:80", f"{a}:5001") == {f"{a}:80": "refused", f"{a}:5001": "refused"}
+        r = sb.process.exec("getent hosts www.blocked.test || echo no-answer")
+        assert r.result.strip() == "no-answer"
+        r = sb.process.exec("python3 -c 'import socket; socket.create_server((\"127.0.0.1\", 0))'")
+        assert r.exit_code == 0
+    finally:
+        netdaytona.delete(sb)
+
+
+def test_deny_list_and_the_effective_policy(
+    netdaytona: Any, netserver: ServerProcess, internet: FakeInternet
+) -> None:
+    a, b, _ = internet.addresses
+    sb = netdaytona.create()
+    try:
+        with api(netserver) as c:
+            body = {"networkDenyList": f"{a}/32, 2001:db8::/32"}
+            r = c.post(f"/sandbox/{sb.id}/network-settings", json=body)
+            assert r.status_code == 200, r.text
+            assert r.json()["networkDenyList"] == f"{a}/32,2001:db8::/32"
+            got = c.get(f"/sandbox/{sb.id}/network-settings").json()
+        assert got == {
+            "networkBlockAll": False,
+            "networkAllowList": [],
+            "networkDenyList": [f"{a}/32", "2001:db8::/32"],
+            "domainAllowList": [],
+            "outboundProxyUrl": None,
+            "egress": True,
+        }
+        assert probe(sb, f"{a}:80") == {f"{a}:80": "refused"}
+        assert fetch(sb, f"http://{b}/hello") == hello(b)
+    finally:
+        netdaytona.delete(sb)
+
+
+def test_outbound_proxy_url_sets_the_proxy_variables(netdaytona: Any) -> None:
+    sb = create(netdaytona, outbound_proxy_url="http://proxy.test:3128")
+    try:
+        r = sb.process.exec("echo $HTTP_PROXY $https_proxy $NO_PROXY")
+        assert r.result.strip() == "http://proxy.test:3128 http://proxy.test:3128 " + (
+            "localhost,127.0.0.1,::1"
+        )
+    finally:
+        netdaytona.delete(sb)
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"network_allow_list": "10.0.0.0/8,10.1.2.300/32"}, "'10.1.2.300/32'"),
+        ({"network_allow_list": "example.com"}, "'example.com'"),
+        ({"domain_allow_list": "pypi.org,bad_domain!.com"}, "'bad_domain!.com'"),
+        ({"domain_allow_list": "*.*.example.com"}, "'*.*.example.com'"),
+        ({"network_allow_list": ",".join(f"10.0.{i // 256}.{i % 256}" for i in range(257))},
+         "257 entries; at most 256"),
+        ({"outbound_proxy_url": "not a url"}, "'not a url'"),
+    ],
+)  # fmt: skip
+def test_malformed_entries_are_a_400_naming_the_entry(
+    netdaytona: Any, fields: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(DaytonaError) as info:
+        create(netdaytona, **fields)
+    assert info.value.status_code == 400
+    assert named in str(info.value)
+
+
+def test_a_malformed_update_is_a_400_and_changes_nothing(
+    netdaytona: Any, netserver: ServerProcess
+) -> None:
+    sb = create(netdaytona, network_allow_list="198.18.0.0/15")
+    try:
+        with pytest.raises(DaytonaError) as info:
+            sb.update_network_settings(domain_allow_list="ok.test,-bad-.test")
+        assert info.value.status_code == 400
+        assert "'-bad-.test'" in str(info.value)
+        with api(netserver) as c:
+            got = c.get(f"/sandbox/{sb.id}/network-settings").json()
+        assert got["networkAllowList"] == ["198.18.0.0/15"]
+        assert got["domainAllowList"] == []
+    finally:
+        netdaytona.delete(sb)
