@@ -43,7 +43,8 @@ class FakeInternet:
     def start(self, timeout: float = 20.0) -> FakeInternet:
         self._remove()
         _ip("netns", "add", self.netns)
-        _ip("link", "add", self.host_if, "type", "veth", "peer", "name", "eth0", "netns", self.netns)
+        peer = ("peer", "name", "eth0", "netns", self.netns)
+        _ip("link", "add", self.host_if, "type", "veth", *peer)
         _ip("addr", "add", f"{self.host_side}/24", "dev", self.host_if)
         _ip("link", "set", self.host_if, "up")
         for a in self.addresses:

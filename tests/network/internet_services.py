@@ -102,7 +102,8 @@ def dns_answer(query: bytes) -> bytes:
         for a in addrs:
             answers += b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, ttl, 4) + socket.inet_aton(a)
     count = len(addrs) if (addrs and qtype == 1) else 0
-    head = struct.pack("!HHHHHH", struct.unpack_from("!H", query)[0], 0x8180 | rcode, 1, count, 0, 0)
+    ident = struct.unpack_from("!H", query)[0]
+    head = struct.pack("!HHHHHH", ident, 0x8180 | rcode, 1, count, 0, 0)
     return head + query[12:qend] + answers
 
 
