@@ -14,7 +14,16 @@ from dataclasses import fields
 from pathlib import Path
 
 from bench import report
-from bench.cases import density, execute, files, interpreter, lifecycle, preview, streaming
+from bench.cases import (
+    density,
+    execute,
+    files,
+    interpreter,
+    lifecycle,
+    network,
+    preview,
+    streaming,
+)
 from bench.client import Cove
 from bench.stats import Row
 from cove.settings import Settings
@@ -38,7 +47,7 @@ def parse() -> argparse.Namespace:
     p.add_argument(
         "--only",
         default="",
-        help="areas, comma-separated: exec,interp,stream,files,preview,tti,density",
+        help="areas, comma-separated: exec,interp,stream,files,preview,tti,density,network",
     )
     return p.parse_args()
 
@@ -139,6 +148,7 @@ def main() -> None:
 
             area("density", many)
             density.delete_many(cove, cove.list_ids())
+        area("network", lambda: network.measure(q))
     conditions = (
         f"warm pool of {args.pool} (COVE_WARM_POOL) on the main server; host load average "
         f"{load_before[0]:.1f} before and {os.getloadavg()[0]:.1f} after the run"

@@ -11,6 +11,10 @@ command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 # `cove ssh` runs the system's OpenSSH client (and the SSH tests drive it).
 command -v ssh >/dev/null 2>&1 || missing="$missing openssh-client"
+# Sandbox egress (veth pairs, network namespaces, one nftables table).
+command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+command -v nft >/dev/null 2>&1 || missing="$missing nftables"
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
 [ -x /usr/bin/python3 ] || missing="$missing python3"
 if [ "$1" = test ]; then
     # The preview browser test drives headless Chromium (no browser download).
