@@ -116,6 +116,7 @@ def test_deny_list_and_the_effective_policy(
             "domainAllowList": [],
             "outboundProxyUrl": None,
             "egress": True,
+            "note": None,
         }
         assert probe(sb, f"{a}:80") == {f"{a}:80": "refused"}
         assert fetch(sb, f"http://{b}/hello") == hello(b)

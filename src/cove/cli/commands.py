@@ -66,6 +66,29 @@ def _env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
+_NETWORK_KEYS = {
+    "allow": "network_allow_list", "domains": "domain_allow_list",
+    "deny": "network_deny_list", "proxy": "outbound_proxy_url",
+}  # fmt: skip
+
+
+def _network(specs: list[str]) -> dict[str, Any]:
+    """`--network` values as the SDK's keyword arguments (the server checks each entry)."""
+    out: dict[str, Any] = {}
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if not sep and key in ("block", "open"):
+            out["network_block_all"] = key == "block"
+        elif sep and key in _NETWORK_KEYS:
+            out[_NETWORK_KEYS[key]] = value
+        else:
+            raise ValueError(
+                f"--network takes block, open, allow=CIDRS, domains=NAMES, deny=CIDRS or "
+                f"proxy=URL, got {spec!r}"
+            )
+    return out
+
+
 def _write(stream: Any) -> Callable[[str], None]:
     def write(text: str) -> None:
         stream.write(text)
@@ -79,12 +102,43 @@ def create_command(args: argparse.Namespace) -> int:
     with _client(args) as c, progress("creating sandbox", enabled=not args.json):
         sb = c.create(
             language=args.language, env_vars=_env(args.env), name=args.name,
-            cpu=args.cpu, memory=args.memory, disk=args.disk,
+            cpu=args.cpu, memory=args.memory, disk=args.disk, **_network(args.network),
         )  # fmt: skip
     if args.json:
         _print_json(_sandbox_json(sb))
     else:
         print(sb.id)
+    return 0
+
+
+def network_command(args: argparse.Namespace) -> int:
+    change = _network(args.network)
+    if "outbound_proxy_url" in change:
+        raise ValueError("--network proxy=URL is set at create only")
+    with _client(args) as c:
+        sb = c.get(args.sandbox)
+        if change:
+            sb.update_network_settings(**change)
+        policy = sb.get_network_settings()
+    if args.json:
+        _print_json(policy.to_wire())
+        return 0
+    if not policy.egress:
+        print(policy.note)
+    elif policy.network_block_all:
+        print("egress: blocked (loopback only)")
+    elif policy.restricted:
+        print("egress: only listed destinations")
+    else:
+        print("egress: open")
+    for label, values in (
+        ("allow", policy.network_allow_list), ("domains", policy.domain_allow_list),
+        ("deny", policy.network_deny_list),
+    ):  # fmt: skip
+        if values:
+            print(f"{label}: {', '.join(values)}")
+    if policy.outbound_proxy_url:
+        print(f"proxy: {policy.outbound_proxy_url}")
     return 0
 
 

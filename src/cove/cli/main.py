@@ -100,6 +100,14 @@ def _command_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=None, help="seconds; the command is killed")
 
 
+def _network_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--network", action="append", default=[], metavar="POLICY",
+        help="egress policy, repeatable: block | open | allow=CIDR,... | domains=NAME,... "
+        "(*.x.y wildcards) | deny=CIDR,... | proxy=URL",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cove", description="Sandboxes for untrusted code.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,7 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--cpu", type=int, default=None)
     create.add_argument("--memory", type=int, default=None, help="GiB")
     create.add_argument("--disk", type=int, default=None, help="GiB")
+    _network_option(create)
     create.set_defaults(func=_command("create"))
+
+    network = sub.add_parser(
+        "network", parents=[common], help="show or change a sandbox's egress policy",
+        description="Without --network, print SANDBOX's effective egress policy; with it, "
+        "change the policy of the running sandbox (in force from its next connection).",
+    )  # fmt: skip
+    network.add_argument("sandbox", metavar="SANDBOX")
+    _network_option(network)
+    network.set_defaults(func=_command("network"))
 
     listing = sub.add_parser("list", parents=[common], help="list your sandboxes")
     listing.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",

@@ -142,6 +142,9 @@ class Cove(_ClientBase):
         name: str | None = None, cpu: int | None = None, memory: int | None = None,
         disk: int | None = None, auto_stop_interval: int | None = None,
         auto_delete_interval: int | None = None, entrypoint: list[str] | None = None,
+        network_block_all: bool | None = None, network_allow_list: str | None = None,
+        domain_allow_list: str | None = None, outbound_proxy_url: str | None = None,
+        network_deny_list: str | None = None,
     ) -> Sandbox:  # fmt: skip
         """Create and start a sandbox; memory and disk in GiB."""
         p = merge_params(params, {k: v for k, v in locals().items() if k in _PARAM_NAMES})
@@ -220,6 +223,9 @@ class AsyncCove(_ClientBase):
         name: str | None = None, cpu: int | None = None, memory: int | None = None,
         disk: int | None = None, auto_stop_interval: int | None = None,
         auto_delete_interval: int | None = None, entrypoint: list[str] | None = None,
+        network_block_all: bool | None = None, network_allow_list: str | None = None,
+        domain_allow_list: str | None = None, outbound_proxy_url: str | None = None,
+        network_deny_list: str | None = None,
     ) -> AsyncSandbox:  # fmt: skip
         """Create and start a sandbox; memory and disk in GiB."""
         p = merge_params(params, {k: v for k, v in locals().items() if k in _PARAM_NAMES})

@@ -252,3 +252,9 @@ class CreateSandboxParams:
     auto_delete_interval: int | None = None  # minutes; <0 never, 0 on stop
     entrypoint: list[str] | None = None
     public: bool | None = None
+    # Egress policy (Daytona's names): lists are comma-separated strings.
+    network_block_all: bool | None = None
+    network_allow_list: str | None = None  # CIDRs
+    domain_allow_list: str | None = None  # domains, `*.` wildcards
+    outbound_proxy_url: str | None = None  # sets HTTP(S)_PROXY inside
+    network_deny_list: str | None = None  # Cove: CIDRs refused

@@ -23,9 +23,11 @@ from cove.wire.errors import SandboxError
 from cove.wire.protocol import (
     LANGUAGE_LABEL,
     CreateSandboxRequest,
+    NetworkSettings,
     PortPreviewUrl,
     SandboxList,
     SignedPortPreviewUrl,
+    UpdateNetworkSettings,
 )
 from cove.wire.protocol import Sandbox as WireSandbox
 from cove.wire.protocol.ssh import SshAccess, SshAccessValidation
@@ -48,8 +50,21 @@ class SandboxCalls:
             name=p.name, env=dict(p.env_vars or {}), labels=labels, cpu=p.cpu, memory=p.memory,
             disk=p.disk, public=p.public, auto_stop_interval=p.auto_stop_interval,
             auto_delete_interval=p.auto_delete_interval, entrypoint=p.entrypoint,
+            network_block_all=p.network_block_all, network_allow_list=p.network_allow_list,
+            domain_allow_list=p.domain_allow_list, outbound_proxy_url=p.outbound_proxy_url,
+            network_deny_list=p.network_deny_list,
         )  # fmt: skip
         return Call("POST", self.ep.api("/sandbox"), "create sandbox", _sandbox, wire_body(body))
+
+    def update_network(self, sandbox_id: str, body: UpdateNetworkSettings) -> Call[WireSandbox]:
+        url = self.ep.api(f"/sandbox/{seg(sandbox_id)}/network-settings")
+        return Call("POST", url, "update network settings", _sandbox, wire_body(body))
+
+    def get_network(self, sandbox_id: str) -> Call[NetworkSettings]:
+        url = self.ep.api(f"/sandbox/{seg(sandbox_id)}/network-settings")
+        return Call(
+            "GET", url, "get network settings", lambda d: NetworkSettings.from_wire(d, "policy")
+        )
 
     def get(self, ref: str) -> Call[WireSandbox]:
         return Call("GET", self.ep.api(f"/sandbox/{seg(ref)}"), "get sandbox", _sandbox)
@@ -125,6 +140,9 @@ class SandboxData:
     auto_archive_interval: int
     auto_pause_interval: int
     public: bool
+    network_block_all: bool
+    network_allow_list: str | None
+    domain_allow_list: str | None
 
     def _apply(self, wire: WireSandbox) -> None:
         self.id, self.name, self.state = wire.id, wire.name, wire.state
@@ -138,6 +156,9 @@ class SandboxData:
         self.auto_archive_interval = wire.auto_archive_interval
         self.auto_pause_interval = wire.auto_pause_interval
         self.public = wire.public
+        self.network_block_all = wire.network_block_all
+        self.network_allow_list = wire.network_allow_list
+        self.domain_allow_list = wire.domain_allow_list
 
     @property
     def language(self) -> str:
@@ -174,6 +195,20 @@ class Sandbox(SyncControl, SandboxData):
     def delete(self, timeout: float | None = 60) -> None:
         self._t.call(self._calls.delete(self.id, timeout))
         self.state = "destroyed"
+
+    def update_network_settings(
+        self, *, network_block_all: bool | None = None, network_allow_list: str | None = None,
+        domain_allow_list: str | None = None, network_deny_list: str | None = None,
+    ) -> None:  # fmt: skip
+        """A new egress policy, in force from the next connection (Daytona's semantics)."""
+        body = UpdateNetworkSettings(
+            network_block_all, network_allow_list, domain_allow_list, network_deny_list
+        )
+        self._apply(self._t.call(self._calls.update_network(self.id, body)))
+
+    def get_network_settings(self) -> NetworkSettings:
+        """The effective egress policy (Cove)."""
+        return self._t.call(self._calls.get_network(self.id))
 
     def get_work_dir(self) -> str:
         return self._t.call(self._env.work_dir())
@@ -252,6 +287,20 @@ class AsyncSandbox(AsyncControl, SandboxData):
     async def delete(self, timeout: float | None = 60) -> None:
         await self._t.call(self._calls.delete(self.id, timeout))
         self.state = "destroyed"
+
+    async def update_network_settings(
+        self, *, network_block_all: bool | None = None, network_allow_list: str | None = None,
+        domain_allow_list: str | None = None, network_deny_list: str | None = None,
+    ) -> None:  # fmt: skip
+        """A new egress policy, in force from the next connection (Daytona's semantics)."""
+        body = UpdateNetworkSettings(
+            network_block_all, network_allow_list, domain_allow_list, network_deny_list
+        )
+        self._apply(await self._t.call(self._calls.update_network(self.id, body)))
+
+    async def get_network_settings(self) -> NetworkSettings:
+        """The effective egress policy (Cove)."""
+        return await self._t.call(self._calls.get_network(self.id))
 
     async def get_work_dir(self) -> str:
         return await self._t.call(self._env.work_dir())

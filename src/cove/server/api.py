@@ -13,7 +13,13 @@ from starlette.routing import Route
 from cove.server.records import SandboxRecord, SandboxState
 from cove.server.sandboxes import SandboxService
 from cove.wire.errors import BadRequest, NotFound, PayloadTooLarge
-from cove.wire.protocol import CreateSandboxRequest, Sandbox, SandboxList, UpdateNetworkSettings
+from cove.wire.protocol import (
+    CreateSandboxRequest,
+    NetworkSettings,
+    Sandbox,
+    SandboxList,
+    UpdateNetworkSettings,
+)
 
 
 def _iso(ts: float) -> str:
@@ -202,12 +208,11 @@ class SandboxRoutes:
         """Cove: the effective policy, and whether this server enforces egress at all."""
         record = self.service.get(owner(request), request.path_params["ref"])
         note = self.service.network_note()
-        body = record.spec.network.to_wire()
-        body["egress"] = note is None
+        settings = NetworkSettings(**vars(record.spec.network), egress=note is None)
         if note is not None:
-            body["networkBlockAll"] = True
-            body["note"] = f"sandboxes here have loopback only: {note}"
-        return JSONResponse(body)
+            settings.network_block_all = True
+            settings.note = f"sandboxes here have loopback only: {note}"
+        return JSONResponse(settings.to_wire())
 
     def _render(self, r: SandboxRecord, request: Request) -> dict[str, Any]:
         return render(r, request, egress=self.service.network_note() is None)

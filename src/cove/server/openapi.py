@@ -186,7 +186,7 @@ def build_openapi() -> JSON:
                 ("200",),
                 sandbox,
             ),
-            "get": _op("The effective egress policy", ref, response=m(protocol.NetworkPolicy)),
+            "get": _op("The effective egress policy", ref, response=m(protocol.NetworkSettings)),
         },
         "/api/openapi.json": {"get": _op("This document", [])},
         "/toolbox/{sandboxId}/version": {"get": _op("Agent version", sid)},

@@ -33,7 +33,7 @@ from cove.wire.protocol.interpreter import (
     InterruptResponse,
     RunCodeRequest,
 )
-from cove.wire.protocol.network import NetworkPolicy
+from cove.wire.protocol.network import NetworkPolicy, NetworkSettings
 from cove.wire.protocol.preview import PortPreviewUrl, SignedPortPreviewUrl
 from cove.wire.protocol.process import (
     LANGUAGES,
@@ -88,6 +88,7 @@ __all__ = [
     "MetricSeries",
     "MetricsResponse",
     "NetworkPolicy",
+    "NetworkSettings",
     "PortPreviewUrl",
     "PtyCreateRequest",
     "PtyResizeRequest",

@@ -85,7 +85,7 @@ def domain_allowed(name: str, domains: list[str]) -> bool:
 
 @dataclass
 class NetworkPolicy(WireModel):
-    """The effective policy, as `GET /api/sandbox/{id}/network-settings` returns it."""
+    """A sandbox's egress policy, as asked for (stored with its record)."""
 
     network_block_all: bool = False
     network_allow_list: list[str] = field(default_factory=list)
@@ -167,3 +167,15 @@ class NetworkPolicy(WireModel):
             "HTTP_PROXY": url, "HTTPS_PROXY": url, "http_proxy": url, "https_proxy": url,
             "NO_PROXY": no_proxy, "no_proxy": no_proxy,
         }  # fmt: skip
+
+
+@dataclass
+class NetworkSettings(NetworkPolicy):
+    """`GET /api/sandbox/{id}/network-settings`: the policy and whether it is enforced.
+
+    `egress` False: this server gives sandboxes loopback only (`note` says
+    why), so the effective policy is block-all whatever was asked.
+    """
+
+    egress: bool = True
+    note: str | None = None
