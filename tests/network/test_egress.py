@@ -62,6 +62,18 @@ def test_resolv_conf_names_the_policy_resolver_and_the_ca_bundle_is_there(sandbo
     assert r.result.strip() == "bundle"
 
 
+def test_ipv6_is_off_on_eth0_and_loopback_keeps_both_families(sandbox: Any) -> None:
+    r = sandbox.process.exec("ip -6 addr show eth0; ip -6 addr show lo | grep -c 'inet6 ::1'")
+    assert r.result.strip() == "1"
+    code = (
+        "import socket\n"
+        "for fam, host in ((socket.AF_INET, '127.0.0.1'), (socket.AF_INET6, '::1')):\n"
+        "    s = socket.socket(fam); s.bind((host, 0)); s.listen(1)\n"
+        "    c = socket.create_connection((host, s.getsockname()[1])); print(host, 'ok')\n"
+    )
+    assert sandbox.process.code_run(code).result.split("\n")[:2] == ["127.0.0.1 ok", "::1 ok"]
+
+
 def test_nothing_inside_holds_cap_net_admin(sandbox: Any) -> None:
     r = sandbox.process.exec(
         "grep CapEff /proc/self/status; ip link set eth0 down 2>&1;"

@@ -2,8 +2,9 @@
 
 Three `ip` runs (~9 ms together, measured): the namespace, the pair with
 its host side addressed, and the sandbox side addressed with loopback up
-and a default route through the host. IPv6 is off inside (the namespace's
-`disable_ipv6`), so a sandbox has no address family the rules do not cover.
+and a default route through the host. IPv6 is off on both ends of the pair
+(`disable_ipv6`), so a sandbox has no address family the rules do not
+cover; its loopback keeps ::1, which programs that say "localhost" use.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def create(slot: Slot) -> None:
             f"route add default via {slot.gateway}\n"
         ))  # fmt: skip
         _disable_ipv6(slot)
+        with open(f"/proc/sys/net/ipv6/conf/{slot.host_if}/disable_ipv6", "w") as f:
+            f.write("1")
     except BaseException:
         remove(slot)
         raise
@@ -65,7 +68,7 @@ def _disable_ipv6(slot: Slot) -> None:
         try:
             setns(target)
             try:
-                for name in ("all", "default", "eth0", "lo"):
+                for name in ("default", "eth0"):
                     with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
                         f.write("1")
             finally:
