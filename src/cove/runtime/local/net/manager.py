@@ -46,15 +46,14 @@ class NetworkManager:
         self.instance = instance
         self.upstream = upstream or resolver.host_upstream()
         self._resolvers: dict[int, resolver.SandboxResolver] = {}
-        self._table_ready = False
 
     async def attach(self, sandbox_id: str, policy: NetworkPolicy) -> dict[str, Any]:
         """Namespace, pair, rules and resolver for a sandbox about to start; its state."""
+        # Claim first: another control plane drops the shared table only when
+        # no claim exists, so after ours the table is made if missing and stays.
         slot = alloc.claim(self.instance, sandbox_id)
         try:
-            if not self._table_ready:
-                await asyncio.to_thread(rules.ensure_table)
-                self._table_ready = True
+            await asyncio.to_thread(rules.ensure_table)
             await asyncio.to_thread(links.create, slot)
             await asyncio.to_thread(rules.add_sandbox, slot, policy)
             await self._serve_dns(slot, policy)
@@ -86,7 +85,6 @@ class NetworkManager:
         slot = alloc.Slot(int(net["index"]))
         if slot.index in self._resolvers or not links.exists(slot):
             return
-        self._table_ready = True  # its rules are in the table already
         await self._serve_dns(slot, policy)
 
     def rename(self, net: dict[str, Any], sandbox_id: str) -> None:
