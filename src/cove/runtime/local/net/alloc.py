@@ -14,6 +14,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,9 +45,14 @@ class Slot:
 
 
 def claim(instance: str, sandbox_id: str) -> Slot:
+    """A free index, searched from a random start: an address just released is
+    not handed straight to the next sandbox (replies to its old connections
+    may still be in flight)."""
     REGISTRY.mkdir(parents=True, exist_ok=True)
     used = {int(p.name) for p in REGISTRY.iterdir() if p.name.isdigit()}
-    for index in range(1, MAX_INDEX + 1):  # index 0 would make the gateway the network address
+    start = secrets.randbelow(MAX_INDEX)
+    for step in range(MAX_INDEX):
+        index = 1 + (start + step) % MAX_INDEX  # not 0: its gateway would be the network address
         if index in used:
             continue
         try:
