@@ -244,6 +244,7 @@ class LocalBackend(RuntimeBackend):
             cgroups=cg,
         )
         if self.net is not None:
+            await self._detach_network(handle)  # a run that died without a stop left it
             net = await self.net.attach(handle.sandbox_id, spec.network)
             handle.state["net"] = net
             launch.netns = self.net.netns_path(net)

@@ -12,6 +12,7 @@ control plane no longer knows (e.g. after a SIGKILL).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import shutil
 from typing import Any
@@ -46,21 +47,53 @@ class NetworkManager:
         self.instance = instance
         self.upstream = upstream or resolver.host_upstream()
         self._resolvers: dict[int, resolver.SandboxResolver] = {}
+        self._background: set[asyncio.Future[None]] = set()
 
     async def attach(self, sandbox_id: str, policy: NetworkPolicy) -> dict[str, Any]:
-        """Namespace, pair, rules and resolver for a sandbox about to start; its state."""
-        # Claim first: another control plane drops the shared table only when
-        # no claim exists, so after ours the table is made if missing and stays.
-        slot = alloc.claim(self.instance, sandbox_id)
+        """Namespace, pair, rules and resolver for a sandbox about to start; its state.
+
+        Shielded: a caller cancelled midway (a client that hung up, a pool
+        closing) must not leave a half-made network, or a resolver socket
+        bound to an address whose claim is gone. The attach finishes and is
+        then undone in the background.
+        """
+        task = asyncio.ensure_future(self._attach(sandbox_id, policy))
         try:
-            await asyncio.to_thread(rules.ensure_table)
-            await asyncio.to_thread(links.create, slot)
-            await asyncio.to_thread(rules.add_sandbox, slot, policy)
-            await self._serve_dns(slot, policy)
-        except BaseException:
-            await self._teardown(slot)
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(self._undo)
             raise
-        return {"index": slot.index}
+
+    def _undo(self, task: asyncio.Future[dict[str, Any]]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return  # `_attach` removed what it had made
+        undo = asyncio.ensure_future(self.detach(task.result()))
+        self._background.add(undo)
+        undo.add_done_callback(self._background.discard)
+
+    async def _attach(self, sandbox_id: str, policy: NetworkPolicy) -> dict[str, Any]:
+        for attempt in range(3):
+            # Claim first: another control plane drops the shared table only when
+            # no claim exists, so after ours the table is made if missing and stays.
+            slot = alloc.claim(self.instance, sandbox_id)
+            try:
+                await asyncio.to_thread(rules.ensure_table)
+                await asyncio.to_thread(links.create, slot)
+                await asyncio.to_thread(rules.add_sandbox, slot, policy)
+                await self._serve_dns(slot, policy)
+            except OSError as exc:
+                await self._teardown(slot)
+                # A gateway port still held (e.g. by a control plane that ran
+                # this address before and has not let go): try another address.
+                if exc.errno != errno.EADDRINUSE or attempt == 2:
+                    raise
+                log.warning("%s: DNS port of %s in use; taking another", sandbox_id, slot.gateway)
+            except BaseException:
+                await self._teardown(slot)
+                raise
+            else:
+                return {"index": slot.index}
+        raise AssertionError("unreachable")
 
     async def _serve_dns(self, slot: alloc.Slot, policy: NetworkPolicy) -> None:
         def allow(addresses: list[str], ttl: int) -> None:
@@ -85,13 +118,17 @@ class NetworkManager:
         slot = alloc.Slot(int(net["index"]))
         if slot.index in self._resolvers or not links.exists(slot):
             return
-        await self._serve_dns(slot, policy)
+        try:
+            await self._serve_dns(slot, policy)
+        except OSError as exc:  # e.g. another control plane on this data dir serves it
+            log.warning("sandbox %s: its DNS is not served here: %s", slot.netns, exc)
 
     def rename(self, net: dict[str, Any], sandbox_id: str) -> None:
         alloc.rename(alloc.Slot(int(net["index"])), self.instance, sandbox_id)
 
     async def detach(self, net: dict[str, Any]) -> None:
-        await self._teardown(alloc.Slot(int(net["index"])))
+        """Everything of the sandbox's network gone; finishes even if the caller is cancelled."""
+        await asyncio.shield(self._teardown(alloc.Slot(int(net["index"]))))
 
     async def _teardown(self, slot: alloc.Slot) -> None:
         r = self._resolvers.pop(slot.index, None)
@@ -114,6 +151,8 @@ class NetworkManager:
 
     async def close(self) -> None:
         """Stop serving DNS; drop the shared table if no control plane has sandboxes left."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         for r in self._resolvers.values():
             r.close()
         self._resolvers.clear()

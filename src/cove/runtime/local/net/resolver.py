@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from typing import cast
 
@@ -142,8 +143,16 @@ async def serve(
     gateway: str, client: str, upstream: tuple[str, int], policy: NetworkPolicy,
     allow: Callable[[list[str], int], None],
 ) -> SandboxResolver:  # fmt: skip
-    loop = asyncio.get_running_loop()
-    _, proto = await loop.create_datagram_endpoint(
-        lambda: SandboxResolver(client, upstream, policy, allow), local_addr=(gateway, 53)
-    )
+    # Bound here, not by the loop, so that a failure keeps its errno (EADDRINUSE).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((gateway, 53))
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        _, proto = await loop.create_datagram_endpoint(
+            lambda: SandboxResolver(client, upstream, policy, allow), sock=sock
+        )
+    except BaseException:
+        sock.close()
+        raise
     return proto
