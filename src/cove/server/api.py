@@ -32,7 +32,7 @@ def toolbox_url(request: Request) -> str:
     return f"{base}/toolbox"
 
 
-def render(r: SandboxRecord, request: Request, egress: bool = True) -> dict[str, Any]:
+def render(r: SandboxRecord, request: Request, egress: bool) -> dict[str, Any]:
     """The Sandbox JSON; `egress` False: this server gives sandboxes loopback only."""
     sp = r.spec
     net = sp.network

@@ -102,6 +102,9 @@ class ControlRoutes:
         self.sampler = sampler
         self.limit = limit
 
+    def _render(self, r: SandboxRecord, request: Request) -> dict[str, Any]:
+        return render(r, request, egress=self.service.network_note() is None)
+
     def routes(self) -> list[Route]:
         """Mounted under /api."""
         ref = "/sandbox/{ref}"
@@ -154,7 +157,7 @@ class ControlRoutes:
             def change(r: SandboxRecord) -> None:
                 setattr(r.spec, field, value)
 
-            return JSONResponse(render(await self._update(request, change), request))
+            return JSONResponse(self._render(await self._update(request, change), request))
 
         return set_interval
 
@@ -166,7 +169,7 @@ class ControlRoutes:
         def change(r: SandboxRecord) -> None:
             r.spec.destroy_at = deadline
 
-        return JSONResponse(render(await self._update(request, change), request))
+        return JSONResponse(self._render(await self._update(request, change), request))
 
     async def refresh_activity(self, request: Request) -> Response:
         r = self.service.get(_owner(request), request.path_params["ref"])
@@ -206,7 +209,7 @@ class ControlRoutes:
             # A stopped sandbox gets the new sizes at its next start.
             sp.cpu, sp.memory, sp.disk = cpu, memory, disk
             self.service.store.save_spec(r)
-        return JSONResponse(render(r, request))
+        return JSONResponse(self._render(r, request))
 
     # -- metrics ------------------------------------------------------------------------
 
