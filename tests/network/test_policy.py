@@ -171,3 +171,18 @@ def test_a_malformed_update_is_a_400_and_changes_nothing(
         assert got["domainAllowList"] == []
     finally:
         netdaytona.delete(sb)
+
+
+def test_an_update_while_stopped_is_in_force_at_the_next_start(
+    netdaytona: Any, internet: FakeInternet
+) -> None:
+    a, b, _ = internet.addresses
+    sb = netdaytona.create()
+    try:
+        sb.stop()
+        sb.update_network_settings(network_allow_list=f"{b}/32")
+        sb.start()
+        assert probe(sb, f"{a}:80") == {f"{a}:80": "refused"}
+        assert fetch(sb, f"http://{b}/hello") == hello(b)
+    finally:
+        netdaytona.delete(sb)
