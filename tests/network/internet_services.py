@@ -6,8 +6,9 @@ Standard library only. Serves, on every address of the namespace:
   - HTTP :80   GET /hello -> "hello from ADDR" (the address the client reached);
                /simple/... and /packages/... -> a package index from STATE_DIR/index;
                /git/REPO/... -> `git http-backend` over STATE_DIR/git (no auth)
-  - DNS  :53   A records from STATE_DIR/zone.json ({"name": ["addr", ...], "_ttl": N}),
-               re-read on every query so a test can move a name; NXDOMAIN otherwise
+  - DNS  :53   UDP and TCP: A records from STATE_DIR/zone.json
+               ({"name": ["addr", ...], "_ttl": N}), re-read on every query so a
+               test can move a name; NXDOMAIN otherwise
   - TCP  :5001 a sink: reads to EOF, answers the byte count (throughput)
 Prints "ready" once every socket is bound.
 """
@@ -116,6 +117,14 @@ def serve_dns(sock: socket.socket) -> None:
             print("dns:", exc, file=sys.stderr)
 
 
+class DnsTcp(socketserver.BaseRequestHandler):
+    def handle(self):
+        while head := self.request.recv(2):
+            query = self.request.recv(int.from_bytes(head, "big"), socket.MSG_WAITALL)
+            answer = dns_answer(query)
+            self.request.sendall(len(answer).to_bytes(2, "big") + answer)
+
+
 class Sink(socketserver.BaseRequestHandler):
     def handle(self):
         total = 0
@@ -134,6 +143,8 @@ def main() -> None:
     dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     dns.bind(("0.0.0.0", 53))
     sink = TCPServer(("0.0.0.0", 5001), Sink)
+    dns_tcp = TCPServer(("0.0.0.0", 53), DnsTcp)
+    threading.Thread(target=dns_tcp.serve_forever, daemon=True).start()
     threading.Thread(target=http_server.serve_forever, daemon=True).start()
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     threading.Thread(target=serve_dns, args=(dns,), daemon=True).start()

@@ -186,3 +186,35 @@ def test_an_update_while_stopped_is_in_force_at_the_next_start(
         assert fetch(sb, f"http://{b}/hello") == hello(b)
     finally:
         netdaytona.delete(sb)
+
+
+TCP_LOOKUP = r"""
+import socket, struct, sys
+name = sys.argv[1]
+server = open("/etc/resolv.conf").read().split()[1]
+q = b"".join(bytes([len(x)]) + x.encode() for x in name.split(".")) + b"\0"
+msg = struct.pack("!HHHHHH", 7, 0x0100, 1, 0, 0, 0) + q + struct.pack("!HH", 1, 1)
+s = socket.create_connection((server, 53), timeout=5)
+s.sendall(len(msg).to_bytes(2, "big") + msg)
+size = int.from_bytes(s.recv(2, socket.MSG_WAITALL), "big")
+answer = s.recv(size, socket.MSG_WAITALL)
+rcode, count = answer[3] & 15, struct.unpack_from("!H", answer, 6)[0]
+print(rcode, socket.inet_ntoa(answer[-4:]) if count else "-")
+"""
+
+
+def test_dns_over_tcp_is_served_under_the_same_policy(
+    netdaytona: Any, internet: FakeInternet
+) -> None:
+    b, c = internet.addresses[1], internet.addresses[2]
+    internet.set_zone({"tcp.lookup.test": [c], "not.listed.test": [b]})
+    sb = create(netdaytona, domain_allow_list="tcp.lookup.test")
+    try:
+        sb.fs.upload_file(TCP_LOOKUP.encode(), "/tmp/lookup.py")
+        r = sb.process.exec("python3 /tmp/lookup.py tcp.lookup.test")
+        assert r.result.strip() == f"0 {c}"
+        assert fetch(sb, f"http://{c}/hello") == hello(c)  # opened by the TCP answer
+        r = sb.process.exec("python3 /tmp/lookup.py not.listed.test")
+        assert r.result.strip() == "5 -"  # REFUSED
+    finally:
+        netdaytona.delete(sb)

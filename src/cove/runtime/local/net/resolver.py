@@ -9,8 +9,9 @@ allowed, and a name whose addresses change keeps working. Names outside the
 list get REFUSED. AAAA questions get an empty answer, since sandboxes have
 no IPv6: clients go straight to IPv4 instead of timing out.
 
-DNS over TCP is not served (large answers come truncated); the sandbox can
-reach no other resolver under a restrictive policy.
+UDP and TCP are both served (a client retries over TCP when an answer came
+truncated); under a restrictive policy the sandbox can reach no other
+resolver.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ log = logging.getLogger("cove.runtime.net")
 UPSTREAM_TIMEOUT = 4.0
 TTL_GRACE = 10  # seconds an address stays open past its answer's TTL
 TTL_MAX = 3600
+TCP_IDLE = 10.0  # seconds a TCP client may wait between queries
 
 
 def host_upstream(resolv_conf: str = "/etc/resolv.conf") -> tuple[str, int]:
@@ -80,6 +82,7 @@ class SandboxResolver(asyncio.DatagramProtocol):
         self.policy = policy
         self.allow = allow
         self.transport: asyncio.DatagramTransport | None = None
+        self.tcp_server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -104,7 +107,7 @@ class SandboxResolver(asyncio.DatagramProtocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(out, addr)
 
-    async def _resolve(self, query: bytes) -> bytes:
+    async def _resolve(self, query: bytes, tcp: bool = False) -> bytes:
         q = dnsmsg.question(query)
         p = self.policy
         if p.network_block_all or (
@@ -113,7 +116,7 @@ class SandboxResolver(asyncio.DatagramProtocol):
             return dnsmsg.reply(query, dnsmsg.RCODE_REFUSED)
         if q.qtype == dnsmsg.TYPE_AAAA:
             return dnsmsg.reply(query, 0)
-        answer = await self._forward(query)
+        answer = await (self._forward_tcp(query) if tcp else self._forward(query))
         if p.restricted:
             records = dnsmsg.a_records(answer)
             if records:
@@ -132,9 +135,45 @@ class SandboxResolver(asyncio.DatagramProtocol):
         finally:
             transport.close()
 
+    async def _forward_tcp(self, query: bytes) -> bytes:
+        """Over TCP (RFC 1035 4.2.2: a 2-byte length before each message)."""
+        try:
+            async with asyncio.timeout(UPSTREAM_TIMEOUT):
+                reader, writer = await asyncio.open_connection(*self.upstream)
+                try:
+                    writer.write(len(query).to_bytes(2, "big") + query)
+                    size = int.from_bytes(await reader.readexactly(2), "big")
+                    return await reader.readexactly(size)
+                finally:
+                    writer.close()
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
+            return dnsmsg.reply(query, dnsmsg.RCODE_SERVFAIL)
+
+    async def serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One TCP client (clients retry here when a UDP answer came truncated)."""
+        try:
+            if writer.get_extra_info("peername")[0] != self.client:
+                return
+            while True:
+                async with asyncio.timeout(TCP_IDLE):
+                    size = int.from_bytes(await reader.readexactly(2), "big")
+                    query = await reader.readexactly(size)
+                try:
+                    out = await self._resolve(query, tcp=True)
+                except dnsmsg.DnsError:
+                    return
+                writer.write(len(out).to_bytes(2, "big") + out)
+                await writer.drain()
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
+            pass  # the client went, or idled past TCP_IDLE
+        finally:
+            writer.close()
+
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+        if self.tcp_server is not None:
+            self.tcp_server.close()
         for task in self._tasks:
             task.cancel()
 
@@ -143,16 +182,25 @@ async def serve(
     gateway: str, client: str, upstream: tuple[str, int], policy: NetworkPolicy,
     allow: Callable[[list[str], int], None],
 ) -> SandboxResolver:  # fmt: skip
+    """UDP and TCP port 53 on `gateway`, for `client` only."""
     # Bound here, not by the loop, so that a failure keeps its errno (EADDRINUSE).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    resolver: SandboxResolver | None = None
     try:
-        sock.bind((gateway, 53))
-        sock.setblocking(False)
+        udp.bind((gateway, 53))
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAITs
+        tcp.bind((gateway, 53))
+        udp.setblocking(False)
         loop = asyncio.get_running_loop()
-        _, proto = await loop.create_datagram_endpoint(
-            lambda: SandboxResolver(client, upstream, policy, allow), sock=sock
+        _, resolver = await loop.create_datagram_endpoint(
+            lambda: SandboxResolver(client, upstream, policy, allow), sock=udp
         )
+        resolver.tcp_server = await asyncio.start_server(resolver.serve_tcp, sock=tcp)
     except BaseException:
-        sock.close()
+        if resolver is not None:
+            resolver.close()
+        udp.close()
+        tcp.close()
         raise
-    return proto
+    return resolver

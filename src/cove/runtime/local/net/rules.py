@@ -63,7 +63,7 @@ table {TABLE} {{
   }}
   chain input_hook {{
     type filter hook input priority filter - 1; policy accept;
-    iifname {IFACES} meta nfproto ipv4 udp dport 53 ip daddr {SANDBOX_NET} accept
+    iifname {IFACES} ip daddr {SANDBOX_NET} meta l4proto {{ tcp, udp }} th dport 53 accept
     iifname {IFACES} goto refuse
   }}
   chain nat_hook {{
