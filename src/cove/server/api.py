@@ -70,6 +70,11 @@ def render(r: SandboxRecord, request: Request, egress: bool) -> dict[str, Any]:
     ).to_wire()
 
 
+def sandbox_json(service: SandboxService, r: SandboxRecord, request: Request) -> dict[str, Any]:
+    """The Sandbox JSON, with the egress actually in force on this server."""
+    return render(r, request, egress=service.network_note() is None)
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused past `limit` bytes without reading it all."""
     declared = request.headers.get("content-length")
@@ -215,7 +220,7 @@ class SandboxRoutes:
         return JSONResponse(settings.to_wire())
 
     def _render(self, r: SandboxRecord, request: Request) -> dict[str, Any]:
-        return render(r, request, egress=self.service.network_note() is None)
+        return sandbox_json(self.service, r, request)
 
     async def proxy_url(self, request: Request) -> Response:
         self.service.get(owner(request), request.path_params["ref"])

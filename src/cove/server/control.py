@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cove.server.api import read_json, render, toolbox_url
+from cove.server.api import read_json, sandbox_json, toolbox_url
 from cove.server.metrics import MetricsSampler, iso, parse_iso
 from cove.server.records import SandboxRecord, SandboxState
 from cove.server.sandboxes import SandboxService
@@ -103,7 +103,7 @@ class ControlRoutes:
         self.limit = limit
 
     def _render(self, r: SandboxRecord, request: Request) -> dict[str, Any]:
-        return render(r, request, egress=self.service.network_note() is None)
+        return sandbox_json(self.service, r, request)
 
     def routes(self) -> list[Route]:
         """Mounted under /api."""

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cove.server.api import owner, render
+from cove.server.api import owner, sandbox_json
 from cove.server.preview.access import PreviewAccess
 from cove.server.preview.address import parse_port
 from cove.server.sandboxes import SandboxService
@@ -80,4 +80,4 @@ class PreviewRoutes:
         if flag not in ("true", "false"):
             raise BadRequest(f"isPublic must be true or false, got {flag!r}")
         record = self.service.set_public(owner(request), request.path_params["ref"], flag == "true")
-        return JSONResponse(render(record, request))
+        return JSONResponse(sandbox_json(self.service, record, request))
