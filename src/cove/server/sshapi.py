@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cove.server.api import owner, render
+from cove.server.api import owner, sandbox_json
 from cove.server.sshaccess import SshAccessService, parse_minutes
 from cove.wire.errors import BadRequest
 
@@ -44,4 +44,4 @@ class SshAccessRoutes:
         # has no organizations, and reads the header as the token it means.
         token = request.query_params.get("token") or request.headers.get(ORG_HEADER) or None
         record = self.access.revoke(owner(request), request.path_params["ref"], token)
-        return JSONResponse(render(record, request))
+        return JSONResponse(sandbox_json(self.access.sandboxes, record, request))
