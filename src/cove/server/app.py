@@ -18,6 +18,8 @@ from cove.runtime import make_backend
 from cove.server.api import SandboxRoutes
 from cove.server.auth import AuthMiddleware, KeyRing, load_or_generate_key
 from cove.server.control import ControlRoutes
+from cove.server.dashboard.routes import STATIC_PREFIX, DashboardRoutes
+from cove.server.dashboard.sessions import SessionBook
 from cove.server.errors import error_response, handle_cove_error, handle_unexpected
 from cove.server.images import apply_build_info
 from cove.server.memory import IdleTrim
@@ -56,11 +58,12 @@ class Server:
     prometheus: PrometheusMetrics
     previews: Previews
     ssh_access: SshAccessService
+    sessions: SessionBook  # the dashboard's signed-in browsers
     ssh: SshServer | None = None  # with `ssh_port` set
 
     def uvicorn_ws(self) -> type[asyncio.Protocol]:
         """uvicorn's `ws=`: toolbox and preview WebSockets relayed as bytes (see `wsfront`)."""
-        return uvicorn_ws_protocol(self.keys, self.service, self.previews)
+        return uvicorn_ws_protocol(self.keys, self.service, self.previews, self.sessions)
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -100,9 +103,10 @@ def build_server(settings: Settings) -> Server:
         ssh = SshServer(
             ssh_access, service, proxy.clients, settings.host, settings.ssh_port, settings.data_dir
         )
+    ring = KeyRing(store, keys)
     return Server(
-        settings, store, service, proxy, keys, generated, KeyRing(store, keys), sampler,
-        prometheus, previews, ssh_access, ssh,
+        settings, store, service, proxy, keys, generated, ring, sampler,
+        prometheus, previews, ssh_access, SessionBook(ring), ssh,
     )  # fmt: skip
 
 
@@ -131,7 +135,9 @@ def build_app(server: Server) -> Starlette:
 
     limit = server.settings.max_request_bytes
     control = ControlRoutes(server.service, server.sampler, limit)
+    dashboard = DashboardRoutes(server.sessions)
     routes = [
+        *dashboard.routes(),
         Route("/health", health),
         Route("/metrics", server.prometheus.endpoint),
         Route("/api/openapi.json", openapi_endpoint),  # before the /api mount
@@ -158,7 +164,13 @@ def build_app(server: Server) -> Starlette:
         },
     )
     app.add_middleware(IdleTrim)
-    app.add_middleware(AuthMiddleware, keys=server.keys, open_paths=("/health",))
+    app.add_middleware(
+        AuthMiddleware,
+        keys=server.keys,
+        open_paths=("/health", *dashboard.open_paths()),
+        open_prefixes=(STATIC_PREFIX,),
+        sessions=server.sessions,
+    )
     app.add_middleware(RequestMetrics, metrics=server.prometheus)
     app.add_middleware(PreviewFront, previews=server.previews)  # outermost: its own credential
     return app

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cove.server.dashboard.sessions import SessionBook, request_owner
 from cove.server.errors import reject
 from cove.server.store import Store
-from cove.wire.errors import AuthError
+from cove.wire.errors import AuthError, CoveError
 
 KEY_FILE = "api-key"
 
@@ -57,31 +58,48 @@ class KeyRing:
                 return digest
         raise AuthError("invalid API key")
 
+    def accepts(self, owner: str) -> bool:
+        """Whether the key hashed as `owner` is still configured (sessions end with their key)."""
+        return owner in self._accepted
+
 
 class AuthMiddleware:
     """Every request and WebSocket outside `open_paths` (exact paths, not
-    prefixes: a later `/health-details` must not be open by accident) carries a
-    valid key.
+    prefixes: a later `/health-details` must not be open by accident) and
+    `open_prefixes` carries a valid key, or a dashboard session cookie (see
+    `dashboard.sessions`: CSRF token on unsafe methods).
 
     The owner (the key's hash) goes into the scope's state for the routes;
     a bad key is answered here, before any route runs.
     """
 
-    def __init__(self, app: ASGIApp, keys: KeyRing, open_paths: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        keys: KeyRing,
+        open_paths: tuple[str, ...] = (),
+        open_prefixes: tuple[str, ...] = (),
+        sessions: SessionBook | None = None,
+    ) -> None:
         self.app = app
         self.keys = keys
         self.open_paths = open_paths
+        self.open_prefixes = open_prefixes  # the dashboard's static files only
+        self.sessions = sessions  # the dashboard's session cookies stand for a key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and scope["path"] not in self.open_paths:
-            header = None
-            for name, value in scope["headers"]:
-                if name == b"authorization":
-                    header = value.decode("latin-1")
-                    break
+        path = scope.get("path", "")
+        if (
+            scope["type"] in ("http", "websocket")
+            and path not in self.open_paths
+            and not path.startswith(self.open_prefixes)
+        ):
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            websocket = scope["type"] == "websocket"
+            method = "GET" if websocket else scope["method"]
             try:
-                owner = self.keys.owner_of(header)
-            except AuthError as err:
+                owner = request_owner(self.keys, self.sessions, headers, method, websocket)
+            except CoveError as err:  # AuthError, or AccessDenied (CSRF, Origin)
                 await reject(scope, receive, send, err)
                 return
             scope.setdefault("state", {})["owner"] = owner

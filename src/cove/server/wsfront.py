@@ -10,7 +10,8 @@ API key), then goes through the agent's tunnel to the sandbox port: the
 tunnel's 101 first, then the app's own answer to the upgrade, which is
 treated as the agent's is below (the app's agreed compression kept).
 
-For a toolbox upgrade it checks the API key and the sandbox, opens the
+For a toolbox upgrade it checks the API key (or a dashboard session cookie
+with this server's Origin) and the sandbox, opens the
 agent's unix socket, replays the upgrade request there (only the headers the
 agent needs: never the client's key), and reads the agent's answer:
 
@@ -44,6 +45,7 @@ from typing import Any, cast
 from urllib.parse import unquote
 
 from cove.server.auth import KeyRing
+from cove.server.dashboard.sessions import SessionBook, request_owner
 from cove.server.preview.address import Address
 from cove.server.preview.front import Previews
 from cove.server.preview.upstream import request_head as preview_request_head
@@ -62,7 +64,10 @@ LINGER = 2.0  # seconds a closing client may still send (see `ToolboxFront._ling
 
 
 def uvicorn_ws_protocol(
-    keys: KeyRing, service: SandboxService, previews: Previews | None = None
+    keys: KeyRing,
+    service: SandboxService,
+    previews: Previews | None = None,
+    sessions: SessionBook | None = None,
 ) -> type[asyncio.Protocol]:
     """The class to give uvicorn as `ws=`: this front, bound to one control plane."""
     fallback = _uvicorn_default()
@@ -71,7 +76,7 @@ def uvicorn_ws_protocol(
         pass
 
     BoundFront.keys, BoundFront.service, BoundFront.fallback = keys, service, fallback
-    BoundFront.previews = previews
+    BoundFront.previews, BoundFront.sessions = previews, sessions
     return BoundFront
 
 
@@ -95,6 +100,7 @@ class ToolboxFront(asyncio.Protocol):
     service: SandboxService
     fallback: type[asyncio.Protocol]
     previews: Previews | None = None
+    sessions: SessionBook | None = None  # the dashboard's terminal comes with a cookie
 
     def __init__(self, config: Any, server_state: Any, app_state: Any, _loop: Any = None) -> None:
         self._uvicorn = (config, server_state, app_state)
@@ -194,7 +200,7 @@ class ToolboxFront(asyncio.Protocol):
         assert self.client is not None
         self.client.pause_reading()  # until the agent has answered
         try:
-            self.owner = self.keys.owner_of(headers.get("authorization"))
+            self.owner = request_owner(self.keys, self.sessions, headers, "GET", websocket=True)
             if not headers.get("sec-websocket-key") or headers.get("sec-websocket-version") != "13":
                 raise BadRequest("a WebSocket upgrade needs Sec-WebSocket-Key and version 13")
             self.sid = unquote(sid)

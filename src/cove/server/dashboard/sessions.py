@@ -1,0 +1,127 @@
+"""Browser sessions: an opaque cookie mapped, on the server, to the hash of an API key.
+
+The key itself is sent once (at sign-in) and never stored: not in the browser
+(the cookie holds a random id, HttpOnly, SameSite=Strict) and not here (only
+its SHA-256, which is what owns sandboxes). Each session has its own CSRF
+token, which the page sends back in `X-CSRF-Token` on every state-changing
+request; a request authorised by the cookie alone cannot change anything.
+
+Sessions live in memory: a control-plane restart signs everyone out, which
+is the safe direction to fail in.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from cove.wire.errors import AccessDenied, AuthError
+
+if TYPE_CHECKING:  # auth imports this module to accept session cookies
+    from cove.server.auth import KeyRing
+
+COOKIE = "cove_session"
+CSRF_HEADER = "x-csrf-token"
+LIFETIME = 12 * 3600.0  # seconds a session lasts from sign-in
+MAX_SESSIONS = 10_000  # oldest dropped past this: sign-in cannot grow memory without bound
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+@dataclass
+class Session:
+    owner: str  # the key's hash
+    csrf: str
+    expires: float
+
+
+class SessionBook:
+    def __init__(self, keys: KeyRing, lifetime: float = LIFETIME) -> None:
+        self.keys = keys
+        self.lifetime = lifetime
+        self._sessions: dict[str, Session] = {}
+
+    def sign_in(self, key: str) -> tuple[str, Session]:
+        """A new session for a valid key: (cookie value, session). AuthError otherwise."""
+        owner = self.keys.owner_of(f"Bearer {key.strip()}")
+        self._expire()
+        while len(self._sessions) >= MAX_SESSIONS:
+            del self._sessions[next(iter(self._sessions))]
+        sid = secrets.token_urlsafe(32)
+        session = Session(owner, secrets.token_urlsafe(32), time.time() + self.lifetime)
+        self._sessions[sid] = session
+        return sid, session
+
+    def sign_out(self, sid: str) -> None:
+        self._sessions.pop(sid, None)
+
+    def get(self, sid: str | None) -> Session | None:
+        """The live session for a cookie value, if any (a removed key ends its sessions)."""
+        if not sid:
+            return None
+        session = self._sessions.get(sid)
+        if session is None:
+            return None
+        if session.expires < time.time() or not self.keys.accepts(session.owner):
+            self._sessions.pop(sid, None)
+            return None
+        return session
+
+    def authorize(self, headers: dict[str, str], method: str, websocket: bool) -> str:
+        """The owner for a request carrying the session cookie, or an error naming why not.
+
+        `headers` has lower-case names. Unsafe methods need the session's CSRF
+        token; a WebSocket needs an Origin of this very server (browsers send
+        cookies on cross-site WebSocket handshakes, and cannot set headers there).
+        """
+        session = self.get(cookie_value(headers.get("cookie", ""), COOKIE))
+        if session is None:
+            raise AuthError("not signed in, or the session has expired: sign in again")
+        if websocket:
+            if not same_origin(headers.get("origin", ""), headers.get("host", "")):
+                raise AccessDenied("a dashboard WebSocket must come from the dashboard's origin")
+        elif method.upper() not in SAFE_METHODS:
+            token = headers.get(CSRF_HEADER, "")
+            if not token or not hmac.compare_digest(token, session.csrf):
+                raise AccessDenied(f"missing or wrong CSRF token (header '{CSRF_HEADER}')")
+            origin = headers.get("origin")
+            if origin and not same_origin(origin, headers.get("host", "")):
+                raise AccessDenied("cross-origin request refused")
+        return session.owner
+
+    def _expire(self) -> None:
+        now = time.time()
+        for sid in [s for s, v in self._sessions.items() if v.expires < now]:
+            del self._sessions[sid]
+
+
+def request_owner(
+    keys: KeyRing, sessions: SessionBook | None, headers: dict[str, str], method: str,
+    websocket: bool = False,
+) -> str:  # fmt: skip
+    """Who sends a request: its API key, else (no Authorization at all) its session cookie."""
+    if (
+        sessions is not None
+        and "authorization" not in headers
+        and cookie_value(headers.get("cookie", ""), COOKIE) is not None
+    ):
+        return sessions.authorize(headers, method, websocket)
+    return keys.owner_of(headers.get("authorization"))
+
+
+def cookie_value(header: str, name: str) -> str | None:
+    for part in header.split(";"):
+        k, _, v = part.strip().partition("=")
+        if k == name:
+            return v
+    return None
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """Whether `Origin` names the host the request was sent to (scheme aside)."""
+    if not origin or not host:
+        return False
+    return urlsplit(origin).netloc.lower() == host.lower()
