@@ -61,8 +61,10 @@ def test_wrong_key_and_foreign_origin_refused(
     server: ServerProcess, browser_like: httpx.Client
 ) -> None:
     r = browser_like.post("/dash/login", data={"key": "not-a-key"})
-    assert r.status_code == 401 and "not valid" in r.text and "cove_session" not in r.headers.get(
-        "set-cookie", ""
+    assert (
+        r.status_code == 401
+        and "not valid" in r.text
+        and "cove_session" not in r.headers.get("set-cookie", "")
     )
     r = browser_like.post(
         "/dash/login", data={"key": server.key}, headers={"Origin": "http://evil.example"}
