@@ -8,6 +8,7 @@ const STATES = ["", "started", "starting", "stopped", "stopping", "error", "dest
 export function renderList(root) {
   let timer = null;
   let gone = false;
+  const readings = new Map(); // id -> last reading, so a redraw does not blank the columns
   const labelFilter = el("input", { id: "filter-label", placeholder: "label: key=value" });
   const stateFilter = el("select", { id: "filter-state" },
     STATES.map((s) => el("option", { value: s }, s || "any state")));
@@ -36,7 +37,7 @@ export function renderList(root) {
       if (gone) return;
       count.textContent = `(${list.total})`;
       const items = list.items.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
-      rows.replaceChildren(...items.map((sb) => row(sb, root, refresh)));
+      rows.replaceChildren(...items.map((sb) => row(sb, root, refresh, readings.get(sb.id))));
       await liveMetrics(items.filter((sb) => sb.state === "started").slice(0, METRICS_AT_MOST));
     } catch (err) {
       flash(root, err);
@@ -48,10 +49,9 @@ export function renderList(root) {
     await Promise.all(started.map(async (sb) => {
       try {
         const m = await call("GET", `/toolbox/${encodeURIComponent(sb.id)}/system/metrics`);
+        readings.set(sb.id, m);
         const tr = rows.querySelector(`tr[data-id="${CSS.escape(sb.id)}"]`);
-        if (!tr) return;
-        tr.querySelector(".cpu-now").textContent = `${m.cpuUsedPct.toFixed(1)}%`;
-        tr.querySelector(".mem-now").textContent = bytes(m.memUsed);
+        if (tr) showReading(tr, m);
       } catch { /* stopped meanwhile: the next poll shows it */ }
     }));
   }
@@ -60,7 +60,12 @@ export function renderList(root) {
   return () => { gone = true; clearTimeout(timer); };
 }
 
-function row(sb, root, refresh) {
+function showReading(tr, m) {
+  tr.querySelector(".cpu-now").textContent = `${m.cpuUsedPct.toFixed(1)}%`;
+  tr.querySelector(".mem-now").textContent = bytes(m.memUsed);
+}
+
+function row(sb, root, refresh, reading) {
   const id = encodeURIComponent(sb.id);
   const act = (label, method, path) => el("button", {
     class: `act-${label}`,
@@ -71,7 +76,7 @@ function row(sb, root, refresh) {
     },
   }, label);
   const labels = Object.entries(sb.labels || {}).map(([k, v]) => el("span", { class: "label" }, `${k}=${v}`));
-  return el("tr", { dataset: { id: sb.id, state: sb.state } },
+  const tr = el("tr", { dataset: { id: sb.id, state: sb.state } },
     el("td", {}, el("a", { href: `#/sandbox/${id}`, class: "sandbox-link" }, sb.name || sb.id)),
     el("td", { class: `state state-${sb.state}` }, sb.state),
     el("td", { class: "labels" }, labels),
@@ -86,6 +91,8 @@ function row(sb, root, refresh) {
       sb.state === "started" ? act("stop", "POST", `/api/sandbox/${id}/stop`) : null,
       act("delete", "DELETE", `/api/sandbox/${id}`)),
   );
+  if (reading && sb.state === "started") showReading(tr, reading);
+  return tr;
 }
 
 function createForm(root, refresh) {

@@ -36,7 +36,7 @@ export function renderSandbox(root, sid) {
         try { await call(method, path); } catch (err) { flash(root, err); }
         if (label === "delete") location.hash = "#/"; else refresh();
       } }, label);
-      head.replaceChildren(
+      head.replaceChildren(...[
         el("h1", {}, sb.name || sb.id, " ", el("span", { class: `state state-${sb.state}`, id: "sandbox-state" }, sb.state)),
         el("p", {}, `${sb.cpu} CPU · ${sb.memory} GiB memory · ${sb.disk} GiB disk · id ${sb.id}`),
         el("p", { class: "labels" }, Object.entries(sb.labels || {}).map(([k, v]) => el("span", { class: "label" }, `${k}=${v}`))),
@@ -44,7 +44,7 @@ export function renderSandbox(root, sid) {
         el("p", { class: "actions" },
           sb.state === "started" ? act("stop", "POST", `/api/sandbox/${id}/stop`) : act("start", "POST", `/api/sandbox/${id}/start`),
           act("delete", "DELETE", `/api/sandbox/${id}`)),
-      );
+      ].filter(Boolean)); // replaceChildren would show a null as the text "null"
     } catch (err) { flash(root, err); }
     if (!gone) timer = setTimeout(refresh, 3000);
   }

@@ -1,0 +1,195 @@
+"""The dashboard in a real browser: headless Debian chromium over the DevTools protocol
+against a real server. Signs in, creates a sandbox from the form, types into the
+terminal and reads the answer off the screen, follows a command's log while it runs,
+uploads a file, opens a preview link, checks that sandbox output and labels that look
+like HTML stay text and that another key's sandbox is absent, and signs out.
+Screenshots of each page land in build/test-artifacts/."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.cdp import Browser, chromium
+from tests.e2e.test_preview import PORT, start_app
+from tests.serverproc import ServerProcess
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
+INJECTION = "<img src=x onerror=alert(1)><script>window.pwned=1</script>"
+
+pytestmark = pytest.mark.skipif(chromium() is None, reason="Debian's chromium is not installed")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    binary = chromium()
+    assert binary is not None
+    b = Browser(binary)
+    try:
+        b.send("Emulation.setDeviceMetricsOverride", width=1280, height=860,
+               deviceScaleFactor=1, mobile=False)  # fmt: skip
+        yield b
+    finally:
+        b.close()
+
+
+def wait_for(browser: Browser, condition: str, timeout_ms: int = 30000) -> Any:
+    """The page's value of `condition` (a JS expression) once truthy, within a deadline."""
+    return browser.evaluate(f"""
+new Promise((resolve, reject) => {{
+  const end = Date.now() + {timeout_ms};
+  const check = () => {{
+    let v = null;
+    try {{ v = ({condition}); }} catch (e) {{ v = null; }}
+    if (v) return resolve(v);
+    if (Date.now() > end) return reject(new Error("timed out waiting for: " + {json.dumps(condition)}));
+    setTimeout(check, 50);
+  }};
+  check();
+}})""")
+
+
+def navigating(browser: Browser, script: str) -> None:
+    """Runs `script` (which submits a form or follows a link) and waits for the new page."""
+    browser.send("Page.enable")
+    browser.events.clear()
+    browser.evaluate(script)
+    browser.wait_event("Page.loadEventFired")
+
+
+def set_value(browser: Browser, selector: str, value: str) -> None:
+    browser.evaluate(f"document.querySelector({json.dumps(selector)}).value = {json.dumps(value)}")
+
+
+def change(browser: Browser, selector: str, value: str) -> None:
+    """Sets a field as a person would: the value, then its change event."""
+    set_value(browser, selector, value)
+    browser.evaluate(
+        f"document.querySelector({json.dumps(selector)}).dispatchEvent(new Event('change'))"
+    )
+
+
+def click(browser: Browser, selector: str) -> None:
+    browser.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
+
+
+def press_enter(browser: Browser) -> None:
+    for kind in ("keyDown", "keyUp"):
+        browser.send("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter",
+                     windowsVirtualKeyCode=13, text="\r" if kind == "keyDown" else "")  # fmt: skip
+
+
+@pytest.mark.timeout(240)
+def test_dashboard_in_a_browser(
+    browser: Browser, server: ServerProcess, daytona: Any, other_daytona: Any
+) -> None:
+    theirs = other_daytona.create()
+    name = f"dash-{secrets.token_hex(3)}"
+    try:
+        browser.navigate(server.url + "/")
+        assert wait_for(browser, "!!document.getElementById('key')")
+        browser.screenshot(ARTIFACTS / "dashboard-sign-in.png")
+        set_value(browser, "#key", server.key)
+        navigating(browser, "document.querySelector('form.signin').submit()")
+        assert browser.evaluate("document.cookie") == ""  # HttpOnly: no script can read it
+        assert browser.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage)") \
+            == "{}{}"  # fmt: skip
+        wait_for(browser, "document.getElementById('sandbox-count').textContent")
+
+        # Create from the form, with a label that looks like markup.
+        set_value(browser, "#new-name", name)
+        set_value(browser, "#new-labels", f"owner=dash\nnote={INJECTION}")
+        set_value(browser, "#new-env", "GREETING=hi")
+        click(browser, "#create")
+        row = f"[...document.querySelectorAll('#sandbox-rows tr')].find(r => r.textContent.includes('{name}'))"
+        wait_for(browser, f"{row} && {row}.dataset.state === 'started'", 60000)
+        sid = browser.evaluate(f"{row}.dataset.id")
+        labels = browser.evaluate(f"{row}.querySelector('.labels').textContent")
+        assert INJECTION in labels  # shown as the characters it is
+        assert browser.evaluate("document.querySelector('#sandbox-rows img, #sandbox-rows script')") is None
+        # Live metrics fill in for a started sandbox.
+        wait_for(browser, f"{row}.querySelector('.cpu-now').textContent.endsWith('%')")
+        # The other key's sandbox is not on the page.
+        assert theirs.id not in browser.evaluate("document.body.innerText")
+        assert browser.evaluate("document.querySelectorAll('#sandbox-rows tr').length") >= 1
+        # The state filter: `stopped` hides it, `any` brings it back.
+        change(browser, "#filter-state", "stopped")
+        wait_for(browser, f"!({row})")
+        change(browser, "#filter-state", "started")
+        change(browser, "#filter-label", "owner=dash")
+        wait_for(browser, f"{row} && document.querySelectorAll('#sandbox-rows tr').length === 1")
+        wait_for(browser, f"{row}.querySelector('.mem-now').textContent.endsWith('B')")
+        browser.screenshot(ARTIFACTS / "dashboard-list.png")
+
+        # One sandbox: the terminal answers what is typed.
+        browser.evaluate(f"location.hash = '#/sandbox/{sid}'")
+        wait_for(browser, "document.querySelector('.terminal[data-connected=true]')")
+        browser.send("Input.insertText", text="echo $((6*7)) $GREETING")
+        press_enter(browser)
+        screen = "document.querySelector('.terminal:not([hidden]) .xterm-rows').innerText"
+        wait_for(browser, f"{screen}.split('\\n').some(l => l.trim() === '42 hi')")
+        browser.screenshot(ARTIFACTS / "dashboard-terminal.png")
+        # A second terminal tab is a second shell.
+        click(browser, "#new-terminal")
+        wait_for(browser, "document.querySelectorAll('.terminal[data-connected=true]').length === 2")
+
+        # A command's log, followed while it runs: stdout and stderr apart, markup as text.
+        click(browser, "#tab-commands")
+        command = ("for i in 1 2 3; do echo out-$i; echo err-$i >&2; sleep 0.4; done; "
+                   f"echo '{INJECTION}'")  # fmt: skip
+        set_value(browser, "#command-input", command)
+        browser.evaluate("document.getElementById('command-form').requestSubmit()")
+        wait_for(browser, "document.getElementById('log-stdout').textContent.includes('out-1')")
+        assert browser.evaluate("document.getElementById('log-title').dataset.done") == "false"
+        wait_for(browser, "document.getElementById('log-title').dataset.done === 'true'")
+        out = browser.evaluate("document.getElementById('log-stdout').textContent")
+        err = browser.evaluate("document.getElementById('log-stderr').textContent")
+        assert out == f"out-1\nout-2\nout-3\n{INJECTION}\n"
+        assert err == "err-1\nerr-2\nerr-3\n"
+        assert browser.evaluate("window.pwned") is None
+        assert browser.evaluate("document.querySelector('#log-stdout *')") is None
+        wait_for(browser, "[...document.querySelectorAll('.exit-code')].some(c => c.textContent === 'exit 0')")
+        browser.screenshot(ARTIFACTS / "dashboard-commands.png")
+
+        # Files: upload through the picker, see it listed, its content in the sandbox.
+        click(browser, "#tab-files")
+        wait_for(browser, "document.getElementById('files-path').textContent")
+        with tempfile.TemporaryDirectory() as tmp:
+            upload = Path(tmp) / "hello-dash.txt"
+            upload.write_text("uploaded from the browser\n")
+            doc = browser.send("DOM.getDocument")
+            node = browser.send("DOM.querySelector", nodeId=doc["root"]["nodeId"], selector="#file-picker")
+            browser.send("DOM.setFileInputFiles", nodeId=node["nodeId"], files=[str(upload)])
+            wait_for(browser, "document.querySelector('#file-rows tr[data-name=\"hello-dash.txt\"]')")
+        sb = daytona.get(sid)
+        assert sb.fs.download_file("hello-dash.txt") == b"uploaded from the browser\n"
+        assert browser.evaluate("document.getElementById('upload-progress').value") == 1
+        browser.screenshot(ARTIFACTS / "dashboard-files.png")
+
+        # A preview link opens in a new tab (the test follows it in this one).
+        start_app(sb)
+        click(browser, "#tab-previews")
+        set_value(browser, "#preview-port", str(PORT))
+        browser.evaluate("document.getElementById('preview-form').requestSubmit()")
+        link = wait_for(browser, "document.querySelector('a.preview-link')?.href")
+        assert browser.evaluate("document.querySelector('a.preview-link').target") == "_blank"
+        browser.navigate(link)
+        assert "Hello from the sandbox" in browser.evaluate("document.body.innerText")
+
+        # Sign out: the page is the sign-in form again, and the API no longer answers.
+        browser.navigate(server.url + "/")
+        navigating(browser, "document.getElementById('signout').click()")
+        assert browser.evaluate("!!document.getElementById('key')")
+        status = browser.evaluate("fetch('/api/sandbox').then(r => r.status)")
+        assert status == 401
+    finally:
+        other_daytona.delete(theirs)
+        for sb in daytona.list():
+            if sb.name == name:
+                daytona.delete(sb)
