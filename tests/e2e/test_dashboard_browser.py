@@ -48,7 +48,7 @@ new Promise((resolve, reject) => {{
     let v = null;
     try {{ v = ({condition}); }} catch (e) {{ v = null; }}
     if (v) return resolve(v);
-    if (Date.now() > end) return reject(new Error("timed out waiting for: " + {json.dumps(condition)}));
+    if (Date.now() > end) return reject(new Error("timed out: " + {json.dumps(condition)}));
     setTimeout(check, 50);
   }};
   check();
@@ -107,12 +107,16 @@ def test_dashboard_in_a_browser(
         set_value(browser, "#new-labels", f"owner=dash\nnote={INJECTION}")
         set_value(browser, "#new-env", "GREETING=hi")
         click(browser, "#create")
-        row = f"[...document.querySelectorAll('#sandbox-rows tr')].find(r => r.textContent.includes('{name}'))"
+        rows = "[...document.querySelectorAll('#sandbox-rows tr')]"
+        row = f"{rows}.find(r => r.textContent.includes('{name}'))"
         wait_for(browser, f"{row} && {row}.dataset.state === 'started'", 60000)
         sid = browser.evaluate(f"{row}.dataset.id")
         labels = browser.evaluate(f"{row}.querySelector('.labels').textContent")
         assert INJECTION in labels  # shown as the characters it is
-        assert browser.evaluate("document.querySelector('#sandbox-rows img, #sandbox-rows script')") is None
+        assert (
+            browser.evaluate("document.querySelector('#sandbox-rows img, #sandbox-rows script')")
+            is None
+        )
         # Live metrics fill in for a started sandbox.
         wait_for(browser, f"{row}.querySelector('.cpu-now').textContent.endsWith('%')")
         # The other key's sandbox is not on the page.
@@ -137,7 +141,9 @@ def test_dashboard_in_a_browser(
         browser.screenshot(ARTIFACTS / "dashboard-terminal.png")
         # A second terminal tab is a second shell.
         click(browser, "#new-terminal")
-        wait_for(browser, "document.querySelectorAll('.terminal[data-connected=true]').length === 2")
+        wait_for(
+            browser, "document.querySelectorAll('.terminal[data-connected=true]').length === 2"
+        )
 
         # A command's log, followed while it runs: stdout and stderr apart, markup as text.
         click(browser, "#tab-commands")
@@ -154,7 +160,10 @@ def test_dashboard_in_a_browser(
         assert err == "err-1\nerr-2\nerr-3\n"
         assert browser.evaluate("window.pwned") is None
         assert browser.evaluate("document.querySelector('#log-stdout *')") is None
-        wait_for(browser, "[...document.querySelectorAll('.exit-code')].some(c => c.textContent === 'exit 0')")
+        wait_for(
+            browser,
+            "[...document.querySelectorAll('.exit-code')].some(c => c.textContent === 'exit 0')",
+        )
         browser.screenshot(ARTIFACTS / "dashboard-commands.png")
 
         # Files: upload through the picker, see it listed, its content in the sandbox.
@@ -164,9 +173,13 @@ def test_dashboard_in_a_browser(
             upload = Path(tmp) / "hello-dash.txt"
             upload.write_text("uploaded from the browser\n")
             doc = browser.send("DOM.getDocument")
-            node = browser.send("DOM.querySelector", nodeId=doc["root"]["nodeId"], selector="#file-picker")
+            node = browser.send(
+                "DOM.querySelector", nodeId=doc["root"]["nodeId"], selector="#file-picker"
+            )
             browser.send("DOM.setFileInputFiles", nodeId=node["nodeId"], files=[str(upload)])
-            wait_for(browser, "document.querySelector('#file-rows tr[data-name=\"hello-dash.txt\"]')")
+            wait_for(
+                browser, "document.querySelector('#file-rows tr[data-name=\"hello-dash.txt\"]')"
+            )
         sb = daytona.get(sid)
         assert sb.fs.download_file("hello-dash.txt") == b"uploaded from the browser\n"
         assert browser.evaluate("document.getElementById('upload-progress').value") == 1
