@@ -195,8 +195,17 @@ def test_dashboard_in_a_browser(
         browser.navigate(link)
         assert "Hello from the sandbox" in browser.evaluate("document.body.innerText")
 
-        # Sign out: the page is the sign-in form again, and the API no longer answers.
+        # Stop and start from the list: the state changes on the page, with no reload.
         browser.navigate(server.url + "/")
+        browser.evaluate("window.notReloaded = true")
+        wait_for(browser, f"{row} && {row}.dataset.state === 'started'")
+        browser.evaluate(f"{row}.querySelector('.act-stop').click()")
+        wait_for(browser, f"{row} && {row}.dataset.state === 'stopped'", 60000)
+        browser.evaluate(f"{row}.querySelector('.act-start').click()")
+        wait_for(browser, f"{row} && {row}.dataset.state === 'started'", 60000)
+        assert browser.evaluate("window.notReloaded") is True
+
+        # Sign out: the page is the sign-in form again, and the API no longer answers.
         navigating(browser, "document.getElementById('signout').click()")
         assert browser.evaluate("!!document.getElementById('key')")
         status = browser.evaluate("fetch('/api/sandbox').then(r => r.status)")
