@@ -105,6 +105,7 @@ function createForm(root, refresh) {
     el("h2", {}, "New sandbox"),
     el("label", {}, "Name ", f("name", { placeholder: "optional" })),
     el("label", {}, "Language ", language),
+    el("label", {}, "Snapshot ", f("snapshot", { placeholder: "default" })),
     el("label", {}, "CPU ", f("cpu", { type: "number", min: 1, max: 64, value: 1 })),
     el("label", {}, "Memory GiB ", f("memory", { type: "number", min: 1, max: 256, value: 1 })),
     el("label", {}, "Disk GiB ", f("disk", { type: "number", min: 1, max: 1024, value: 3 })),
@@ -123,6 +124,7 @@ function createForm(root, refresh) {
         env: pairs(env.value), labels: pairs(labels.value),
       };
       if (field("name").trim()) body.name = field("name").trim();
+      if (field("snapshot").trim()) body.snapshot = field("snapshot").trim();
       refresh(); // shows it "starting" if the create takes a while
       await call("POST", "/api/sandbox", body);
     } catch (err) {
