@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench import report
 from bench.cases import (
+    dashboard,
     density,
     execute,
     files,
@@ -47,7 +48,8 @@ def parse() -> argparse.Namespace:
     p.add_argument(
         "--only",
         default="",
-        help="areas, comma-separated: exec,interp,stream,files,preview,tti,density,network",
+        help="areas, comma-separated: "
+        "exec,interp,stream,files,preview,tti,density,network,dashboard",
     )
     return p.parse_args()
 
@@ -149,6 +151,10 @@ def main() -> None:
             area("density", many)
             density.delete_many(cove, cove.list_ids())
         area("network", lambda: network.measure(q))
+        if not only or "dashboard" in only:
+            # Its own server: hundreds of stopped sandboxes, listed by the page and the API.
+            with serving(Path(tmp) / "dash", pool=0) as dash:
+                area("dashboard", lambda: dashboard.measure(dash, 50 if q else 500, 3 if q else 10))
     conditions = (
         f"warm pool of {args.pool} (COVE_WARM_POOL) on the main server; host load average "
         f"{load_before[0]:.1f} before and {os.getloadavg()[0]:.1f} after the run"

@@ -8,6 +8,7 @@ const STATES = ["", "started", "starting", "stopped", "stopping", "error", "dest
 export function renderList(root) {
   let timer = null;
   let gone = false;
+  let painted = false;
   const readings = new Map(); // id -> last reading, so a redraw does not blank the columns
   const labelFilter = el("input", { id: "filter-label", placeholder: "label: key=value" });
   const stateFilter = el("select", { id: "filter-state" },
@@ -38,6 +39,10 @@ export function renderList(root) {
       count.textContent = `(${list.total})`;
       const items = list.items.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
       rows.replaceChildren(...items.map((sb) => row(sb, root, refresh, readings.get(sb.id))));
+      if (!painted) {
+        painted = true; // `make bench` reads this mark: the list's first paint
+        requestAnimationFrame(() => performance.mark("cove-list-painted"));
+      }
       await liveMetrics(items.filter((sb) => sb.state === "started").slice(0, METRICS_AT_MOST));
     } catch (err) {
       flash(root, err);
