@@ -139,6 +139,20 @@ def test_dashboard_in_a_browser(
         screen = "document.querySelector('.terminal:not([hidden]) .xterm-rows').innerText"
         wait_for(browser, f"{screen}.split('\\n').some(l => l.trim() === '42 hi')")
         browser.screenshot(ARTIFACTS / "dashboard-terminal.png")
+        # The terminal follows the window's size: the PTY is resized to match.
+        sb = daytona.get(sid)
+        pty = browser.evaluate("document.querySelector('.terminal').dataset.pty")
+        wide = sb.process.get_pty_session_info(pty).cols
+        assert wide > 100  # 1280 pixels of 14-pixel text
+        browser.send("Emulation.setDeviceMetricsOverride", width=800, height=700,
+                     deviceScaleFactor=1, mobile=False)  # fmt: skip
+        # The page marks the size the server has acknowledged.
+        wait_for(browser, f"Number(document.querySelector('.terminal').dataset.cols) < {wide}")
+        narrow = sb.process.get_pty_session_info(pty).cols
+        assert narrow < wide
+        assert narrow == int(browser.evaluate("document.querySelector('.terminal').dataset.cols"))
+        browser.send("Emulation.setDeviceMetricsOverride", width=1280, height=860,
+                     deviceScaleFactor=1, mobile=False)  # fmt: skip
         # A second terminal tab is a second shell.
         click(browser, "#new-terminal")
         wait_for(
@@ -180,10 +194,19 @@ def test_dashboard_in_a_browser(
             wait_for(
                 browser, "document.querySelector('#file-rows tr[data-name=\"hello-dash.txt\"]')"
             )
-        sb = daytona.get(sid)
         assert sb.fs.download_file("hello-dash.txt") == b"uploaded from the browser\n"
         assert browser.evaluate("document.getElementById('upload-progress').value") == 1
         browser.screenshot(ARTIFACTS / "dashboard-files.png")
+        listed = "document.querySelector('#file-rows tr[data-name=\"hello-dash.txt\"]')"
+        browser.evaluate(f"{listed}.querySelector('.file-delete').click()")
+        wait_for(browser, f"!{listed}")
+        assert "hello-dash.txt" not in [f.name for f in sb.fs.list_files(".")]
+
+        # Interpreter contexts: one made from the page is listed, and is the sandbox's.
+        click(browser, "#tab-contexts")
+        click(browser, "#new-context")
+        ctx = wait_for(browser, "document.querySelector('#contexts li code')?.textContent")
+        assert ctx in [c.id for c in sb.code_interpreter.list_contexts()]
 
         # A preview link opens in a new tab (the test follows it in this one).
         start_app(sb)

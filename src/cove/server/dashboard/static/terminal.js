@@ -67,6 +67,7 @@ export function renderTerminals(root, sid) {
         if (size === last || !connected) return;
         last = size;
         call("POST", `${path}/${encodeURIComponent(pid)}/resize`, { cols: term.cols, rows: term.rows })
+          .then((info) => { pane.dataset.cols = info.cols; }) // the size the PTY has now
           .catch((err) => flash(root, err));
       },
     };
