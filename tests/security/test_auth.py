@@ -60,11 +60,18 @@ def test_every_route_refuses_a_missing_or_wrong_key(
             assert r.json()["code"] == "UNAUTHORIZED"
 
 
-def test_health_is_the_only_open_route(server: ServerProcess) -> None:
+def test_health_and_the_dashboard_sign_in_are_the_only_open_routes(server: ServerProcess) -> None:
     assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
+    # The dashboard's page shows only the sign-in form without a session.
+    page = httpx.get(f"{server.url}/", timeout=10)
+    assert page.status_code == 200 and 'name="key"' in page.text and "csrf" not in page.text
     # Open means that exact path, not everything that starts like it.
-    for path in ("/healthz", "/health/x", "/health/../api/sandbox"):
+    for path in ("/healthz", "/health/x", "/health/../api/sandbox", "/dash/loginx", "/dash/x",
+                 "/dash/static", "/dash/logout/x"):  # fmt: skip
         assert httpx.get(f"{server.url}{path}", timeout=10).status_code == 401, path
+    # Under the static prefix only the dashboard's own files: a `..` is not followed.
+    r = httpx.get(f"{server.url}/dash/static/%2e%2e/%2e%2e/api/sandbox", timeout=10)
+    assert r.status_code == 404 and "no such dashboard file" in r.json()["message"]
 
 
 def test_websocket_upgrade_without_a_key_is_refused(server: ServerProcess, sandbox: Any) -> None:

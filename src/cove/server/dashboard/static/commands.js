@@ -7,6 +7,7 @@ const SESSION = "dashboard";
 const STDOUT = 1;
 const STDERR = 2;
 const RETRY_MS = 1000;
+const MAX_RETRIES = 30;
 
 export function renderCommands(root, sid) {
   const base = `/toolbox/${encodeURIComponent(sid)}/process/session`;
@@ -73,6 +74,7 @@ function followLog(path, onText, onEnd) {
   let ws = null;
   const decoders = { [STDOUT]: new TextDecoder(), [STDERR]: new TextDecoder() };
   let stream = STDOUT;
+  let failures = 0;
 
   function connect() {
     ws = new WebSocket(wsUrl(`${path}?follow=true&offset=${offset}`));
@@ -86,10 +88,13 @@ function followLog(path, onText, onEnd) {
       offset += data.length;
       onText(stream, decoders[stream].decode(data, { stream: true }));
     };
+    ws.onopen = () => { failures = 0; };
     ws.onclose = (e) => {
       if (stopped) return;
-      if (e.code === 1000) onEnd();
-      else setTimeout(connect, RETRY_MS); // dropped: resume where we were
+      if (e.code === 1000) return onEnd();
+      failures += 1; // refused outright (sandbox gone, signed out): give up after a while
+      if (failures <= MAX_RETRIES) setTimeout(connect, RETRY_MS); // resume where we were
+      else onText(STDERR, `\n[log connection lost: close code ${e.code}]\n`);
     };
   }
   connect();
