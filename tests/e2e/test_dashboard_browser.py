@@ -194,7 +194,19 @@ def test_dashboard_in_a_browser(
             wait_for(
                 browser, "document.querySelector('#file-rows tr[data-name=\"hello-dash.txt\"]')"
             )
+            # And by drag-and-drop onto the drop zone, as a person would.
+            dropped = Path(tmp) / "dropped.bin"
+            dropped.write_bytes(bytes(range(256)) * 4096)  # 1 MiB: progress has steps
+            box = browser.evaluate(
+                "(() => { const r = document.getElementById('dropzone').getBoundingClientRect();"
+                " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+            )
+            data = {"items": [], "files": [str(dropped)], "dragOperationsMask": 1}
+            for kind in ("dragEnter", "dragOver", "drop"):
+                browser.send("Input.dispatchDragEvent", type=kind, x=box[0], y=box[1], data=data)
+            wait_for(browser, "document.querySelector('#file-rows tr[data-name=\"dropped.bin\"]')")
         assert sb.fs.download_file("hello-dash.txt") == b"uploaded from the browser\n"
+        assert sb.fs.download_file("dropped.bin") == bytes(range(256)) * 4096
         assert browser.evaluate("document.getElementById('upload-progress').value") == 1
         browser.screenshot(ARTIFACTS / "dashboard-files.png")
         listed = "document.querySelector('#file-rows tr[data-name=\"hello-dash.txt\"]')"
