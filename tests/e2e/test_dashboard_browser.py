@@ -210,6 +210,11 @@ def test_dashboard_in_a_browser(
         assert browser.evaluate("document.getElementById('upload-progress').value") == 1
         browser.screenshot(ARTIFACTS / "dashboard-files.png")
         listed = "document.querySelector('#file-rows tr[data-name=\"hello-dash.txt\"]')"
+        # Its download link serves its bytes (the session cookie authorises the GET).
+        got = browser.evaluate(
+            f"fetch({listed}.querySelector('a[download]').href).then(r => r.text())"
+        )
+        assert got == "uploaded from the browser\n"
         browser.evaluate(f"{listed}.querySelector('.file-delete').click()")
         wait_for(browser, f"!{listed}")
         assert "hello-dash.txt" not in [f.name for f in sb.fs.list_files(".")]
