@@ -57,7 +57,11 @@ export function renderCommands(root, sid) {
     title.textContent = `Log of: ${text}`;
     follower = followLog(`${base}/${encodeURIComponent(session)}/command/${encodeURIComponent(cmd)}/logs`,
       (stream, chunk) => (stream === STDERR ? err : out).append(chunk),
-      () => { title.dataset.done = "true"; refresh(); });
+      () => { title.dataset.done = "true"; refresh(); },
+      () => { resumed.textContent = ` (reconnected ${++drops}×)`; title.dataset.drops = drops; });
+    let drops = 0;
+    const resumed = el("span", { class: "resumed" });
+    title.append(resumed);
     title.dataset.done = "false";
   }
 
@@ -68,7 +72,7 @@ export function renderCommands(root, sid) {
 
 // Frames start with three marker bytes (0x01 stdout, 0x02 stderr); `offset` counts
 // payload bytes, which is where a reconnect resumes.
-function followLog(path, onText, onEnd) {
+function followLog(path, onText, onEnd, onDrop) {
   let offset = 0;
   let stopped = false;
   let ws = null;
@@ -93,6 +97,7 @@ function followLog(path, onText, onEnd) {
       if (stopped) return;
       if (e.code === 1000) return onEnd();
       failures += 1; // refused outright (sandbox gone, signed out): give up after a while
+      onDrop(); // the page says so: a followed log may have a gap in time, never in bytes
       if (failures <= MAX_RETRIES) setTimeout(connect, RETRY_MS); // resume where we were
       else onText(STDERR, `\n[log connection lost: close code ${e.code}]\n`);
     };
