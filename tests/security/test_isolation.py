@@ -176,10 +176,18 @@ def test_a_fork_storm_is_capped_and_the_sandbox_still_answers(
     assert "capped" in result.get("stdout", ""), result
     capped = int(result["stdout"].split()[1])
     assert capped < 600, result["stdout"]
-    # Afterwards the whole storm is gone and commands run again.
-    out = run(api, sandbox.id, "echo after; ls /proc | grep -c '^[0-9]'")
-    assert out["stdout"].startswith("after\n"), out
-    assert int(out["stdout"].split()[1]) < 10
+    # Afterwards the whole storm goes (hundreds of SIGKILLed processes take a
+    # moment to exit on a loaded host: waited for, with a deadline) and
+    # commands run again.
+    deadline = time.monotonic() + 60
+    while True:
+        out = run(api, sandbox.id, "echo after; ls /proc | grep -c '^[0-9]'")
+        assert out["stdout"].startswith("after\n"), out
+        left = int(out["stdout"].split()[1])
+        if left < 10 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert left < 10, out
 
 
 def test_the_user_is_not_root_and_has_no_capabilities(api: httpx.Client, sandbox: Any) -> None:
