@@ -11,7 +11,7 @@ system-deps:
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[server]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[server,mcp]'
 	@touch $@
 
 $(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt

@@ -297,6 +297,11 @@ def _control_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     metrics.set_defaults(func=_command("metrics", "control"))
 
+    mcp = sub.add_parser(
+        "mcp", parents=[common], help="serve MCP on stdin/stdout (for agents' MCP clients)"
+    )
+    mcp.set_defaults(func=_command("mcp", "mcp"))
+
 
 def main(argv: list[str] | None = None) -> None:
     # Warnings and failures of background work (stdin forwarding, cleanup) go to
