@@ -72,3 +72,16 @@ def decode_png(data: bytes) -> tuple[int, int]:
     row = 1 + (width * channels * depth + 7) // 8
     assert len(zlib.decompress(idat)) == height * row, "pixel data does not match the header"
     return width, height
+
+
+@asynccontextmanager
+async def http_client(server: ServerProcess, key: str | None) -> AsyncIterator[Client]:
+    """The mcp SDK's client on the control plane's /mcp, with `key` as Bearer (or none)."""
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with create_mcp_http_client(headers=headers) as http:
+        transport = streamable_http_client(f"{server.url}/mcp", http_client=http)
+        async with Client(transport, read_timeout_seconds=120) as client:
+            yield client

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -110,9 +111,29 @@ def build_server(settings: Settings) -> Server:
     )  # fmt: skip
 
 
+def _mcp_endpoint(settings: Settings) -> Any:
+    """MCP at /mcp when the `mcp` extra is installed (`cove[mcp]`); else none."""
+    try:
+        from cove.mcp.http import McpEndpoint
+    except ImportError:
+        log.info("no MCP endpoint: the mcp package is not installed (pip install 'cove[mcp]')")
+        return None
+    return McpEndpoint(settings)
+
+
 def build_app(server: Server) -> Starlette:
+    mcp = _mcp_endpoint(server.settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if mcp is not None:
+                await stack.enter_async_context(mcp.running())
+            async with _lifespan():
+                yield
+
+    @contextlib.asynccontextmanager
+    async def _lifespan() -> AsyncIterator[None]:
         await server.service.startup()
         sweeper = LifecycleSweeper(server.service, minute=server.settings.lifecycle_minute)
         sweeper.start()
@@ -153,6 +174,7 @@ def build_app(server: Server) -> Starlette:
             ],
         ),
         Mount("/toolbox", routes=[*control.toolbox_routes(), *server.proxy.routes()]),
+        *([mcp.route()] if mcp is not None else []),
     ]
     app = Starlette(
         routes=routes,
