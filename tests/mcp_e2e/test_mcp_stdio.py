@@ -271,3 +271,31 @@ def test_cancelling_exec_kills_the_command(server: ServerProcess, sandbox_id: st
             assert marker not in ps["stdout"]
 
     asyncio.run(main())
+
+
+def test_cancelling_run_code_interrupts_it_and_keeps_state(
+    server: ServerProcess, sandbox_id: str
+) -> None:
+    async def main() -> None:
+        async with stdio_client(server) as client:
+            ctx = await call(client, "create_code_context", sandbox_id=sandbox_id)
+            args = {"sandbox_id": sandbox_id, "context_id": ctx["context_id"]}
+            await client.call_tool("run_code", {**args, "code": "kept = 5"})
+            first = asyncio.Event()
+
+            async def on_progress(value: float, total: float | None, message: str | None) -> None:
+                first.set()
+
+            code = "import time\nprint('started', flush=True)\ntime.sleep(300)"
+            call_task = asyncio.create_task(
+                client.call_tool("run_code", {**args, "code": code}, progress_callback=on_progress)
+            )
+            await asyncio.wait_for(first.wait(), 30)
+            call_task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call_task
+            # The context is free again (the sleep was interrupted) and kept its state.
+            r = await asyncio.wait_for(client.call_tool("run_code", {**args, "code": "kept"}), 30)
+            assert "result: 5" in text_of(r)
+
+    asyncio.run(main())

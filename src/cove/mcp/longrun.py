@@ -1,23 +1,27 @@
-"""`exec` for MCP: a command that reports progress and dies with its tool call.
+"""Long tool calls: progress while they run, and nothing left running when cancelled.
 
 The command runs as a background command in a session of its own, so the
 tool can follow its output (progress notifications as it arrives, and a
 heartbeat while it is silent) and, when the client cancels the call, kill the
 command's whole tree: the MCP SDK cancels the tool's task, and the kill runs
-shielded from that cancellation.
+shielded from that cancellation. `run_code` does the same with the
+interpreter's output, and a cancelled run is interrupted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
-from cove.sdk import AsyncSandbox, SessionExecuteRequest
+from cove.sdk import AsyncSandbox, ExecutionResult, OutputMessage, SessionExecuteRequest
+from cove.wire.errors import CoveError
 
+log = logging.getLogger(__name__)
 HEARTBEAT_S = 1.0  # how often a silent command still reports progress
 
 
@@ -47,6 +51,9 @@ class _Progress:
     async def on_output(self, chunk: str) -> None:
         self.received += len(chunk.encode())
         await self.report()
+
+    async def on_message(self, message: OutputMessage) -> None:
+        await self.on_output(message.output)
 
     async def heartbeat(self) -> None:
         while True:
@@ -80,3 +87,27 @@ async def run_with_progress(
         # command); shielded, so the cancellation that got us here cannot skip it.
         with anyio.CancelScope(shield=True):
             await process.delete_session(session)
+
+
+async def run_code_with_progress(
+    sandbox: AsyncSandbox, ctx: Any, code: str, context_id: str | None, timeout: float | None
+) -> ExecutionResult:
+    """`run_code` reporting its output as progress; a cancelled call interrupts
+    the run (KeyboardInterrupt in the interpreter, whose state is kept)."""
+    interpreter = sandbox.code_interpreter
+    progress = _Progress(ctx)
+    beat = asyncio.create_task(progress.heartbeat())
+    try:
+        return await interpreter.run_code(
+            code, context=context_id, timeout=timeout, on_stdout=progress.on_message,
+            on_stderr=progress.on_message,
+        )  # fmt: skip
+    except asyncio.CancelledError:
+        with anyio.CancelScope(shield=True):
+            try:
+                await interpreter.interrupt(context_id)
+            except CoveError:  # e.g. the run had just ended: nothing to interrupt
+                log.warning("interrupting a cancelled run_code failed", exc_info=True)
+        raise
+    finally:
+        beat.cancel()

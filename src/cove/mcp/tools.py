@@ -16,7 +16,7 @@ from pydantic import Field
 
 from cove.mcp.clients import ClientSource
 from cove.mcp.failures import as_tool_errors
-from cove.mcp.longrun import run_with_progress
+from cove.mcp.longrun import run_code_with_progress, run_with_progress
 from cove.sdk import AsyncSandbox, CodeRunParams, SessionExecuteRequest
 from cove.wire.errors import BadRequest
 
@@ -127,7 +127,7 @@ def register_tools(mcp: MCPServer, clients: ClientSource, *, local_files: bool) 
         value, and matplotlib figures and PNG results as images."""
         with as_tool_errors():
             sb = await sandbox(ctx, sandbox_id)
-            run = await sb.code_interpreter.run_code(code, context=context_id, timeout=timeout)
+            run = await run_code_with_progress(sb, ctx, code, context_id, timeout)
         blocks: list[ContentBlock] = []
         text = [
             f"stdout:\n{run.stdout}" if run.stdout else "",
