@@ -24,7 +24,9 @@ def test_http_tools_act_with_the_callers_key(server: ServerProcess) -> None:
             # These would touch the control plane's own disk: not offered over HTTP.
             assert not tools & {"upload_file", "download_file"}
 
-            sid = (await call(a, "create_sandbox", labels={"mcp-http": "alice"}))["id"]
+            made = await a.call_tool("create_sandbox", {"labels": {"mcp-http": "alice"}})
+            sid = made.structured_content["id"]  # as the README's snippet reads it
+            assert sid in text_of(made)
             try:
                 r = await call(a, "exec", sandbox_id=sid, command="echo hi; echo oops >&2")
                 assert (r["stdout"], r["stderr"], r["exit_code"]) == ("hi\n", "oops\n", 0)
