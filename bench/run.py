@@ -21,6 +21,7 @@ from bench.cases import (
     files,
     interpreter,
     lifecycle,
+    mcp,
     network,
     preview,
     streaming,
@@ -49,7 +50,7 @@ def parse() -> argparse.Namespace:
         "--only",
         default="",
         help="areas, comma-separated: "
-        "exec,interp,stream,files,preview,tti,density,network,dashboard",
+        "exec,interp,stream,files,preview,mcp,tti,density,network,dashboard",
     )
     return p.parse_args()
 
@@ -137,6 +138,7 @@ def main() -> None:
                     cove, 100 if q else 500, (32 if q else 256) * (1 << 20), 1 if q else 3
                 ),
             )
+            area("mcp", lambda: mcp.measure(cove, warm, 20 if q else 100))
             area("tti", lambda: [lifecycle.sequential(cove, 8 if q else 30, pooled=True)])
             kept: list[str] = [warm]
 

@@ -63,6 +63,10 @@ def test_create_list_exec_delete(server: ServerProcess) -> None:
             }  # fmt: skip
             r = await call(client, "exec", sandbox_id=sid, command="pwd", cwd="/tmp")
             assert r["stdout"] == "/tmp\n" and r["exit_code"] == 0
+            home = (await call(client, "exec", sandbox_id=sid, command="pwd"))["stdout"]
+            await call(client, "exec", sandbox_id=sid, command="cd /tmp; export Q=1")
+            r = await call(client, "exec", sandbox_id=sid, command="pwd; echo Q=$Q")
+            assert r["stdout"] == f"{home}Q=\n"  # each exec starts afresh
             r = await call(client, "exec", sandbox_id=sid, command="echo a; sleep 30", timeout=1)
             assert r["timed_out"] and r["stdout"] == "a\n"
 

@@ -1,7 +1,7 @@
 """Long tool calls: progress while they run, and nothing left running when cancelled.
 
-The command runs as a background command in a session of its own, so the
-tool can follow its output (progress notifications as it arrives, and a
+The command runs as a background command in a session kept for MCP's execs,
+so the tool can follow its output (progress notifications as it arrives, and a
 heartbeat while it is silent) and, when the client cancels the call, kill the
 command's whole tree: the MCP SDK cancels the tool's task, and the kill runs
 shielded from that cancellation. `run_code` does the same with the
@@ -11,15 +11,23 @@ interpreter's output, and a cancelled run is interrupted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import uuid
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
-from cove.sdk import AsyncSandbox, ExecutionResult, OutputMessage, SessionExecuteRequest
-from cove.wire.errors import CoveError
+from cove.sdk import (
+    AsyncProcess,
+    AsyncSandbox,
+    ExecutionResult,
+    OutputMessage,
+    SessionExecuteRequest,
+    SessionExecuteResponse,
+)
+from cove.wire.errors import Conflict, CoveError, NotFound
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 1.0  # how often a silent command still reports progress
@@ -61,32 +69,61 @@ class _Progress:
             await self.report()
 
 
+EXEC_SESSION = "mcp-exec"  # one per sandbox, shared by every exec through MCP
+
+
+def stateless(command: str) -> str:
+    """`command` in a bash that replaces the session's: a `cd` or `export` in it
+    does not carry over to the next exec (the session keeps its state when its
+    shell is replaced), as a plain exec would not."""
+    return f"exec bash -c {shlex.quote(command)}"
+
+
+async def _start(process: AsyncProcess, req: SessionExecuteRequest) -> SessionExecuteResponse:
+    try:
+        return await process.execute_session_command(EXEC_SESSION, req)
+    except NotFound:  # the first exec in this sandbox (or its session was deleted)
+        with contextlib.suppress(Conflict):  # a concurrent exec made it first
+            await process.create_session(EXEC_SESSION)
+        return await process.execute_session_command(EXEC_SESSION, req)
+
+
 async def run_with_progress(
     sandbox: AsyncSandbox, ctx: Any, command: str, cwd: str | None,
     env: dict[str, str] | None, timeout: float | None,
 ) -> ExecOutcome:  # fmt: skip
     process = sandbox.process
-    session = f"mcp-exec-{uuid.uuid4().hex[:12]}"
-    await process.create_session(session)
+    req = SessionExecuteRequest(
+        stateless(command), run_async=True, cwd=cwd, env=env, timeout=timeout
+    )
+    started = await _start(process, req)
+    progress = _Progress(ctx)
+    stdout: list[str] = []
+    stderr: list[str] = []
+
+    async def out(chunk: str) -> None:
+        stdout.append(chunk)
+        await progress.on_output(chunk)
+
+    async def err(chunk: str) -> None:
+        stderr.append(chunk)
+        await progress.on_output(chunk)
+
+    beat = asyncio.create_task(progress.heartbeat())
     try:
-        req = SessionExecuteRequest(command, run_async=True, cwd=cwd, env=env, timeout=timeout)
-        started = await process.execute_session_command(session, req)
-        progress = _Progress(ctx)
-        beat = asyncio.create_task(progress.heartbeat())
-        try:
-            await process.follow_session_command_logs(
-                session, started.cmd_id, progress.on_output, progress.on_output
-            )
-        finally:
-            beat.cancel()
-        cmd = await process.get_session_command(session, started.cmd_id)
-        logs = await process.get_session_command_logs(session, started.cmd_id)
-        return ExecOutcome(cmd.exit_code, logs.stdout, logs.stderr, cmd.timed_out, cmd.truncated)
-    finally:
-        # Deleting the session kills what still runs in it (a cancelled call's
-        # command); shielded, so the cancellation that got us here cannot skip it.
+        await process.follow_session_command_logs(EXEC_SESSION, started.cmd_id, out, err)
+        cmd = await process.get_session_command(EXEC_SESSION, started.cmd_id)
+    except asyncio.CancelledError:
+        # The client gave up: kill the command's whole tree, shielded so that
+        # the cancellation that got us here cannot skip it.
         with anyio.CancelScope(shield=True):
-            await process.delete_session(session)
+            await process.kill_session_command(EXEC_SESSION, started.cmd_id)
+        raise
+    finally:
+        beat.cancel()
+    return ExecOutcome(
+        cmd.exit_code, "".join(stdout), "".join(stderr), cmd.timed_out, cmd.truncated
+    )
 
 
 async def run_code_with_progress(
