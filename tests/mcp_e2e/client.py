@@ -75,12 +75,17 @@ def decode_png(data: bytes) -> tuple[int, int]:
 
 
 @asynccontextmanager
-async def http_client(server: ServerProcess, key: str | None) -> AsyncIterator[Client]:
-    """The mcp SDK's client on the control plane's /mcp, with `key` as Bearer (or none)."""
+async def http_client(
+    server: ServerProcess, key: str | None, host: str | None = None
+) -> AsyncIterator[Client]:
+    """The mcp SDK's client on the control plane's /mcp, with `key` as Bearer
+    (or none), and `host` as the Host header if given (as behind a proxy)."""
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
 
     headers = {"Authorization": f"Bearer {key}"} if key else {}
+    if host:
+        headers["Host"] = host
     async with create_mcp_http_client(headers=headers) as http:
         transport = streamable_http_client(f"{server.url}/mcp", http_client=http)
         async with Client(transport, read_timeout_seconds=120) as client:

@@ -70,3 +70,13 @@ def test_an_unknown_sandbox_is_a_tool_error_naming_it(server: ServerProcess) -> 
             assert r.is_error and "no-such-sandbox" in text_of(r)
 
     asyncio.run(main())
+
+
+def test_http_under_another_host_name(server: ServerProcess) -> None:
+    """Behind a proxy the Host is not localhost: the key is the guard, not the Host."""
+
+    async def main() -> None:
+        async with http_client(server, server.key, host="cove.test:443") as client:
+            assert "exec" in {t.name for t in (await client.list_tools()).tools}
+
+    asyncio.run(main())

@@ -190,6 +190,17 @@ def test_session_tools_and_logs_resource(server: ServerProcess, sandbox_id: str)
             assert isinstance(content, TextResourceContents)
             assert content.text == "ready\ngot one\n"
 
+            # Following: read_logs waits for a short command's end.
+            short = await call(
+                client, "start_command", sandbox_id=sid, session_id="talk",
+                command="sleep 0.5; echo done",
+            )  # fmt: skip
+            waited = await call(
+                client, "read_logs", sandbox_id=sid, session_id="talk",
+                command_id=short["command_id"], wait_seconds=30,
+            )  # fmt: skip
+            assert waited["output"] == "done\n" and waited["exit_code"] == 0
+
             killed = await call(client, "kill_command", **ids)
             assert killed["command_id"] == cmd
             assert (await call(client, "read_logs", **ids))["exit_code"] is not None

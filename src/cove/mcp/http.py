@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.routing import Route
 
 from cove.mcp.clients import CallerKeyClients
@@ -34,7 +35,12 @@ class McpEndpoint:
         self.mcp = build_mcp(self.clients, local_files=False)
         # Builds the session manager; the Starlette app it returns is not used:
         # the route below joins the control plane's own app, behind its auth.
-        self.mcp.streamable_http_app(host=settings.host)
+        # The SDK's DNS-rebinding check (Host must be localhost) is off: every
+        # request carries an API key a rebinding page cannot have, and a
+        # control plane behind a proxy is reached under other host names.
+        self.mcp.streamable_http_app(
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        )
 
     def route(self) -> Route:
         return Route(

@@ -148,3 +148,15 @@ async def run_code_with_progress(
         raise
     finally:
         beat.cancel()
+
+
+async def wait_for_end(sandbox: AsyncSandbox, session: str, command: str, seconds: float) -> None:
+    """Follow a session command until it ends, or `seconds` pass (its output is
+    read afterwards, from the caller's offset; the follow only waits)."""
+
+    def ignore(_: str) -> None:
+        pass
+
+    follow = sandbox.process.follow_session_command_logs(session, command, ignore, ignore)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(follow, seconds)

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from cove.mcp.clients import ClientSource
 from cove.mcp.failures import as_tool_errors
-from cove.mcp.longrun import run_code_with_progress, run_with_progress
+from cove.mcp.longrun import run_code_with_progress, run_with_progress, wait_for_end
 from cove.sdk import AsyncSandbox, CodeRunParams, SessionExecuteRequest
 from cove.wire.errors import BadRequest
 
@@ -30,6 +30,9 @@ Timeout = Annotated[
 Env = Annotated[dict[str, str] | None, Field(description="Extra environment variables")]
 SessionName = Annotated[str, Field(description="A session to run it in (made if new)")]
 Offset = Annotated[int, Field(description="Byte offset to read from (next_offset)", ge=0)]
+WaitSeconds = Annotated[
+    float, Field(description="Seconds to wait for the command to end first (max 60)", ge=0, le=60)
+]
 Port = Annotated[
     int, Field(description="A port a server listens on in the sandbox", ge=1, le=65535)
 ]
@@ -298,11 +301,15 @@ def register_tools(mcp: MCPServer, clients: ClientSource, *, local_files: bool) 
     async def read_logs(
         ctx: Context, sandbox_id: SandboxId, session_id: str, command_id: str,
         offset: Offset = 0,
+        wait_seconds: WaitSeconds = 0,
     ) -> dict[str, Any]:  # fmt: skip
         """Read a background command's output from a byte offset; pass the returned
-        next_offset to read only what came after. exit_code is null while it runs."""
+        next_offset to read only what came after. exit_code is null while it runs.
+        wait_seconds > 0 follows the command until it ends or that time passes."""
         with as_tool_errors():
             sb = await sandbox(ctx, sandbox_id)
+            if wait_seconds > 0:
+                await wait_for_end(sb, session_id, command_id, wait_seconds)
             cmd = await sb.process.get_session_command(session_id, command_id)
             logs = await sb.process.get_session_command_logs(session_id, command_id)
             data = logs.output.encode()
