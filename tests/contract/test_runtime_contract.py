@@ -14,10 +14,10 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from cove.runtime import BACKENDS, RuntimeBackend, RuntimeHandle, SandboxSpec, make_backend
+from cove.server.agentclient import AgentConnectionPool
 from cove.settings import Settings
 
 
@@ -34,12 +34,20 @@ def run(coro_fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 
 async def execute(be: RuntimeBackend, handle: RuntimeHandle, command: str) -> dict[str, Any]:
-    transport = httpx.AsyncHTTPTransport(uds=be.agent_socket(handle))
-    async with httpx.AsyncClient(transport=transport, base_url="http://agent") as client:
-        r = await client.post("/process/execute", json={"command": command})
-        r.raise_for_status()
-        body: dict[str, Any] = r.json()
-        return body
+    """One call through the backend's agent endpoint, as the toolbox proxy makes it."""
+    pool = AgentConnectionPool(be.agent_endpoint(handle))
+    try:
+        r = await pool.request(
+            "POST",
+            "/process/execute",
+            {"Content-Type": "application/json"},
+            json.dumps({"command": command}).encode(),
+        )
+    finally:
+        pool.close()
+    assert r.status == 200, r.body
+    body: dict[str, Any] = json.loads(r.body)
+    return body
 
 
 def _alive(pid: int) -> bool:
@@ -136,10 +144,11 @@ def test_destroy_removes_everything(backend: RuntimeBackend) -> None:
         spec = new_spec()
         h = await backend.create(spec)
         await backend.start(h, spec)
-        socket = backend.agent_socket(h)
+        endpoint = backend.agent_endpoint(h)
         await backend.destroy(h)
         assert not backend.is_running(h)
-        assert not os.path.exists(os.path.dirname(socket))
+        with pytest.raises(OSError):
+            (await endpoint.connect()).close()
 
     run(scenario)
 

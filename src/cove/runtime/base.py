@@ -2,7 +2,7 @@
 
 Popen-shaped and small, so that a second backend (runc/gVisor, Kubernetes)
 is one new module passing the same contract tests (tests/contract). The
-control plane only ever talks to this interface and to the agent socket.
+control plane only ever talks to this interface and to the agent's endpoint.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from cove.agent.config import DEFAULT_LOG_CAP, DEFAULT_OUTPUT_CAP
+from cove.runtime.endpoint import AgentEndpoint
 from cove.wire.errors import Conflict
 from cove.wire.protocol.network import NetworkPolicy
 
@@ -79,8 +80,8 @@ class RuntimeBackend(abc.ABC):
         """Whether the sandbox's agent process is alive (cheap, no I/O to the agent)."""
 
     @abc.abstractmethod
-    def agent_socket(self, handle: RuntimeHandle) -> str:
-        """Path of the unix socket the agent serves the toolbox API on."""
+    def agent_endpoint(self, handle: RuntimeHandle) -> AgentEndpoint:
+        """Where the control plane connects to the agent's toolbox API (no I/O here)."""
 
     @abc.abstractmethod
     async def wait_exit(self, handle: RuntimeHandle) -> str:

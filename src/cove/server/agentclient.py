@@ -1,4 +1,4 @@
-"""A lean keep-alive HTTP/1.1 client for the agents' unix sockets.
+"""A lean keep-alive HTTP/1.1 client for the agents (unix sockets, or node relays).
 
 The proxy's hop to an agent is nearly always the same shape: one small
 request, one Content-Length answer. httpx spent more CPU than the agent itself
@@ -19,6 +19,7 @@ import functools
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
+from cove.runtime.endpoint import AgentEndpoint
 from cove.wire import http1
 
 CONNECT_TIMEOUT = 5.0
@@ -49,7 +50,7 @@ def keep_transfer_buffers() -> None:
 
 
 class AgentUnreachable(ConnectionError):
-    """The agent's socket refused us or the connection broke mid-answer."""
+    """The agent's endpoint refused us or the connection broke mid-answer."""
 
 
 @dataclass
@@ -75,15 +76,14 @@ class _Conn:
 
 
 class AgentConnectionPool:
-    def __init__(self, socket: str) -> None:
-        self.socket = socket
+    def __init__(self, endpoint: AgentEndpoint) -> None:
+        self.endpoint = endpoint
         self._idle: list[_Conn] = []
 
     async def _connect(self, limit: int = http1.MAX_HEAD) -> _Conn:
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(self.socket, limit=limit), CONNECT_TIMEOUT
-            )
+            sock = await asyncio.wait_for(self.endpoint.connect(), CONNECT_TIMEOUT)
+            reader, writer = await asyncio.open_connection(sock=sock, limit=limit)
         except (OSError, TimeoutError) as exc:
             raise AgentUnreachable(f"cannot connect to the agent: {exc}") from None
         return _Conn(reader, writer)

@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 
 from cove.runtime import RuntimeBackend, RuntimeHandle, SandboxSpec
+from cove.runtime.endpoint import AgentEndpoint
 from cove.server.records import RecordSpec, SandboxRecord, SandboxState
 from cove.server.store import NameTaken, Store
 from cove.settings import GiB, Settings
@@ -329,7 +330,7 @@ class SandboxService:
 
     # -- toolbox access -----------------------------------------------------------
 
-    def agent_socket(self, owner: str, sandbox_id: str) -> str:
+    def agent_endpoint(self, owner: str, sandbox_id: str) -> AgentEndpoint:
         """Where to reach a started sandbox's agent; a clear error otherwise."""
         r = self.store.get(owner, sandbox_id)
         if r is None or r.id != sandbox_id:
@@ -340,7 +341,7 @@ class SandboxService:
                 f"sandbox {sandbox_id} is {r.state}{why}", body={"state": r.state.value}
             )
         self._activity[r.id] = time.time()
-        return self.backend.agent_socket(self._handle(r))
+        return self.backend.agent_endpoint(self._handle(r))
 
     def explain_unreachable(self, owner: str, sandbox_id: str) -> CoveError:
         """Why an agent did not answer: a dead sandbox says so, with its reason."""

@@ -1,7 +1,8 @@
 """The /toolbox/{id}/... HTTP proxy to each sandbox's agent.
 
-HTTP goes through a keep-alive connection pool per sandbox over its unix
-socket (no connect per call; see `agentclient`). JSON calls are read whole and
+HTTP goes through a keep-alive connection pool per sandbox over its agent
+endpoint, a unix socket or a node's relay (no connect per call; see
+`agentclient`). JSON calls are read whole and
 checked here (a malformed or oversized body never reaches an agent); file
 transfers (`STREAMED_UPLOADS`, `STREAMED_DOWNLOADS`) stream both ways, so a
 gigabyte file passes through in pieces of a few hundred KiB. WebSockets are
@@ -19,13 +20,14 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Scope
 from starlette.websockets import WebSocket
 
+from cove.runtime.endpoint import AgentEndpoint
 from cove.server.agentclient import AgentConnectionPool, AgentStream, AgentUnreachable
 from cove.server.api import owner, parse_json, read_body
 from cove.server.errors import reject
 from cove.server.sandboxes import SandboxService
 from cove.wire.errors import InternalError
 
-# Request headers worth passing to the agent (it needs no auth: the socket is private).
+# Request headers worth passing to the agent (it needs no auth: its endpoint is private).
 FORWARD = ("content-type", "accept", "x-daytona-sdk-version", "range")
 # Answer headers a streamed download keeps (the body's framing is the server's own).
 STREAM_HEADERS = ("content-length", "content-range", "accept-ranges", "content-disposition")
@@ -38,19 +40,19 @@ STREAMED_DOWNLOADS = ("/files/download", "/files/bulk-download")
 
 
 class AgentClients:
-    """One keep-alive connection pool per agent socket."""
+    """One keep-alive connection pool per agent endpoint."""
 
     def __init__(self) -> None:
-        self._pools: dict[str, AgentConnectionPool] = {}
+        self._pools: dict[AgentEndpoint, AgentConnectionPool] = {}
 
-    def get(self, socket: str) -> AgentConnectionPool:
-        pool = self._pools.get(socket)
+    def get(self, endpoint: AgentEndpoint) -> AgentConnectionPool:
+        pool = self._pools.get(endpoint)
         if pool is None:
-            pool = self._pools[socket] = AgentConnectionPool(socket)
+            pool = self._pools[endpoint] = AgentConnectionPool(endpoint)
         return pool
 
-    async def drop(self, socket: str) -> None:
-        pool = self._pools.pop(socket, None)
+    async def drop(self, endpoint: AgentEndpoint) -> None:
+        pool = self._pools.pop(endpoint, None)
         if pool is not None:
             pool.close()
 
@@ -86,10 +88,10 @@ class ToolboxProxy:
 
     async def http(self, request: Request) -> Response:
         sid = request.path_params["sid"]
-        socket = self.service.agent_socket(owner(request), sid)
+        endpoint = self.service.agent_endpoint(owner(request), sid)
         route = "/" + request.path_params["rest"]
         if route in STREAMED_UPLOADS or route in STREAMED_DOWNLOADS:
-            return await self._streamed(request, socket, route)
+            return await self._streamed(request, endpoint, route)
         body = b""
         # DELETE too: Daytona's `DELETE /git/branches` names the branch in a JSON body.
         if request.method in ("POST", "PUT", "PATCH", "DELETE"):
@@ -98,11 +100,11 @@ class ToolboxProxy:
             parse_json(body)
         headers = {k: v for k, v in request.headers.items() if k in FORWARD}
         try:
-            resp = await self.clients.get(socket).request(
+            resp = await self.clients.get(endpoint).request(
                 request.method, self._target(request.scope, request.url.query), headers, body
             )
         except AgentUnreachable:
-            await self.clients.drop(socket)
+            await self.clients.drop(endpoint)
             raise self.service.explain_unreachable(owner(request), sid) from None
         media = resp.headers.get("content-type")
         answer = Response(resp.body, status_code=resp.status, media_type=media)
@@ -110,12 +112,12 @@ class ToolboxProxy:
             answer.headers[TRUNCATED] = resp.headers[TRUNCATED]
         return answer
 
-    async def _streamed(self, request: Request, socket: str, route: str) -> Response:
+    async def _streamed(self, request: Request, endpoint: AgentEndpoint, route: str) -> Response:
         """A file transfer: the body goes on as it arrives, the answer comes back the same way."""
         sid = request.path_params["sid"]
         headers = {k: v for k, v in request.headers.items() if k in FORWARD}
         target = self._target(request.scope, request.url.query)
-        pool = self.clients.get(socket)
+        pool = self.clients.get(endpoint)
         try:
             if route in STREAMED_UPLOADS:
                 declared = request.headers.get("content-length")
@@ -134,7 +136,7 @@ class ToolboxProxy:
             # agent removed what it had written. Nobody reads this answer.
             return Response(status_code=400)
         except AgentUnreachable:
-            await self.clients.drop(socket)
+            await self.clients.drop(endpoint)
             raise self.service.explain_unreachable(owner(request), sid) from None
         kept = {k: v for k, v in answer.headers.items() if k in STREAM_HEADERS}
         return StreamingResponse(

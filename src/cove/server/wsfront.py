@@ -11,9 +11,10 @@ tunnel's 101 first, then the app's own answer to the upgrade, which is
 treated as the agent's is below (the app's agreed compression kept).
 
 For a toolbox upgrade it checks the API key (or a dashboard session cookie
-with this server's Origin) and the sandbox, opens the
-agent's unix socket, replays the upgrade request there (only the headers the
-agent needs: never the client's key), and reads the agent's answer:
+with this server's Origin) and the sandbox, connects to the agent's endpoint
+(its unix socket, or a node's relay), replays the upgrade request there (only
+the headers the agent needs: never the client's key), and reads the agent's
+answer:
 
 - 101: the front answers the client's handshake itself, then copies bytes
   both ways, verbatim. Frames are never decoded, re-encoded or buffered as
@@ -44,6 +45,8 @@ from contextlib import AbstractContextManager
 from typing import Any, cast
 from urllib.parse import unquote
 
+from cove.runtime.endpoint import AgentEndpoint
+from cove.server.agentclient import CONNECT_TIMEOUT
 from cove.server.auth import KeyRing
 from cove.server.dashboard.sessions import SessionBook, request_owner
 from cove.server.preview.address import Address
@@ -204,7 +207,7 @@ class ToolboxFront(asyncio.Protocol):
             if not headers.get("sec-websocket-key") or headers.get("sec-websocket-version") != "13":
                 raise BadRequest("a WebSocket upgrade needs Sec-WebSocket-Key and version 13")
             self.sid = unquote(sid)
-            socket = self.service.agent_socket(self.owner, self.sid)
+            endpoint = self.service.agent_endpoint(self.owner, self.sid)
         except CoveError as err:
             self.refuse(err)
             return
@@ -221,7 +224,7 @@ class ToolboxFront(asyncio.Protocol):
         self.agent = AgentSide(self, headers.get("sec-websocket-key", ""))
         loop = asyncio.get_running_loop()
         task = loop.create_task(
-            self._connect(socket, http1.request_head("GET", agent_target, fields))
+            self._connect(endpoint, http1.request_head("GET", agent_target, fields))
         )
         task.add_done_callback(_log_failure)
 
@@ -259,13 +262,14 @@ class ToolboxFront(asyncio.Protocol):
         self.inner.connection_made(self.client)
         self.inner.data_received(head)
 
-    async def _connect(self, socket: str, request: bytes) -> None:
+    async def _connect(self, endpoint: AgentEndpoint, request: bytes) -> None:
         agent = self.agent
         assert agent is not None
         loop = asyncio.get_running_loop()
         try:
-            await loop.create_unix_connection(lambda: agent, socket)
-        except OSError:
+            sock = await asyncio.wait_for(endpoint.connect(), CONNECT_TIMEOUT)
+            await loop.create_connection(lambda: agent, sock=sock)
+        except (OSError, TimeoutError):
             self.refuse(self.service.explain_unreachable(self.owner, self.sid))
             return
         if self.client is None or self.client.is_closing():

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cove.agent.config import AgentConfig
 from cove.runtime.base import ResourceUsage, RuntimeBackend, RuntimeHandle, SandboxSpec
+from cove.runtime.endpoint import UnixEndpoint
 from cove.runtime.local import (
     adoption,
     bwrap,
@@ -118,7 +119,11 @@ class LocalBackend(RuntimeBackend):
             return None
         return cgroups.SandboxCgroups(self.cgroup_version, dirs)
 
+    def agent_endpoint(self, handle: RuntimeHandle) -> UnixEndpoint:
+        return UnixEndpoint(self.agent_socket(handle))
+
     def agent_socket(self, handle: RuntimeHandle) -> str:
+        """The agent's pinned unix socket on this host."""
         uid, pid = handle.state.get("uid"), handle.state.get("pid")
         return socketpin.pin_agent_socket(
             self._dir(handle.sandbox_id),
