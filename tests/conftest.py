@@ -16,6 +16,8 @@ from tests.timeouts import pytest_timeout_set_timer  # noqa: F401  (a hook: fail
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ["DAYTONA_USE_DEPRECATED_POLLING"] = "false"
+# A Ray cluster on loopback stays on loopback (tests/raycluster.py), even if ray is imported first.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 KEYS = ["test-key-alice", "test-key-bob"]
 
@@ -29,6 +31,21 @@ def server() -> Iterator[ServerProcess]:
         finally:
             proc.delete_all_sandboxes()  # leave none behind, whatever the tests did
             proc.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """One 3-node Ray cluster on loopback for the whole session (tests/raycluster.py)."""
+    pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'cove[ray]'")
+    from tests.raycluster import ray_cluster as make
+
+    with make(3) as cluster:
+        try:
+            yield cluster
+        finally:
+            import ray
+
+            ray.shutdown()  # this process's own driver, if a contract test connected it
 
 
 @pytest.fixture(scope="session")

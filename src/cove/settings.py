@@ -66,6 +66,15 @@ class Settings:
     metrics_keep: int = 5760
     # The SSH server's port (0: no SSH server); it listens on `host`.
     ssh_port: int = 0
+    # The `ray` backend (docs/scale-out.md): the cluster's address (host:port of
+    # its GCS), the secret node relays check (none: generated, kept in the data
+    # dir), where nodes keep sandbox state (None: /var/lib/cove/ray-nodes as
+    # root), how long a create waits for room, the relays' port (0: any free).
+    ray_address: str | None = None
+    ray_secret: str | None = None
+    ray_node_dir: str | None = None
+    ray_placement_timeout: float = 30.0
+    ray_relay_port: int = 0
 
     ENV = {
         "host": "COVE_HOST",
@@ -85,6 +94,11 @@ class Settings:
         "ssh_port": "COVE_SSH_PORT",
         "network": "COVE_NETWORK",
         "network_dns": "COVE_NETWORK_DNS",
+        "ray_address": "COVE_RAY_ADDRESS",
+        "ray_secret": "COVE_RAY_SECRET",
+        "ray_node_dir": "COVE_RAY_NODE_DIR",
+        "ray_placement_timeout": "COVE_RAY_PLACEMENT_TIMEOUT",
+        "ray_relay_port": "COVE_RAY_RELAY_PORT",
     }
 
     @classmethod

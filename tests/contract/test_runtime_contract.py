@@ -21,10 +21,19 @@ from cove.server.agentclient import AgentConnectionPool
 from cove.settings import Settings
 
 
+def _settings(request: pytest.FixtureRequest, data_dir: Path) -> Settings:
+    settings = Settings(data_dir=data_dir, backend=request.param)
+    if request.param == "ray":  # a real 3-node cluster on loopback (tests/raycluster.py)
+        cluster = request.getfixturevalue("ray_cluster")
+        settings.ray_address = cluster.address
+        settings.ray_node_dir = str(cluster.node_dir)
+    return settings
+
+
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request: pytest.FixtureRequest) -> Iterator[RuntimeBackend]:
     with tempfile.TemporaryDirectory(prefix="cove-contract-") as tmp:
-        be = make_backend(Settings(data_dir=Path(tmp), backend=request.param))
+        be = make_backend(_settings(request, Path(tmp)))
         yield be
         asyncio.run(be.close())
 

@@ -54,6 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
         backend=args.backend,
         preview_domain=args.preview_domain,
         ssh_port=args.ssh_port,
+        ray_address=args.ray_address,
     )
     if bwrap_path() is None:
         print("cove: bubblewrap is not installed; run: apt-get install bubblewrap", file=sys.stderr)
@@ -120,7 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--api-key", default=os.environ.get("COVE_API_KEY"), help="accepted key(s), comma-separated"
     )
-    serve.add_argument("--backend", default=None, help="runtime backend (auto, local)")
+    serve.add_argument("--backend", default=None, help="runtime backend (auto, local, ray)")
+    serve.add_argument(
+        "--ray-address", default=None, help="the Ray cluster's host:port (env COVE_RAY_ADDRESS)"
+    )
     serve.add_argument(
         "--preview-domain", default=None, metavar="DOMAIN",
         help="wildcard domain of host-form preview URLs, {port}-{sandboxId}.DOMAIN "

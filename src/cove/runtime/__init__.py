@@ -26,7 +26,27 @@ def _local(settings: Settings) -> RuntimeBackend:
     )
 
 
-BACKENDS: dict[str, Callable[[Settings], RuntimeBackend]] = {"local": _local}
+def _ray(settings: Settings) -> RuntimeBackend:
+    if not settings.ray_address:
+        raise ValueError(
+            "the ray backend needs a cluster address: --ray-address or COVE_RAY_ADDRESS"
+        )
+    try:
+        from cove.runtime.ray import RayBackend
+    except ImportError as exc:
+        raise ValueError(f"the ray backend needs Ray: pip install 'cove[ray]' ({exc})") from None
+    return RayBackend(
+        settings.ray_address,
+        settings.data_dir,
+        secret=settings.ray_secret.encode() if settings.ray_secret else None,
+        node_dir=settings.ray_node_dir,
+        runtime_dir=settings.runtime_dir,
+        placement_timeout=settings.ray_placement_timeout,
+        relay_port=settings.ray_relay_port,
+    )
+
+
+BACKENDS: dict[str, Callable[[Settings], RuntimeBackend]] = {"local": _local, "ray": _ray}
 
 
 def make_backend(settings: Settings) -> RuntimeBackend:

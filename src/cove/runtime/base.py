@@ -56,6 +56,21 @@ class ResourceUsage:
     disk_used: int  # bytes in the workspace
 
 
+@dataclass
+class NodeUsage:
+    """One host that runs sandboxes: what it offers and what Cove holds of it.
+
+    `capacity` and `used` have the keys cpu (cores), memory (GiB) and
+    sandboxes (slots; for `local`, the sandboxes it holds).
+    """
+
+    id: str
+    alive: bool
+    capacity: dict[str, float]
+    used: dict[str, float]
+    sandboxes: int
+
+
 class RuntimeBackend(abc.ABC):
     name: ClassVar[str]
 
@@ -115,6 +130,11 @@ class RuntimeBackend(abc.ABC):
 
     async def reattach(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
         """A sandbox found running after a control-plane restart: resume serving it."""
+        return None
+
+    async def nodes(self) -> list[NodeUsage] | None:
+        """The hosts this backend places sandboxes on; None: only this one (the
+        control plane counts it from its records)."""
         return None
 
     def serve(self) -> None:

@@ -26,6 +26,7 @@ from cove.wire.errors import (
     BadRequest,
     Conflict,
     CoveError,
+    NoCapacity,
     NotFound,
     SandboxError,
 )
@@ -217,6 +218,19 @@ class SandboxService:
         async with self._locks[sid]:
             try:
                 handle = await self.backend.create(self._runtime_spec(r))
+            except NoCapacity:
+                # Nothing was made anywhere: the request is refused, not kept as a failure.
+                self.store.delete(sid)
+                self._locks.pop(sid, None)
+                raise
+            except CoveError as err:
+                self._set(r, SandboxState.ERROR, err.message)
+                return r
+            except Exception as exc:
+                log.exception("creating sandbox %s failed", sid)
+                self._set(r, SandboxState.ERROR, f"creating the sandbox failed: {exc}")
+                return r
+            try:
                 r.runtime = handle.state
                 await self._start_locked(r)
             except CoveError as err:

@@ -110,6 +110,13 @@ class PortUnreachable(CoveError):
     code = "PORT_NOT_LISTENING"
 
 
+class NoCapacity(CoveError):
+    """No node has room for the sandbox's CPU and memory (after waiting for some)."""
+
+    status = 503
+    code = "NO_CAPACITY"
+
+
 class InternalError(CoveError):
     """A bug on our side; the message says what failed."""
 
@@ -134,6 +141,7 @@ _BY_CODE: dict[str, type[CoveError]] = {
     SandboxError.code: SandboxError,
     AccessDenied.code: AccessDenied,
     PortUnreachable.code: PortUnreachable,  # by code: any proxy's 502 stays an InternalError
+    NoCapacity.code: NoCapacity,
 }
 
 # Daytona's SDK picks exception subclasses by (source, code); the agent's

@@ -1,0 +1,298 @@
+"""`RayBackend`: the runtime contract over the nodes of a Ray cluster.
+
+A create asks Ray for a placement group of one bundle (the sandbox's CPU,
+memory and one `cove` slot). It holds no process: it is only Ray's
+accounting, so Ray picks the node, never over-commits one, and its
+autoscaler sees the demand. Once Ray has placed it, the node's actor
+(`node.NodeActor`, found or made by name) creates and runs the sandbox with
+the local backend's code. A request that fits nowhere waits up to
+`placement_timeout` seconds for room, then fails with `NoCapacity` (503)
+naming what it needed and what each node has free.
+
+Failure: a monitor reads Ray's node table every second; a node Ray declares
+dead has its sandboxes' `wait_exit` answer "node lost" (an actor call that
+fails says the same). The reservation stays until the sandbox is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from cove.runtime.base import NodeUsage, RuntimeBackend, RuntimeHandle, SandboxSpec
+from cove.runtime.endpoint import RelayEndpoint
+from cove.runtime.ray.cluster import RESOURCE, Cluster, GiB, Node, connect
+from cove.runtime.ray.node import NodeActor
+from cove.wire.errors import NoCapacity, SandboxError
+
+log = logging.getLogger("cove.runtime.ray")
+
+NODE_LOST = "node lost"
+MONITOR_INTERVAL = 1.0
+ACTOR_TIMEOUT = 60.0  # a node actor's first start: a worker process, then staging
+
+
+def load_or_make_secret(data_dir: Path) -> bytes:
+    """The cluster secret the relays check: kept in the data dir across restarts."""
+    path = data_dir / "ray-secret"
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_hex(32).encode())
+    return path.read_bytes().strip()
+
+
+class RayBackend(RuntimeBackend):
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str,
+        data_dir: Path,
+        *,
+        secret: bytes | None = None,
+        node_dir: str | None = None,
+        runtime_dir: Path | None = None,
+        placement_timeout: float = 30.0,
+        relay_port: int = 0,
+    ) -> None:
+        self.ray = connect(address)
+        instance = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
+        self.cluster = Cluster(self.ray, instance)
+        self.secret = secret or load_or_make_secret(Path(data_dir))
+        self.node_dir = node_dir
+        self.runtime_dir = str(runtime_dir) if runtime_dir else None
+        self.placement_timeout = placement_timeout
+        self.relay_port = relay_port
+        self._exited: set[str] = set()  # sandboxes whose agent ended since their start
+        self._monitor: asyncio.Task[None] | None = None
+        self._actor_class = self.ray.remote(NodeActor)
+
+    # -- nodes and their actors ---------------------------------------------------
+
+    async def _node(self, node_id: str) -> Node:
+        """A living node with its actor and relay; SandboxError if it is lost."""
+        node = self.cluster.nodes.get(node_id)
+        if node is None:
+            await self.cluster.refresh()
+            node = self.cluster.nodes.get(node_id)
+        if node is None or not node.alive:
+            raise SandboxError(NODE_LOST)
+        if node.actor is None:
+            async with node.attach_lock:
+                if node.actor is None:
+                    await self._attach(node)
+        return node
+
+    async def _attach(self, node: Node) -> None:
+        """Find this node's actor by name, or start it there (pinned to the node)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        actor = await asyncio.to_thread(
+            lambda: self._actor_class.options(
+                name=self.cluster.actor_name(node.id),
+                namespace="cove",
+                lifetime="detached",
+                get_if_exists=True,
+                num_cpus=0,
+                max_concurrency=10_000,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node.id, soft=False),
+            ).remote(self.cluster.instance, node.id, self.node_dir, self.runtime_dir)
+        )
+        try:
+            relay = await asyncio.wait_for(
+                actor.hello.remote(self.secret, node.ip, self.relay_port), ACTOR_TIMEOUT
+            )
+        except self.ray.exceptions.RayActorError:
+            self.cluster.mark_lost(node)
+            raise SandboxError(NODE_LOST) from None
+        node.actor, node.relay = actor, (str(relay[0]), int(relay[1]))
+
+    async def _call(self, node: Node, method: str, *args: Any) -> Any:
+        """One actor call; the node's loss (actor gone, node declared dead) is `node lost`."""
+        call = asyncio.ensure_future(getattr(node.actor, method).remote(*args))
+        lost = asyncio.ensure_future(node.lost.wait())
+        try:
+            await asyncio.wait({call, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        if not call.done():
+            call.cancel()
+            raise SandboxError(NODE_LOST)
+        try:
+            return call.result()
+        except self.ray.exceptions.RayActorError:
+            self.cluster.mark_lost(node)
+            raise SandboxError(NODE_LOST) from None
+
+    # -- placement ------------------------------------------------------------------
+
+    async def _reserve(self, spec: SandboxSpec) -> tuple[str, str]:
+        """A placement group for `spec`; (its name, the node Ray put it on)."""
+        from ray.util.placement_group import placement_group, remove_placement_group
+
+        name = self.cluster.pg_name(spec.id)
+        bundle = {"CPU": spec.cpus, "memory": float(spec.memory_bytes), RESOURCE: 1.0}
+        pg = await asyncio.to_thread(
+            placement_group, [bundle], strategy="STRICT_PACK", name=name, lifetime="detached"
+        )
+        try:
+            await asyncio.wait_for(pg.ready(), self.placement_timeout)
+        except TimeoutError:
+            await asyncio.to_thread(remove_placement_group, pg)
+            raise NoCapacity(await self._shortfall(spec)) from None
+        table = await asyncio.to_thread(self.ray.util.placement_group_table, pg)
+        return name, table["bundles_to_node_id"][0]
+
+    async def _shortfall(self, spec: SandboxSpec) -> str:
+        need = f"{spec.cpus:g} CPU, {spec.memory_bytes / GiB:g} GiB memory and one sandbox slot"
+        free = []
+        for n in await self.cluster.usage():
+            if n.alive:
+                f = {k: n.capacity[k] - n.used.get(k, 0) for k in n.capacity}
+                free.append(
+                    f"{n.id[:12]}: {f['cpu']:g} CPU, {f['memory']:g} GiB, {f['sandboxes']:g} slots"
+                )
+        where = "; ".join(free) if free else "no living node offers the 'cove' resource"
+        return (
+            f"no node has room for this sandbox: it needs {need}; waited "
+            f"{self.placement_timeout:g}s for room. Free now: {where}"
+        )
+
+    async def _release(self, name: str | None) -> None:
+        if not name:
+            return
+        from ray.util import get_placement_group
+        from ray.util.placement_group import remove_placement_group
+
+        try:
+            pg = await asyncio.to_thread(get_placement_group, name)
+        except ValueError:
+            return  # already gone
+        await asyncio.to_thread(remove_placement_group, pg)
+
+    # -- the contract ------------------------------------------------------------------
+
+    async def create(self, spec: SandboxSpec) -> RuntimeHandle:
+        name, node_id = await self._reserve(spec)
+        try:
+            node = await self._node(node_id)
+            state = await self._call(node, "create", spec)
+        except BaseException:
+            await self._release(name)
+            raise
+        return RuntimeHandle(spec.id, self.name, {**state, "node": node_id, "placement": name})
+
+    async def start(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
+        node = await self._node(handle.state["node"])
+        self._exited.discard(handle.sandbox_id)
+        state = await self._call(node, "start", handle.sandbox_id, handle.state, spec)
+        _replace(handle, state)
+
+    async def stop(self, handle: RuntimeHandle, grace: float = 5.0) -> None:
+        try:
+            node = await self._node(handle.state["node"])
+        except SandboxError:  # the node is gone, and every process of the sandbox with it
+            handle.state.pop("pid", None)
+            return
+        state = await self._call(node, "stop", handle.sandbox_id, handle.state, grace)
+        _replace(handle, state)
+
+    async def destroy(self, handle: RuntimeHandle) -> None:
+        with contextlib.suppress(SandboxError):  # a lost node: only the reservation is left
+            node = await self._node(handle.state["node"])
+            await self._call(node, "destroy", handle.sandbox_id, handle.state)
+        handle.state.pop("pid", None)
+        await self._release(handle.state.get("placement"))
+        self._exited.discard(handle.sandbox_id)
+
+    def is_running(self, handle: RuntimeHandle) -> bool:
+        node = self.cluster.nodes.get(handle.state.get("node", ""))
+        return (
+            node is not None
+            and node.alive
+            and bool(handle.state.get("pid"))
+            and handle.sandbox_id not in self._exited
+        )
+
+    def agent_endpoint(self, handle: RuntimeHandle) -> RelayEndpoint:
+        node = self.cluster.nodes.get(handle.state.get("node", ""))
+        if node is None or not node.alive or node.relay is None:
+            raise SandboxError(f"sandbox {handle.sandbox_id}: {NODE_LOST}")
+        host, port = node.relay
+        return RelayEndpoint(host, port, handle.sandbox_id, self.secret)
+
+    async def wait_exit(self, handle: RuntimeHandle) -> str:
+        try:
+            node = await self._node(handle.state["node"])
+            reason = str(await self._call(node, "wait_exit", handle.sandbox_id, handle.state))
+        except SandboxError as err:
+            reason = err.message
+        self._exited.add(handle.sandbox_id)
+        return reason
+
+    async def cleanup_leftovers(self, known_ids: set[str]) -> list[str]:
+        """Attach to every node's actor (a restart finds them all), and clean each."""
+        await self.cluster.refresh()
+        removed: set[str] = set()
+        for node in self.cluster.living():
+            try:
+                node = await self._node(node.id)
+                removed.update(await self._call(node, "cleanup_leftovers", sorted(known_ids)))
+            except SandboxError:
+                continue  # lost meanwhile: its sandboxes fail by the monitor
+        prefix = self.cluster.pg_name("")
+        for r in await self.cluster.reservations():
+            sid = r.name[len(prefix) :]
+            if sid not in known_ids:
+                await self._release(r.name)
+                removed.add(sid)
+        self._exited.update(removed)
+        return sorted(removed)
+
+    async def nodes(self) -> list[NodeUsage]:
+        return await self.cluster.usage()
+
+    # -- the control plane's own start and end -------------------------------------
+
+    def serve(self) -> None:
+        self._monitor = asyncio.get_running_loop().create_task(self._watch_nodes())
+
+    async def _watch_nodes(self) -> None:
+        """Ray's node table, read every second: a node Ray declares dead is lost.
+
+        Ray's client API offers no subscription to node deaths (its GCS pubsub
+        is internal), so this reads the table Ray itself keeps; how soon Ray
+        declares a node dead is its health check's setting (docs/scale-out.md).
+        """
+        while True:
+            try:
+                await self.cluster.refresh()
+            except Exception:  # the GCS unreachable for a moment: try again
+                log.exception("reading Ray's node table failed")
+            await asyncio.sleep(MONITOR_INTERVAL)
+
+    async def close(self) -> None:
+        """Node actors and sandboxes stay, for the next control plane."""
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+
+
+def _replace(handle: RuntimeHandle, state: dict[str, Any]) -> None:
+    """The actor's answer becomes the handle's state (in place: callers hold the dict)."""
+    keep: dict[str, Any] = {k: handle.state[k] for k in ("node", "placement") if k in handle.state}
+    handle.state.clear()
+    handle.state.update(state)
+    handle.state.update(keep)

@@ -1,0 +1,108 @@
+"""`NodeActor`: one per Ray node and control plane, owning that node's sandboxes.
+
+A named, detached Ray actor pinned to its node (see `backend.NodeDirectory`):
+it outlives the control plane that made it, so a restarted control plane
+finds it, with every sandbox it runs, by name. The sandboxes are run by the
+`local` backend's own code (`LocalBackend`: bubblewrap, per-sandbox uid,
+cgroups, seccomp), so isolation on a node is exactly what it is on one host.
+The actor also serves the node's toolbox relay (`relay`).
+
+Handle state crosses as plain dicts: the control plane persists it, and the
+actor keeps the latest copy for the relay (which needs the sandbox's uid and
+agent pid to find its pinned socket).
+
+Imports nothing of Ray: the backend wraps this class with `ray.remote`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from cove.runtime.base import RuntimeHandle, SandboxSpec
+from cove.runtime.local import LocalBackend
+from cove.runtime.ray.relay import Relay
+
+log = logging.getLogger("cove.runtime.ray")
+
+State = dict[str, Any]
+
+
+def default_node_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/cove/ray-nodes")
+    return Path.home() / ".local" / "share" / "cove" / "ray-nodes"
+
+
+class NodeActor:
+    def __init__(
+        self, instance: str, node_id: str, node_dir: str | None, runtime_dir: str | None
+    ) -> None:
+        self.node_id = node_id
+        data_dir = Path(node_dir) if node_dir else default_node_dir()
+        data_dir = data_dir / instance / node_id[:16]
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # No warm pool on nodes: placement decides where a sandbox goes, so a
+        # node cannot know which shapes to keep ready.
+        self.local = LocalBackend(data_dir, Path(runtime_dir) if runtime_dir else None)
+        self.handles: dict[str, RuntimeHandle] = {}
+        self.relay: Relay | None = None
+        self.relay_address: tuple[str, int] | None = None
+
+    def _handle(self, sid: str, state: State) -> RuntimeHandle:
+        handle = self.handles.get(sid)
+        if handle is None:
+            handle = self.handles[sid] = RuntimeHandle(sid, "local", dict(state))
+        else:
+            handle.state = dict(state)
+        return handle
+
+    def _socket_of(self, sid: str) -> str:
+        handle = self.handles.get(sid)
+        if handle is None or not self.local.is_running(handle):
+            raise LookupError(sid)
+        return self.local.agent_socket(handle)
+
+    async def hello(self, secret: bytes, host: str, port: int) -> tuple[str, int]:
+        """Take the control plane's secret; the relay's address (started on first call)."""
+        if self.relay is None:
+            self.relay = Relay(secret, self._socket_of)
+            self.relay_address = await self.relay.start(host, port)
+            log.info("node %s: toolbox relay on %s:%d", self.node_id, *self.relay_address)
+        self.relay.secret = secret
+        assert self.relay_address is not None
+        return self.relay_address
+
+    async def create(self, spec: SandboxSpec) -> State:
+        handle = await self.local.create(spec)
+        self.handles[spec.id] = handle
+        return handle.state
+
+    async def start(self, sid: str, state: State, spec: SandboxSpec) -> State:
+        handle = self._handle(sid, state)
+        await self.local.start(handle, spec)
+        return handle.state
+
+    async def stop(self, sid: str, state: State, grace: float) -> State:
+        handle = self._handle(sid, state)
+        await self.local.stop(handle, grace)
+        return handle.state
+
+    async def destroy(self, sid: str, state: State) -> None:
+        await self.local.destroy(self._handle(sid, state))
+        self.handles.pop(sid, None)
+
+    async def wait_exit(self, sid: str, state: State) -> str:
+        return await self.local.wait_exit(self._handle(sid, state))
+
+    async def running(self, sids: list[str]) -> list[str]:
+        """Which of these sandboxes (as this node knows them) have a live agent."""
+        return [s for s in sids if s in self.handles and self.local.is_running(self.handles[s])]
+
+    async def cleanup_leftovers(self, known: list[str]) -> list[str]:
+        removed = await self.local.cleanup_leftovers(set(known))
+        for sid in removed:
+            self.handles.pop(sid, None)
+        return removed
