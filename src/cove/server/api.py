@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cove.runtime.base import NodeUsage
 from cove.server.records import SandboxRecord, SandboxState
 from cove.server.sandboxes import SandboxService
 from cove.wire.errors import BadRequest, NotFound, PayloadTooLarge
@@ -67,12 +68,25 @@ def render(r: SandboxRecord, request: Request, egress: bool) -> dict[str, Any]:
             if r.state in (SandboxState.STOPPED, SandboxState.STOPPING)
             else SandboxState.STARTED.value
         ),
+        runner_id=r.runtime.get("node"),
     ).to_wire()
 
 
 def sandbox_json(service: SandboxService, r: SandboxRecord, request: Request) -> dict[str, Any]:
     """The Sandbox JSON, with the egress actually in force on this server."""
     return render(r, request, egress=service.network_note() is None)
+
+
+def render_node(n: NodeUsage) -> dict[str, Any]:
+    free = {k: round(v - n.used.get(k, 0.0), 2) for k, v in n.capacity.items()}
+    return {
+        "id": n.id,
+        "alive": n.alive,
+        "capacity": n.capacity,
+        "used": n.used,
+        "free": free,
+        "sandboxes": n.sandboxes,
+    }
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -151,6 +165,7 @@ class SandboxRoutes:
             Route("/sandbox/{ref}/network-settings", self.update_network, methods=["POST"]),
             Route("/sandbox/{ref}/network-settings", self.get_network, methods=["GET"]),
             Route("/socket.io/{rest:path}", self.no_events, methods=["GET"]),
+            Route("/nodes", self.nodes, methods=["GET"]),
         ]
 
     async def create(self, request: Request) -> Response:
@@ -225,6 +240,10 @@ class SandboxRoutes:
     async def proxy_url(self, request: Request) -> Response:
         self.service.get(owner(request), request.path_params["ref"])
         return JSONResponse({"url": toolbox_url(request)})
+
+    async def nodes(self, request: Request) -> Response:
+        """Hosts that run sandboxes (one for `local`; Ray's nodes for `ray`)."""
+        return JSONResponse([render_node(n) for n in await self.service.nodes()])
 
     async def no_events(self, request: Request) -> Response:
         # The official SDK tries Socket.IO for state events; without it, it

@@ -104,6 +104,20 @@ ERROR = _obj(
 )
 
 
+_AMOUNTS = {"type": "object", "additionalProperties": {"type": "number"}}
+NODE = _obj(
+    {
+        "id": _STR,
+        "alive": {"type": "boolean"},
+        "capacity": _AMOUNTS,
+        "used": _AMOUNTS,
+        "free": _AMOUNTS,
+        "sandboxes": {"type": "integer"},
+    },
+    ("id", "alive", "capacity", "used", "free", "sandboxes"),
+)
+
+
 def _param(name: str, where: str = "path", schema: JSON | None = None) -> JSON:
     return {"name": name, "in": where, "required": where == "path", "schema": schema or _STR}
 
@@ -187,6 +201,13 @@ def build_openapi() -> JSON:
                 sandbox,
             ),
             "get": _op("The effective egress policy", ref, response=m(protocol.NetworkSettings)),
+        },
+        "/api/nodes": {
+            "get": _op(
+                "Hosts that run sandboxes: capacity, used, free, sandboxes held",
+                [],
+                response={"type": "array", "items": NODE},
+            )
         },
         "/api/openapi.json": {"get": _op("This document", [])},
         "/toolbox/{sandboxId}/version": {"get": _op("Agent version", sid)},

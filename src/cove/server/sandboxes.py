@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 
 from cove.runtime import RuntimeBackend, RuntimeHandle, SandboxSpec
+from cove.runtime.base import NodeUsage
 from cove.runtime.endpoint import AgentEndpoint
 from cove.server.records import RecordSpec, SandboxRecord, SandboxState
 from cove.server.store import NameTaken, Store
@@ -40,6 +42,7 @@ from cove.wire.protocol import (
 
 log = logging.getLogger("cove.server")
 
+Nodes = list[NodeUsage]  # (a module-level name: the class has a method called `list`)
 SpecHook = Callable[[RecordSpec, CreateSandboxRequest], None]
 
 
@@ -341,6 +344,29 @@ class SandboxService:
     def network_note(self) -> str | None:
         """None if sandboxes here get egress under their policy, else why not."""
         return self.backend.network_note
+
+    # -- hosts -----------------------------------------------------------------
+
+    async def nodes(self) -> Nodes:
+        """The backend's hosts; for a single-host backend, this host from the records."""
+        listed = await self.backend.nodes()
+        if listed is not None:
+            return listed
+        held = self.store.list()
+        running = [r for r in held if r.state in (SandboxState.STARTED, SandboxState.STARTING)]
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GiB
+        return [
+            NodeUsage(
+                id=self.backend.name,
+                alive=True,
+                capacity={"cpu": float(os.cpu_count() or 1), "memory": round(memory, 2)},
+                used={
+                    "cpu": float(sum(r.spec.cpu for r in running)),
+                    "memory": float(sum(r.spec.memory for r in running)),
+                },
+                sandboxes=len(held),
+            )
+        ]
 
     # -- toolbox access -----------------------------------------------------------
 

@@ -73,6 +73,8 @@ class Sandbox(WireModel):
     auto_destroy_at: str | None = None  # set while a TTL runs
     backup_state: str = "None"
     volumes: list[Any] = field(default_factory=list)
+    # The host running it: the Ray node id on the `ray` backend, absent on `local`.
+    runner_id: str | None = None
 
 
 @dataclass
