@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,11 +56,16 @@ class RayCluster:
     def node_id(node: Any) -> str:
         return str(node.node_id)
 
-    def kill_raylet(self, node: Any) -> None:
-        """SIGKILL the node's raylet, as a crashed or cut-off host would look to Ray."""
+    def kill_raylet(self, node: Any) -> float:
+        """SIGKILL the node's raylet, as a crashed or cut-off host would look to Ray;
+        returns when (time.monotonic()). The node's other processes go too, as with a host."""
         raylet = node.all_processes["raylet"][0].process
         os.kill(raylet.pid, signal.SIGKILL)
+        killed = time.monotonic()
         raylet.wait(10)
+        # Cluster's own bookkeeping (wait_for_nodes counts the nodes it started).
+        self.cluster.remove_node(node, allow_graceful=False)
+        return killed
 
     def env(self) -> dict[str, str]:
         """What a `cove serve --backend ray` for this cluster needs."""
