@@ -46,7 +46,8 @@ def sandbox_id(env: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.mark.parametrize(
-    "command", ["", "serve", "create", "list", "delete", "exec", "run", "logs", "shell", "preview"]
+    "command",
+    ["", "serve", "create", "list", "nodes", "delete", "exec", "run", "logs", "shell", "preview"],
 )
 def test_help_everywhere(command: str) -> None:
     done = subprocess.run([COVE, *([command] if command else []), "--help"], capture_output=True)
@@ -262,3 +263,14 @@ def test_progress_shows_only_on_slow_waits_on_a_terminal() -> None:
     with progress("creating sandbox", stream=slow):
         assert slow.drawn.wait(30)  # drawn after about a second
     assert "creating sandbox" in slow.getvalue() and slow.getvalue().endswith("\r\033[K")
+
+
+def test_nodes_lists_this_host(env: dict[str, str], sandbox_id: str) -> None:
+    done = cove_cmd("nodes", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    (node,) = json.loads(done.stdout)
+    assert node["id"] == "local" and node["alive"] is True
+    assert node["capacity"]["cpu"] == os.cpu_count() and node["sandboxes"] >= 1
+    assert node["free"]["cpu"] == node["capacity"]["cpu"] - node["used"]["cpu"]
+    table = cove_cmd("nodes", env=env)
+    assert table.stdout.splitlines()[1].startswith("local  yes")

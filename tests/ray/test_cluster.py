@@ -200,3 +200,30 @@ def test_a_control_plane_sigkill_and_restart_finds_every_sandbox(
         assert logs.stdout.splitlines()[-1] == "got-after-restart"  # after the echoed input
     finally:
         delete_all(ray_api, ids)
+
+
+def test_cove_nodes_lists_every_node(ray_server: ServerProcess, ray_cluster: RayCluster) -> None:
+    import json
+    import os
+    import subprocess
+
+    from tests.serverproc import COVE
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVE_", "DAYTONA_"))}
+    env.update(COVE_API_URL=ray_server.api_url, COVE_API_KEY=ray_server.key)
+    table = subprocess.run([COVE, "nodes"], env=env, capture_output=True, text=True, timeout=60)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:3] == ["NODE", "ALIVE", "SANDBOXES"]
+    listed = json.loads(
+        subprocess.run(
+            [COVE, "nodes", "--json"], env=env, capture_output=True, text=True, timeout=60
+        ).stdout
+    )
+    ids = {n["id"] for n in listed}
+    assert {ray_cluster.node_id(n) for n in ray_cluster.nodes} <= ids
+    for n in listed:
+        assert set(n) == {"id", "alive", "capacity", "used", "free", "sandboxes"}
+        assert any(line.startswith(n["id"]) for line in lines[1:])
+    lost = [n for n in listed if not n["alive"]]  # the node killed above
+    assert len(lost) == 1 and any("LOST" in line for line in lines)

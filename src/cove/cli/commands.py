@@ -161,6 +161,31 @@ def list_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def nodes_command(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        nodes = c.nodes()
+    if args.json:
+        _print_json([n.to_wire() for n in nodes])
+        return 0
+
+    def amounts(a: dict[str, float]) -> tuple[str, str, str]:
+        slots = f"{a['sandboxes']:g}" if "sandboxes" in a else "-"
+        return f"{a.get('cpu', 0):g}", f"{a.get('memory', 0):g}G", slots
+
+    rows: list[list[str]] = [
+        ["NODE", "ALIVE", "SANDBOXES", "CPU used/cap", "MEM used/cap", "SLOTS used/cap"]
+    ]
+    for n in nodes:
+        used, cap = amounts(n.used), amounts(n.capacity)
+        state = "yes" if n.alive else "LOST"
+        rows.append([n.id, state, str(n.sandboxes)])
+        rows[-1] += [f"{u}/{c}" for u, c in zip(used, cap, strict=True)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
 def delete_command(args: argparse.Namespace) -> int:
 
     with _client(args) as c, progress("deleting", enabled=not args.json):

@@ -160,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only sandboxes with this label (repeatable)")  # fmt: skip
     listing.set_defaults(func=_command("list"))
 
+    nodes = sub.add_parser(
+        "nodes", parents=[common], help="list the hosts that run sandboxes (capacity, used, free)"
+    )
+    nodes.set_defaults(func=_command("nodes"))
+
     delete = sub.add_parser("delete", parents=[common], help="delete sandboxes")
     delete.add_argument("sandboxes", nargs="+", metavar="SANDBOX", help="id or name")
     delete.set_defaults(func=_command("delete"))

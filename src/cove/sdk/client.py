@@ -28,6 +28,7 @@ from cove.sdk._transport import AsyncTransport, SyncTransport
 from cove.sdk.models import CreateSandboxParams
 from cove.sdk.sandbox import AsyncSandbox, Sandbox, SandboxCalls, check_started
 from cove.wire.errors import AuthError, CoveError, NotFound
+from cove.wire.protocol import NodeList
 
 _PARAM_NAMES = [f.name for f in dataclasses.fields(CreateSandboxParams)]
 log = logging.getLogger(__name__)
@@ -168,6 +169,10 @@ class Cove(_ClientBase):
     def list(self, labels: dict[str, str] | None = None) -> list[Sandbox]:
         return [Sandbox(self._t, self._calls, w) for w in self._t.call(self._calls.list(labels))]
 
+    def nodes(self) -> NodeList:
+        """The hosts that run sandboxes: capacity, used, free, and sandboxes held."""
+        return self._t.call(self._calls.nodes())
+
     def delete(self, sandbox: Sandbox | str, timeout: float | None = 60) -> None:
         sid = sandbox if isinstance(sandbox, str) else sandbox.id
         self._t.call(self._calls.delete(sid, timeout))
@@ -250,6 +255,10 @@ class AsyncCove(_ClientBase):
     async def list(self, labels: dict[str, str] | None = None) -> list[AsyncSandbox]:
         wires = await self._t.call(self._calls.list(labels))
         return [AsyncSandbox(self._t, self._calls, w) for w in wires]
+
+    async def nodes(self) -> NodeList:
+        """The hosts that run sandboxes: capacity, used, free, and sandboxes held."""
+        return await self._t.call(self._calls.nodes())
 
     async def delete(self, sandbox: AsyncSandbox | str, timeout: float | None = 60) -> None:
         sid = sandbox if isinstance(sandbox, str) else sandbox.id

@@ -24,6 +24,8 @@ from cove.wire.protocol import (
     LANGUAGE_LABEL,
     CreateSandboxRequest,
     NetworkSettings,
+    Node,
+    NodeList,
     PortPreviewUrl,
     SandboxList,
     SignedPortPreviewUrl,
@@ -76,6 +78,14 @@ class SandboxCalls:
             return SandboxList.from_wire(data, "sandbox list").items
 
         return Call("GET", self.ep.api("/sandbox"), "list sandboxes", parse, params=params)
+
+    def nodes(self) -> Call[NodeList]:
+        def parse(data: Any) -> list[Node]:
+            if not isinstance(data, list):
+                raise ValueError("the node list is not a JSON array")
+            return [Node.from_wire(n, "node") for n in data]
+
+        return Call("GET", self.ep.api("/nodes"), "list nodes", parse)
 
     def action(self, sandbox_id: str, action: str, timeout: float | None) -> Call[WireSandbox]:
         url = self.ep.api(f"/sandbox/{seg(sandbox_id)}/{action}")

@@ -45,6 +45,8 @@ from cove.wire.protocol.process import (
 from cove.wire.protocol.sandbox import (
     LANGUAGE_LABEL,
     CreateSandboxRequest,
+    Node,
+    NodeList,
     Sandbox,
     SandboxList,
     UpdateNetworkSettings,
@@ -89,6 +91,8 @@ __all__ = [
     "MetricsResponse",
     "NetworkPolicy",
     "NetworkSettings",
+    "Node",
+    "NodeList",
     "PortPreviewUrl",
     "PtyCreateRequest",
     "PtyResizeRequest",

@@ -92,3 +92,19 @@ class UpdateNetworkSettings(WireModel):
     network_allow_list: str | None = None
     domain_allow_list: str | None = None
     network_deny_list: str | None = None  # Cove
+
+
+@dataclass
+class Node(WireModel):
+    """One host that runs sandboxes (`GET /api/nodes`): amounts keyed cpu, memory
+    (GiB) and, on the `ray` backend, sandboxes (slots)."""
+
+    id: str
+    alive: bool
+    capacity: dict[str, float]
+    used: dict[str, float]
+    free: dict[str, float]
+    sandboxes: int
+
+
+NodeList = list[Node]  # a name for classes whose method `list` hides the builtin
