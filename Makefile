@@ -18,6 +18,11 @@ $(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-test.txt
 	@touch $@
 
+# The `ray` extra: the tests run the ray backend on a 3-node cluster on loopback.
+$(VENV)/.ray-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[server,ray]'
+	@touch $@
+
 $(RUNTIME)/.installed: scripts/build-runtime.sh $(VENV)/.installed
 	sh scripts/build-runtime.sh $(PY) $(RUNTIME)
 	@touch $@
@@ -29,7 +34,7 @@ install: system-deps $(VENV)/.installed $(RUNTIME)/.installed
 run: install
 	$(VENV)/bin/cove serve
 
-test-deps: install $(VENV)/.test-installed
+test-deps: install $(VENV)/.test-installed $(VENV)/.ray-installed
 	@sh scripts/system-deps.sh test
 
 ## check: lint, format and types
