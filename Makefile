@@ -52,7 +52,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 	@touch $@
 
 ## bench: measure against same-run baselines; writes bench/REPORT.md and bench/plots/ (a few minutes)
-bench: install $(VENV)/.bench-installed
+bench: install $(VENV)/.bench-installed $(VENV)/.ray-installed
 	$(PY) -m bench
 
 ## load: 100 concurrent clients for 60 s, and the noisy-neighbour factor (RELIABILITY.md)

@@ -82,7 +82,7 @@ def markdown(rows: list[Row], argv: str, seconds: float, plots: list[str], condi
         "",
         "Reproduce a single area: `.venv/bin/python -m bench --only exec --out /tmp/bench` "
         "(areas: `tti`, `exec`, `interp`, `stream`, `files`, `preview`, `density`, "
-        "`network`); "
+        "`network`, `cluster`); "
         "`--pool N` sets the main server's warm pool; without `--out`, this file and "
         "README's figures are replaced.",
     ]

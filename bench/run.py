@@ -16,6 +16,7 @@ from pathlib import Path
 from bench import report
 from bench.cases import (
     dashboard,
+    cluster,
     density,
     execute,
     files,
@@ -50,7 +51,7 @@ def parse() -> argparse.Namespace:
         "--only",
         default="",
         help="areas, comma-separated: "
-        "exec,interp,stream,files,preview,mcp,tti,density,network,dashboard",
+        "exec,interp,stream,files,preview,mcp,tti,density,network,dashboard,cluster",
     )
     return p.parse_args()
 
@@ -109,6 +110,12 @@ def main() -> None:
                 ],
             )
             density.delete_many(cold, cold.list_ids())
+
+            def on_ray() -> list[Row]:
+                with cluster.ray_serving(Path(tmp) / "ray") as ray:
+                    return cluster.measure(cold, ray, 12 if q else 30, 60 if q else 300)
+
+            area("cluster", on_ray)
         with serving(Path(tmp) / "main", pool=args.pool) as cove:
             warm = cove.create()
             area(
