@@ -23,9 +23,15 @@ KEYS = ["test-key-alice", "test-key-bob"]
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[ServerProcess]:
+def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    """The suites' server; COVE_TEST_BACKEND=ray runs it on the session's Ray cluster."""
+    env: dict[str, str] = {}
+    args: list[str] = []
+    if os.environ.get("COVE_TEST_BACKEND") == "ray":
+        cluster = request.getfixturevalue("ray_cluster")
+        env, args = cluster.env(), ["--backend", "ray"]
     with tempfile.TemporaryDirectory(prefix="cove-test-") as tmp:
-        proc = ServerProcess(Path(tmp) / "data", list(KEYS)).start()
+        proc = ServerProcess(Path(tmp) / "data", list(KEYS), env=env, args=args).start(60)
         try:
             yield proc
         finally:

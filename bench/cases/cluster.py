@@ -59,7 +59,7 @@ def _exec_samples(cove: Cove, sid: str, runs: int) -> list[float]:
 
     with asyncio.Runner() as runner:
         samples = timed(lambda: runner.run(once()), runs, warmup=5)
-    conn.close()
+        conn.close()  # while its loop is open
     return samples
 
 

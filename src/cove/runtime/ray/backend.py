@@ -124,6 +124,9 @@ class RayBackend(RuntimeBackend):
         lost = asyncio.ensure_future(node.lost.wait())
         try:
             await asyncio.wait({call, lost}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled (a stop took over a watcher): drop the call
+            call.cancel()
+            raise
         finally:
             lost.cancel()
         if not call.done():
