@@ -82,3 +82,17 @@ def test_a_pty_is_typed_into(sandbox: Any) -> None:
         assert handle.wait(timeout=15).exit_code == 4
     finally:
         handle.disconnect()
+
+
+def test_metrics_are_read_on_the_node(sandbox: Any) -> None:
+    latest = sandbox.get_metrics_latest()
+    assert (latest.cpu_count, latest.mem_total) == (1, 1 << 30)
+    assert latest.mem_used > 0
+
+
+def test_a_running_sandbox_cannot_be_resized(sandbox: Any) -> None:
+    from daytona import Resources
+    from daytona.common.errors import DaytonaError
+
+    with pytest.raises(DaytonaError, match="cannot resize a running sandbox"):
+        sandbox.resize(Resources(cpu=2))

@@ -25,7 +25,13 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from cove.runtime.base import NodeUsage, RuntimeBackend, RuntimeHandle, SandboxSpec
+from cove.runtime.base import (
+    NodeUsage,
+    ResourceUsage,
+    RuntimeBackend,
+    RuntimeHandle,
+    SandboxSpec,
+)
 from cove.runtime.endpoint import RelayEndpoint
 from cove.runtime.ray.cluster import RESOURCE, Cluster, GiB, Node, connect
 from cove.runtime.ray.node import NodeActor
@@ -262,6 +268,23 @@ class RayBackend(RuntimeBackend):
                 removed.add(sid)
         self._exited.update(removed)
         return sorted(removed)
+
+    async def usage(self, handle: RuntimeHandle) -> ResourceUsage | None:
+        """The node's reading of the sandbox's cgroups and workspace (None once lost).
+
+        Resizing stays the contract's default (a Conflict): a placement group
+        cannot change size, and Ray's accounting must match the cgroups.
+        """
+        if not self.is_running(handle):
+            return None
+        try:
+            node = await self._node(handle.state["node"])
+            usage: ResourceUsage | None = await self._call(
+                node, "usage", handle.sandbox_id, handle.state
+            )
+        except SandboxError:
+            return None
+        return usage
 
     async def nodes(self) -> list[NodeUsage]:
         return await self.cluster.usage()

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cove.runtime.base import RuntimeHandle, SandboxSpec
+from cove.runtime.base import ResourceUsage, RuntimeHandle, SandboxSpec
 from cove.runtime.local import LocalBackend
 from cove.runtime.ray.relay import Relay
 
@@ -96,6 +96,9 @@ class NodeActor:
 
     async def wait_exit(self, sid: str, state: State) -> str:
         return await self.local.wait_exit(self._handle(sid, state))
+
+    async def usage(self, sid: str, state: State) -> ResourceUsage | None:
+        return await self.local.usage(self._handle(sid, state))
 
     async def running(self, sids: list[str]) -> list[str]:
         """Which of these sandboxes (as this node knows them) have a live agent."""
