@@ -98,6 +98,17 @@ def test_start_means_the_agent_answers(backend: RuntimeBackend) -> None:
     run(scenario)
 
 
+def test_user_code_starts_with_no_signal_blocked(backend: RuntimeBackend) -> None:
+    """Whatever thread spawned the agent (a Ray worker blocks SIGINT), interrupts work."""
+
+    async def scenario() -> None:
+        async with Sandbox(backend, new_spec()) as h:
+            body = await execute(backend, h, "grep SigBlk /proc/self/status")
+            assert body["stdout"].split() == ["SigBlk:", "0000000000000000"]
+
+    run(scenario)
+
+
 def test_stop_ends_everything_and_start_keeps_the_workspace(backend: RuntimeBackend) -> None:
     async def scenario() -> None:
         spec = new_spec()

@@ -46,6 +46,10 @@ def reset_inherited_ignores() -> None:
                 signal.signal(sig, signal.SIG_DFL)
         except (OSError, ValueError):
             continue  # a real-time or reserved signal Python will not touch
+    # A blocked signal survives fork and exec as well: the `ray` backend's node
+    # actor runs in a Ray worker thread that blocks SIGINT, which would make
+    # every interrupt of a command or an interpreter a silent no-op.
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
 def keep_read_buffers() -> None:
