@@ -35,7 +35,7 @@ from cove.runtime.base import (
 from cove.runtime.endpoint import RelayEndpoint
 from cove.runtime.ray.cluster import RESOURCE, Cluster, GiB, Node, connect
 from cove.runtime.ray.node import NodeActor
-from cove.wire.errors import NoCapacity, SandboxError
+from cove.wire.errors import CoveError, NoCapacity, SandboxError
 
 log = logging.getLogger("cove.runtime.ray")
 
@@ -143,6 +143,12 @@ class RayBackend(RuntimeBackend):
         except self.ray.exceptions.RayActorError:
             self.cluster.mark_lost(node)
             raise SandboxError(NODE_LOST) from None
+        except self.ray.exceptions.RayTaskError as exc:
+            # The node's own answer (e.g. an agent that failed to start): ours to raise
+            # as it was, not Ray's wrapper of it.
+            if isinstance(exc.cause, CoveError):
+                raise exc.cause from None
+            raise
 
     # -- placement ------------------------------------------------------------------
 
