@@ -35,7 +35,8 @@ HEALTH = {
 class RayCluster:
     cluster: Any
     node_dir: Path
-    nodes: list[Any] = field(default_factory=list)
+    nodes: list[Any] = field(default_factory=list)  # living
+    lost: list[Any] = field(default_factory=list)  # raylets killed
 
     @property
     def address(self) -> str:
@@ -65,6 +66,8 @@ class RayCluster:
         raylet.wait(10)
         # Cluster's own bookkeeping (wait_for_nodes counts the nodes it started).
         self.cluster.remove_node(node, allow_graceful=False)
+        self.nodes.remove(node)
+        self.lost.append(node)
         return killed
 
     def env(self) -> dict[str, str]:

@@ -36,6 +36,12 @@ def backend(request: pytest.FixtureRequest) -> Iterator[RuntimeBackend]:
         be = make_backend(_settings(request, Path(tmp)))
         yield be
         asyncio.run(be.close())
+        if request.param == "ray":
+            import ray
+
+            # No Ray driver (a C++ core worker with threads of its own) stays in
+            # the test process through later tests, which start servers from it.
+            ray.shutdown()
 
 
 def run(coro_fn: Callable[[], Coroutine[Any, Any, None]]) -> None:

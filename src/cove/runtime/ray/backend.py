@@ -11,7 +11,7 @@ naming what it needed and what each node has free.
 
 Failure: a monitor reads Ray's node table every second; a node Ray declares
 dead has its sandboxes' `wait_exit` answer "node lost" (an actor call that
-fails says the same). The reservation stays until the sandbox is deleted.
+fails says the same), and their reservations are released.
 """
 
 from __future__ import annotations
@@ -253,6 +253,10 @@ class RayBackend(RuntimeBackend):
             reason = str(await self._call(node, "wait_exit", handle.sandbox_id, handle.state))
         except SandboxError as err:
             reason = err.message
+            if reason == NODE_LOST:
+                # Ray would re-place the reservation on a living node, holding room
+                # for a sandbox that no longer runs anywhere: it goes now.
+                await self._release(handle.state.get("placement"))
         self._exited.add(handle.sandbox_id)
         return reason
 
