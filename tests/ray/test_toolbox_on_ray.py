@@ -96,3 +96,15 @@ def test_a_running_sandbox_cannot_be_resized(sandbox: Any) -> None:
 
     with pytest.raises(DaytonaError, match="cannot resize a running sandbox"):
         sandbox.resize(Resources(cpu=2))
+
+
+def test_a_preview_reaches_an_app_on_the_node(sandbox: Any) -> None:
+    import httpx
+
+    from tests.e2e.test_preview import PORT, TOKEN, start_app
+
+    start_app(sandbox)
+    link = sandbox.get_preview_link(PORT)
+    r = httpx.get(link.url + "/hello?x=1", headers={TOKEN: link.token}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.text.split("\n", 1)[0] == "hello from the sandbox"

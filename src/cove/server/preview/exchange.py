@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from starlette.types import Message, Receive, Scope, Send
 
+from cove.runtime.endpoint import AgentEndpoint
 from cove.server.agentclient import ends_by_framing, read_framed
 from cove.server.preview.access import Grant
 from cove.server.preview.address import Address
@@ -55,9 +56,9 @@ class Tunnel:
 
 class TunnelPool:
     def __init__(self) -> None:
-        self._idle: dict[tuple[str, int], list[Tunnel]] = {}
+        self._idle: dict[tuple[AgentEndpoint, int], list[Tunnel]] = {}
 
-    def take(self, socket: str, port: int) -> Tunnel | None:
+    def take(self, socket: AgentEndpoint, port: int) -> Tunnel | None:
         kept = self._idle.get((socket, port))
         while kept:
             tunnel = kept.pop()
@@ -66,7 +67,7 @@ class TunnelPool:
             tunnel.close()
         return None
 
-    def give(self, socket: str, port: int, tunnel: Tunnel) -> None:
+    def give(self, socket: AgentEndpoint, port: int, tunnel: Tunnel) -> None:
         kept = self._idle.setdefault((socket, port), [])
         for old in [t for t in kept if not t.usable()]:
             kept.remove(old)

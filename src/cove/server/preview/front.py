@@ -14,6 +14,7 @@ import logging
 from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cove.runtime.endpoint import AgentEndpoint
 from cove.server.agentclient import AgentUnreachable
 from cove.server.preview.access import Grant, PreviewAccess
 from cove.server.preview.address import Address, locate, referred_prefix
@@ -38,13 +39,13 @@ class Previews:
     def locate(self, host: str, target: str) -> Address | None:
         return locate(host, target, self.domain)
 
-    def open(self, addr: Address, headers: dict[str, str]) -> tuple[Grant, str]:
-        """Check the request; the grant and the agent socket to tunnel through."""
+    def open(self, addr: Address, headers: dict[str, str]) -> tuple[Grant, AgentEndpoint]:
+        """Check the request; the grant and the agent endpoint to tunnel through."""
         grant = self.access.authorize(addr, headers)
-        socket = self.service.agent_socket(grant.record.owner, grant.record.id)
-        return grant, socket
+        endpoint = self.service.agent_endpoint(grant.record.owner, grant.record.id)
+        return grant, endpoint
 
-    async def tunnel(self, grant: Grant, socket: str) -> Tunnel:
+    async def tunnel(self, grant: Grant, socket: AgentEndpoint) -> Tunnel:
         try:
             return Tunnel(*await open_tunnel(socket, grant.port))
         except AgentUnreachable:

@@ -14,6 +14,7 @@ import asyncio
 import json
 from collections.abc import Iterable
 
+from cove.runtime.endpoint import AgentEndpoint
 from cove.server.agentclient import CONNECT_TIMEOUT, STREAM_LIMIT, AgentUnreachable
 from cove.server.preview.access import COOKIE, TOKEN_HEADER, strip_cookie
 from cove.wire import http1
@@ -31,12 +32,13 @@ HOP_BY_HOP = frozenset(
 WS_KEEP = ("upgrade", "connection")
 
 
-async def open_tunnel(socket: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def open_tunnel(
+    endpoint: AgentEndpoint, port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A connection to the app on `port`; `AgentUnreachable`, or the agent's refusal as an error."""
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_unix_connection(socket, limit=STREAM_LIMIT), CONNECT_TIMEOUT
-        )
+        sock = await asyncio.wait_for(endpoint.connect(), CONNECT_TIMEOUT)
+        reader, writer = await asyncio.open_connection(sock=sock, limit=STREAM_LIMIT)
     except (OSError, TimeoutError) as exc:
         raise AgentUnreachable(f"cannot connect to the agent: {exc}") from None
     try:
