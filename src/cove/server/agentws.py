@@ -2,7 +2,7 @@
 
 The toolbox front relays client WebSockets as bytes (`wsfront`); the SSH
 server instead is the agent's client: it opens the upgrade on the agent's
-unix socket and reads and writes messages (`cove.wire.websocket`).
+endpoint (its unix socket, or a node's relay) and reads and writes messages (`cove.wire.websocket`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 import json
 import urllib.parse
 
+from cove.runtime.endpoint import AgentEndpoint
 from cove.server.agentclient import CONNECT_TIMEOUT, AgentUnreachable
 from cove.wire import http1
 from cove.wire.errors import CoveError, from_envelope
@@ -20,14 +21,16 @@ MAX_REFUSAL = 64 * 1024  # the body of a refused upgrade kept for its message
 
 
 async def connect(
-    socket: str, path: str, query: dict[str, str] | None = None, protocols: tuple[str, ...] = ()
+    endpoint: AgentEndpoint,
+    path: str,
+    query: dict[str, str] | None = None,
+    protocols: tuple[str, ...] = (),
 ) -> WebSocket:
     """An open WebSocket to `path` on the agent; a refused upgrade raises its CoveError."""
     target = path + ("?" + urllib.parse.urlencode(query) if query else "")
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_unix_connection(socket, limit=http1.MAX_HEAD), CONNECT_TIMEOUT
-        )
+        sock = await asyncio.wait_for(endpoint.connect(), CONNECT_TIMEOUT)
+        reader, writer = await asyncio.open_connection(sock=sock, limit=http1.MAX_HEAD)
     except (OSError, TimeoutError) as exc:
         raise AgentUnreachable(f"cannot connect to the agent: {exc}") from None
     fields = [

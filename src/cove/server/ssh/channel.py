@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncssh
 
+from cove.runtime.endpoint import AgentEndpoint
 from cove.server import agentws
 from cove.server.agentclient import AgentConnectionPool, AgentUnreachable
 from cove.wire.errors import CoveError, from_envelope
@@ -24,7 +25,7 @@ INPUT_QUEUE = 64  # input pieces waiting for the agent before the channel stops 
 
 
 class AgentLink:
-    def __init__(self, socket: str, pool: AgentConnectionPool) -> None:
+    def __init__(self, socket: AgentEndpoint, pool: AgentConnectionPool) -> None:
         self.socket = socket
         self.pool = pool
 

@@ -221,7 +221,7 @@ class _Session:
 
     async def _start(self, process: asyncssh.SSHServerProcess[bytes], out: Outlet) -> int:
         r = self.record
-        socket = self.server.service.agent_socket(r.owner, r.id)  # refuses a stopped sandbox
+        socket = self.server.service.agent_endpoint(r.owner, r.id)  # refuses a stopped sandbox
         agent = AgentLink(socket, self.server.clients.get(socket))
         command = process.command
         term = process.term_type

@@ -112,7 +112,7 @@ class SandboxSftp(asyncssh.SFTPServer):
 
     def _agent(self) -> AgentLink:
         try:
-            socket = self.service.agent_socket(self.record.owner, self.record.id)
+            socket = self.service.agent_endpoint(self.record.owner, self.record.id)
         except CoveError as err:
             raise _sftp_error(err) from None
         return AgentLink(socket, self.clients.get(socket))
