@@ -20,7 +20,7 @@ $(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
 
 # The `ray` extra: the tests run the ray backend on a 3-node cluster on loopback.
 $(VENV)/.ray-installed: $(VENV)/.installed pyproject.toml
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[server,ray]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[server,mcp,ray]'
 	@touch $@
 
 $(RUNTIME)/.installed: scripts/build-runtime.sh $(VENV)/.installed

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from bench import report
 from bench.cases import (
-    dashboard,
     cluster,
+    dashboard,
     density,
     execute,
     files,
