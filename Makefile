@@ -4,10 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUNTIME := build/sandbox-runtime
 
-.PHONY: install system-deps run test test-deps check bench fuzz load clean
+.PHONY: install system-deps image-test-deps run test test-deps check bench fuzz load clean
 
 system-deps:
 	@sh scripts/system-deps.sh
+
+# The image tests need mmdebstrap, skopeo, umoci and docker-registry (system-deps has them).
+image-test-deps: system-deps
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

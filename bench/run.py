@@ -20,6 +20,7 @@ from bench.cases import (
     density,
     execute,
     files,
+    images,
     interpreter,
     lifecycle,
     mcp,
@@ -51,7 +52,7 @@ def parse() -> argparse.Namespace:
         "--only",
         default="",
         help="areas, comma-separated: "
-        "exec,interp,stream,files,preview,mcp,tti,density,network,dashboard,cluster",
+        "exec,interp,stream,files,preview,mcp,tti,density,network,dashboard,cluster,images",
     )
     return p.parse_args()
 
@@ -116,6 +117,15 @@ def main() -> None:
                     return cluster.measure(cold, ray, 12 if q else 30, 60 if q else 300)
 
             area("cluster", on_ray)
+            area(
+                "images",
+                lambda: [
+                    images.tti(cold, 8 if q else 20),
+                    images.rebuild(cold, 5 if q else 20),
+                    images.pull(cold, 1 if q else 3),
+                ],
+            )
+            density.delete_many(cold, cold.list_ids())
         with serving(Path(tmp) / "main", pool=args.pool) as cove:
             warm = cove.create()
             area(

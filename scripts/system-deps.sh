@@ -21,6 +21,12 @@ if [ "$1" = test ]; then
     command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 fi
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$missing python3-venv"
+# Images: Debian base images are built with mmdebstrap; OCI images are pulled
+# and unpacked with skopeo + umoci (tests push to a loopback docker-registry).
+command -v mmdebstrap >/dev/null 2>&1 || missing="$missing mmdebstrap"
+command -v skopeo >/dev/null 2>&1 || missing="$missing skopeo"
+command -v umoci >/dev/null 2>&1 || missing="$missing umoci"
+command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian packages:$missing"

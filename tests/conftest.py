@@ -18,6 +18,9 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ["DAYTONA_USE_DEPRECATED_POLLING"] = "false"
 # A Ray cluster on loopback stays on loopback (tests/raycluster.py), even if ray is imported first.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Debian base images take a minute or two to build: test servers share them
+# across sessions (they are keyed by content, so a stale one is never used).
+os.environ.setdefault("COVE_IMAGE_BASE_CACHE", "/var/tmp/cove-test-image-bases")
 
 KEYS = ["test-key-alice", "test-key-bob"]
 

@@ -42,6 +42,19 @@ class Settings:
     # the default shape adopts one: ~27 ms to a first exec instead of ~125 ms.
     warm_pool: int = 2
     runtime_dir: Path | None = field(default_factory=default_runtime_dir)
+    # The image store: layers, images, tags (None: <data_dir>/images).
+    image_dir: Path | None = None
+    # Debian base trees kept across image stores (e.g. shared by test servers).
+    image_base_cache: Path | None = None
+    # "default": an image that cannot be had (and has no build steps) runs on
+    # the default root with a warning in its build log, instead of failing.
+    image_fallback: str = ""
+    # Where references without a registry are pulled from; credentials for pulls.
+    image_registry: str = "docker.io"
+    # Bytes of image layers kept; least recently used images beyond it are evicted
+    # after each build (never one a sandbox runs on, nor a tagged one).
+    image_cache_bytes: int = 20 * GiB
+    registry_auth_file: Path | None = None
     max_output_bytes: int = DEFAULT_OUTPUT_CAP
     # Session command logs kept on disk, per stream (live followers get all output).
     max_log_bytes: int = DEFAULT_LOG_CAP
@@ -85,6 +98,12 @@ class Settings:
         "sandbox_root": "COVE_SANDBOX_ROOT",
         "warm_pool": "COVE_WARM_POOL",
         "runtime_dir": "COVE_RUNTIME_DIR",
+        "image_dir": "COVE_IMAGE_DIR",
+        "image_base_cache": "COVE_IMAGE_BASE_CACHE",
+        "image_fallback": "COVE_IMAGE_FALLBACK",
+        "image_registry": "COVE_IMAGE_REGISTRY",
+        "image_cache_bytes": "COVE_IMAGE_CACHE_BYTES",
+        "registry_auth_file": "COVE_REGISTRY_AUTH_FILE",
         "max_output_bytes": "COVE_MAX_OUTPUT_BYTES",
         "max_log_bytes": "COVE_MAX_LOG_BYTES",
         "lifecycle_minute": "COVE_LIFECYCLE_MINUTE_SECONDS",

@@ -50,6 +50,15 @@ class Agent:
     def next_id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids)}"
 
+    def python(self, what: str) -> str:
+        """The sandbox's python3, or a BadRequest saying `what` needs one the image lacks."""
+        if not self.config.python:
+            raise BadRequest(
+                f"{what} needs Python, and this sandbox's image has none (no python3 in "
+                "/usr/local/bin or /usr/bin): install python3 in the image or use another image"
+            )
+        return self.config.python
+
     def base_env(self) -> dict[str, str]:
         home = self.config.workdir
         env = {

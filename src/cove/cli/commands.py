@@ -102,7 +102,8 @@ def create_command(args: argparse.Namespace) -> int:
     with _client(args) as c, progress("creating sandbox", enabled=not args.json):
         sb = c.create(
             language=args.language, env_vars=_env(args.env), name=args.name,
-            cpu=args.cpu, memory=args.memory, disk=args.disk, **_network(args.network),
+            cpu=args.cpu, memory=args.memory, disk=args.disk, snapshot=args.image,
+            **_network(args.network),
         )  # fmt: skip
     if args.json:
         _print_json(_sandbox_json(sb))

@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--memory", type=int, default=None, help="GiB")
     create.add_argument("--disk", type=int, default=None, help="GiB")
     _network_option(create)
+    create.add_argument("--image", default=None, help="a built image's tag or a snapshot")
     create.set_defaults(func=_command("create"))
 
     network = sub.add_parser(
@@ -154,6 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
     network.add_argument("sandbox", metavar="SANDBOX")
     _network_option(network)
     network.set_defaults(func=_command("network"))
+
+    build = sub.add_parser(
+        "build", parents=[common], help="build an image from a Dockerfile, with live output",
+        description="Build the Dockerfile with CONTEXT (sent to the server); -t names it for "
+        "`cove create --image NAME`.",
+    )  # fmt: skip
+    build.add_argument("-f", "--file", default="Dockerfile", help="the Dockerfile")
+    build.add_argument("-t", "--tag", default=None, help="name the image")
+    build.add_argument("context", nargs="?", default=".", metavar="CONTEXT")
+    build.set_defaults(func=_command("build", "images"))
+
+    images = sub.add_parser("images", parents=[common], help="list images, or prune them")
+    images.add_argument("action", nargs="?", choices=["list", "prune"], default="list")
+    images.add_argument("--all", action="store_true", help="prune: every image not in use")
+    images.set_defaults(func=_command("images", "images"))
 
     listing = sub.add_parser("list", parents=[common], help="list your sandboxes")
     listing.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",

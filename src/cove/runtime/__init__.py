@@ -23,6 +23,7 @@ def _local(settings: Settings) -> RuntimeBackend:
         warm_pool=settings.warm_pool,
         network=settings.network,
         network_dns=settings.network_dns or None,
+        image_dir=settings.image_dir,
     )
 
 

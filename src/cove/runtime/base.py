@@ -32,6 +32,8 @@ class SandboxSpec:
     max_output_bytes: int = DEFAULT_OUTPUT_CAP
     max_log_bytes: int = DEFAULT_LOG_CAP
     network: NetworkPolicy = field(default_factory=NetworkPolicy)
+    # An image id in the backend's image store; None: the default root (the host's /usr).
+    image: str | None = None
 
 
 @dataclass

@@ -44,7 +44,7 @@ class Shape:
 
     @classmethod
     def of(cls, spec: SandboxSpec) -> Shape | None:
-        if spec.entrypoint:  # started by the agent at its own start: never pooled
+        if spec.entrypoint or spec.image:  # an entrypoint or own root: never pooled
             return None
         return cls(
             spec.cpus,

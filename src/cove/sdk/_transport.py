@@ -93,7 +93,7 @@ class SyncTransport(_Base):
         try:
             with self.client.stream(
                 call.method, call.url, params=call.params, headers=call.headers,
-                timeout=_timeout(call.timeout),
+                content=call.content, timeout=_timeout(call.timeout),
             ) as r:  # fmt: skip
                 if r.status_code >= 400:
                     r.read()
@@ -142,7 +142,7 @@ class AsyncTransport(_Base):
         try:
             async with self.client.stream(
                 call.method, call.url, params=call.params, headers=call.headers,
-                timeout=_timeout(call.timeout),
+                content=call.content, timeout=_timeout(call.timeout),
             ) as r:  # fmt: skip
                 if r.status_code >= 400:
                     await r.aread()

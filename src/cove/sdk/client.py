@@ -25,6 +25,7 @@ import httpx
 from cove.sdk import embedded
 from cove.sdk._base import CoveConfig, Endpoints, default_embedded_dir, headers
 from cove.sdk._transport import AsyncTransport, SyncTransport
+from cove.sdk.images import AsyncImages, ImageCalls, Images
 from cove.sdk.models import CreateSandboxParams
 from cove.sdk.sandbox import AsyncSandbox, Sandbox, SandboxCalls, check_started
 from cove.wire.errors import AuthError, CoveError, NotFound
@@ -136,6 +137,7 @@ class Cove(_ClientBase):
     ) -> None:  # fmt: skip
         super().__init__(config, api_url, api_key, data_dir, keep)
         self._t = SyncTransport(self.api_url, self.api_key, self._trust_env)
+        self.images = Images(self._t, ImageCalls(Endpoints(self.api_url)))
 
     def create(
         self, params: Any = None, timeout: float | None = 120, *, language: str | None = None,
@@ -146,6 +148,7 @@ class Cove(_ClientBase):
         network_block_all: bool | None = None, network_allow_list: str | None = None,
         domain_allow_list: str | None = None, outbound_proxy_url: str | None = None,
         network_deny_list: str | None = None,
+        snapshot: str | None = None,
     ) -> Sandbox:  # fmt: skip
         """Create and start a sandbox; memory and disk in GiB."""
         p = merge_params(params, {k: v for k, v in locals().items() if k in _PARAM_NAMES})
@@ -221,6 +224,7 @@ class AsyncCove(_ClientBase):
     ) -> None:  # fmt: skip
         super().__init__(config, api_url, api_key, data_dir, keep)
         self._t = AsyncTransport(self.api_url, self.api_key, self._trust_env)
+        self.images = AsyncImages(self._t, ImageCalls(Endpoints(self.api_url)))
 
     async def create(
         self, params: Any = None, timeout: float | None = 120, *, language: str | None = None,
@@ -231,6 +235,7 @@ class AsyncCove(_ClientBase):
         network_block_all: bool | None = None, network_allow_list: str | None = None,
         domain_allow_list: str | None = None, outbound_proxy_url: str | None = None,
         network_deny_list: str | None = None,
+        snapshot: str | None = None,
     ) -> AsyncSandbox:  # fmt: skip
         """Create and start a sandbox; memory and disk in GiB."""
         p = merge_params(params, {k: v for k, v in locals().items() if k in _PARAM_NAMES})

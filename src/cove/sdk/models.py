@@ -258,3 +258,4 @@ class CreateSandboxParams:
     domain_allow_list: str | None = None  # domains, `*.` wildcards
     outbound_proxy_url: str | None = None  # sets HTTP(S)_PROXY inside
     network_deny_list: str | None = None  # Cove: CIDRs refused
+    snapshot: str | None = None  # an image by name: a snapshot or a built tag

@@ -55,6 +55,7 @@ class SandboxCalls:
             network_block_all=p.network_block_all, network_allow_list=p.network_allow_list,
             domain_allow_list=p.domain_allow_list, outbound_proxy_url=p.outbound_proxy_url,
             network_deny_list=p.network_deny_list,
+            snapshot=p.snapshot,
         )  # fmt: skip
         return Call("POST", self.ep.api("/sandbox"), "create sandbox", _sandbox, wire_body(body))
 

@@ -15,14 +15,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from cove.images.builder import Builder
+from cove.images.pull import Puller, RegistrySettings
+from cove.images.step import StepRunner
+from cove.images.store import ImageStore, prune
 from cove.runtime import make_backend
 from cove.server.api import SandboxRoutes
 from cove.server.auth import AuthMiddleware, KeyRing, load_or_generate_key
+from cove.server.builds import BuildService
 from cove.server.control import ControlRoutes
 from cove.server.dashboard.routes import STATIC_PREFIX, DashboardRoutes
 from cove.server.dashboard.sessions import SessionBook
 from cove.server.errors import error_response, handle_cove_error, handle_unexpected
-from cove.server.images import apply_build_info
+from cove.server.image_api import ImageRoutes
+from cove.server.images import BuildInfoSpecs
 from cove.server.memory import IdleTrim
 from cove.server.metrics import MetricsHistory, MetricsSampler
 from cove.server.openapi import openapi_endpoint
@@ -31,6 +37,9 @@ from cove.server.preview.front import PreviewFront, Previews
 from cove.server.preview.routes import PreviewRoutes
 from cove.server.prometheus import PrometheusMetrics, RequestMetrics
 from cove.server.sandboxes import SandboxService
+from cove.server.snapshot_api import SnapshotRoutes
+from cove.server.snapshot_records import SnapshotRepo
+from cove.server.snapshots import BuildLogRoutes, SandboxImages, SnapshotSpecs
 from cove.server.ssh import SshServer
 from cove.server.sshaccess import SshAccessService
 from cove.server.sshapi import SshAccessRoutes
@@ -61,6 +70,7 @@ class Server:
     ssh_access: SshAccessService
     sessions: SessionBook  # the dashboard's signed-in browsers
     ssh: SshServer | None = None  # with `ssh_port` set
+    builds: BuildService | None = None  # image builds, when the backend can run them
 
     def uvicorn_ws(self) -> type[asyncio.Protocol]:
         """uvicorn's `ws=`: toolbox and preview WebSockets relayed as bytes (see `wsfront`)."""
@@ -90,7 +100,25 @@ def build_server(settings: Settings) -> Server:
         keys = [key]
     backend = make_backend(settings)
     service = SandboxService(store, backend, settings)
-    service.spec_hooks.append(apply_build_info)  # SDK `Image` definitions: entrypoint, env, workdir
+    images = ImageStore(settings.image_dir or settings.data_dir / "images")
+    builds = None
+    if isinstance(backend, StepRunner):  # the backend can run build steps: images build
+        auth = str(settings.registry_auth_file) if settings.registry_auth_file else None
+        puller = Puller(images, RegistrySettings(settings.image_registry, auth))
+        builder = Builder(images, backend, settings.image_base_cache, puller)
+
+        def in_use() -> set[str]:
+            return {r.spec.image_id for r in store.list() if r.spec.image_id}
+
+        def evict() -> None:
+            prune(images, settings.image_cache_bytes, in_use(), everything=False)
+
+        builds = BuildService(builder, settings.data_dir / "build-logs", evict)
+        builds.in_use = in_use
+        service.image_builds = SandboxImages(builds, settings.image_fallback == "default")
+    # SDK `Image` definitions (`buildInfo`), then `snapshot`: a named image's root.
+    service.spec_hooks.append(BuildInfoSpecs(builds is not None))
+    service.spec_hooks.append(SnapshotSpecs(images))
     proxy = ToolboxProxy(service, settings.max_request_bytes)
     history = MetricsHistory(settings.data_dir / "metrics", settings.metrics_keep)
     sampler = MetricsSampler(service, history, settings.metrics_interval)
@@ -107,7 +135,7 @@ def build_server(settings: Settings) -> Server:
     ring = KeyRing(store, keys)
     return Server(
         settings, store, service, proxy, keys, generated, ring, sampler,
-        prometheus, previews, ssh_access, SessionBook(ring), ssh,
+        prometheus, previews, ssh_access, SessionBook(ring), ssh, builds=builds,
     )  # fmt: skip
 
 
@@ -157,6 +185,15 @@ def build_app(server: Server) -> Starlette:
     limit = server.settings.max_request_bytes
     control = ControlRoutes(server.service, server.sampler, limit)
     dashboard = DashboardRoutes(server.sessions)
+    image_routes: list[Route] = []
+    if server.builds is not None:
+        repo = SnapshotRepo(server.settings.data_dir / "snapshots")
+        store = server.builds.builder.store
+        image_routes += BuildLogRoutes(server.service, server.builds).routes()
+        image_routes += SnapshotRoutes(repo, store, server.builds, server.service, limit).routes()
+        image_routes += ImageRoutes(
+            store, server.builds, server.builds.in_use, server.settings.image_cache_bytes
+        ).routes()
     routes = [
         *dashboard.routes(),
         Route("/health", health),
@@ -168,6 +205,7 @@ def build_app(server: Server) -> Starlette:
                 *SshAccessRoutes(server.ssh_access).routes(),
                 *SandboxRoutes(server.service, limit).routes(),
                 *control.routes(),
+                *image_routes,
                 *PreviewRoutes(
                     server.service, server.previews.access, server.previews.domain
                 ).routes(),

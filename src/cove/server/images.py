@@ -1,14 +1,13 @@
-"""What Cove takes from an image definition: the Dockerfile text the official
-SDK sends as `buildInfo.dockerfileContent` (from `Image.base(...)...`).
+"""What Cove takes at create from an image definition: the Dockerfile text the
+official SDK sends as `buildInfo.dockerfileContent` (from `Image...`).
 
-Cove runs every sandbox on the host's own root filesystem and builds no
-images, so it honours only the instructions that describe how to *start*:
-ENTRYPOINT and CMD (combined as Docker does: exec-form ENTRYPOINT + CMD;
-shell forms run under `/bin/sh -c`), ENV (both `K=V ...` and `K V` forms; no
-`$VAR` expansion) and WORKDIR (relative ones join the previous WORKDIR; the
-agent resolves it inside the sandbox, relative to the home directory). FROM
-is accepted and recorded but the image is not pulled. Anything else is a 400
-that says so, rather than a sandbox that silently lacks what the image had.
+The spec hook checks the Dockerfile (a 400 naming an instruction Cove does
+not build) and records it for the image build (`server/snapshots.py`), and
+folds in at once how the sandbox *starts*: ENTRYPOINT and CMD (combined as
+Docker does: exec-form ENTRYPOINT + CMD; shell forms run under `/bin/sh
+-c`), ENV (both `K=V ...` and `K V` forms) and WORKDIR (a relative one is
+resolved by the agent relative to the home directory, the sandbox's
+workspace). The built image's own config (from its base) fills in the rest.
 
 A Cove create request's own `entrypoint` wins over the Dockerfile's, and its
 `env` over the Dockerfile's ENV. Registered as a `SandboxService.spec_hook`.
@@ -16,12 +15,14 @@ A Cove create request's own `entrypoint` wins over the Dockerfile's, and its
 
 from __future__ import annotations
 
-import contextlib
-import json
 import posixpath
 import shlex
 from dataclasses import dataclass, field
 
+from cove.images import dockerfile
+from cove.images.dockerfile import command_words as _command
+from cove.images.dockerfile import env_words as _env
+from cove.images.dockerfile import logical_lines
 from cove.server.records import RecordSpec
 from cove.wire.errors import BadRequest
 from cove.wire.protocol import CreateSandboxRequest
@@ -47,59 +48,6 @@ class ImageConfig:
         return self.cmd or None
 
 
-def logical_lines(text: str) -> list[tuple[int, str]]:
-    """(first line number, instruction) with `\\` continuations joined and comments dropped."""
-    out: list[tuple[int, str]] = []
-    parts: list[str] = []
-    start = 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not parts and (not line or line.startswith("#")):
-            continue
-        if parts and line.startswith("#"):
-            continue  # comment lines inside a continuation are skipped, as Docker does
-        if not parts:
-            start = number
-        if line.endswith("\\"):
-            parts.append(line[:-1])
-            continue
-        parts.append(line)
-        out.append((start, " ".join(p.strip() for p in parts if p.strip())))
-        parts = []
-    if parts:
-        out.append((start, " ".join(p.strip() for p in parts if p.strip())))
-    return out
-
-
-def _command(args: str) -> tuple[list[str], bool]:
-    """(argv, shell form?); like Docker, text that is not a JSON string array is shell form."""
-    if args.startswith("["):
-        with contextlib.suppress(ValueError):
-            value = json.loads(args)
-            if isinstance(value, list) and all(isinstance(v, str) for v in value):
-                return value, False
-    return ["/bin/sh", "-c", args], True
-
-
-def _env(args: str, where: str) -> dict[str, str]:
-    try:
-        words = shlex.split(args)
-    except ValueError as exc:
-        raise BadRequest(f"{where}: {exc}") from None
-    if not words:
-        raise BadRequest(f"{where}: ENV needs a name and a value")
-    if "=" not in words[0]:  # legacy `ENV NAME value with spaces`
-        name, _, value = args.partition(" ")
-        return {name: value.strip()}
-    env = {}
-    for word in words:
-        name, sep, value = word.partition("=")
-        if not sep or not name:
-            raise BadRequest(f"{where}: expected NAME=VALUE, got {word!r}")
-        env[name] = value
-    return env
-
-
 def parse_dockerfile(text: str) -> ImageConfig:
     image = ImageConfig()
     for number, line in logical_lines(text):
@@ -107,10 +55,7 @@ def parse_dockerfile(text: str) -> ImageConfig:
         instruction, args = instruction.upper(), args.strip()
         where = f"buildInfo.dockerfileContent line {number} ({instruction})"
         if instruction not in SUPPORTED:
-            raise BadRequest(
-                f"{where}: images are not supported yet: Cove builds no images, it only "
-                f"honours {', '.join(SUPPORTED)} (FROM is recorded, not pulled)"
-            )
+            continue  # a build step: the builder's (dockerfile.parse refused unknown ones)
         if instruction == "FROM":
             image.base = args.split()[0] if args else None
         elif instruction == "ENTRYPOINT":
@@ -128,23 +73,43 @@ def parse_dockerfile(text: str) -> ImageConfig:
     return image
 
 
-def apply_build_info(spec: RecordSpec, req: CreateSandboxRequest) -> None:
-    """Spec hook: fold an SDK image definition into a new sandbox's spec."""
-    info = req.build_info
-    if not info:
-        return
-    text = info.get("dockerfileContent")
-    if not isinstance(text, str):
-        raise BadRequest("field 'buildInfo.dockerfileContent' must be a string")
-    if info.get("contextHashes"):
-        raise BadRequest(
-            "field 'buildInfo.contextHashes': images are not supported yet (no build context)"
-        )
+class BuildInfoSpecs:
+    """Spec hook: a create's `buildInfo` checked and recorded (`builds`), or else folded.
+
+    With builds, the image is built before the sandbox starts and its config
+    applies then (`server/snapshots.py`); without (a backend that cannot run
+    build steps), only how to start is taken from the Dockerfile.
+    """
+
+    def __init__(self, builds: bool) -> None:
+        self.builds = builds
+
+    def __call__(self, spec: RecordSpec, req: CreateSandboxRequest) -> None:
+        info = req.build_info
+        if not info:
+            return
+        text = info.get("dockerfileContent")
+        if not isinstance(text, str):
+            raise BadRequest("field 'buildInfo.dockerfileContent' must be a string")
+        if info.get("contextHashes"):
+            raise BadRequest(
+                "field 'buildInfo.contextHashes': build contexts through object storage are not "
+                "supported here; use the Cove SDK or `cove build`, which send the context directly"
+            )
+        stages = dockerfile.parse(text).stages  # a 400 now for what cannot be built
+        spec.image = stages[-1].base
+        if self.builds:
+            spec.dockerfile = text
+        else:
+            fold_start_config(spec, text)
+
+
+def fold_start_config(spec: RecordSpec, text: str) -> None:
+    """How to start, from the Dockerfile alone: ENTRYPOINT/CMD (unless the request
+    had an entrypoint), ENV under the request's env, WORKDIR."""
     image = parse_dockerfile(text)
-    if req.entrypoint is None:
+    if spec.entrypoint is None:
         spec.entrypoint = image.command()
     spec.env = {**image.env, **spec.env}
     if image.workdir:
         spec.workdir = image.workdir
-    if image.base:
-        spec.image = image.base

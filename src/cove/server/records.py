@@ -24,6 +24,9 @@ class SandboxState(enum.StrEnum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     ERROR = "error"
+    PENDING_BUILD = "pending_build"
+    BUILDING_SNAPSHOT = "building_snapshot"
+    BUILD_FAILED = "build_failed"
     DESTROYED = "destroyed"  # only in the answer to a delete; never stored
 
 
@@ -45,7 +48,9 @@ class RecordSpec(WireModel):
     destroy_at: float | None = None  # a TTL's deadline (epoch seconds), in any state
     public: bool = False
     workdir: str | None = None  # an image's WORKDIR
-    image: str | None = None  # an image's FROM, recorded only
+    image: str | None = None  # the image reference asked for (a FROM, a snapshot name)
+    image_id: str | None = None  # the image in the store it runs on; None: the default root
+    dockerfile: str | None = None  # an image to build first (the SDK's `buildInfo`)
     network: NetworkPolicy = field(default_factory=NetworkPolicy)
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from cove.runtime import RuntimeBackend, RuntimeHandle, SandboxSpec
 from cove.runtime.base import NodeUsage
@@ -44,6 +46,15 @@ log = logging.getLogger("cove.server")
 
 Nodes = list[NodeUsage]  # (a module-level name: the class has a method called `list`)
 SpecHook = Callable[[RecordSpec, CreateSandboxRequest], None]
+# How long a create waits for its image build before answering `pending_build`:
+# a cached image builds in well under this, so its create answers `started`.
+QUICK_BUILD = 0.5
+BUILDING = (SandboxState.PENDING_BUILD, SandboxState.BUILDING_SNAPSHOT)
+
+
+class ImageBuilds(Protocol):
+    async def build_for(self, r: SandboxRecord, building: Callable[[], None]) -> None:
+        """Build `r.spec.dockerfile` and set the spec's image; `building()` once it starts."""
 
 
 class SandboxService:
@@ -66,12 +77,20 @@ class SandboxService:
         self.on_state: list[Callable[[SandboxRecord], None]] = []
         # Deletion listeners drop what they keep per sandbox (metrics history).
         self.on_delete: list[Callable[[str], None]] = []
+        # Builds sandboxes' images (`buildInfo`); None: the backend cannot.
+        self.image_builds: ImageBuilds | None = None
+        self._build_tasks: set[asyncio.Task[None]] = set()
 
     # -- start-up and shut-down ---------------------------------------------
 
     async def startup(self) -> None:
         """Find our sandboxes again after a control-plane restart."""
         records = self.store.list()
+        for r in records:
+            if r.state in BUILDING:
+                self._set(
+                    r, SandboxState.BUILD_FAILED, "the control plane restarted during the build"
+                )
         removed = await self.backend.cleanup_leftovers({r.id for r in records})
         if removed:
             log.info("removed runtime leftovers of unknown sandboxes: %s", ", ".join(removed))
@@ -199,6 +218,7 @@ class SandboxService:
             language=sp.language,
             workdir=sp.workdir,
             entrypoint=sp.entrypoint,
+            image=sp.image_id,
             max_output_bytes=self.settings.max_output_bytes,
             max_log_bytes=self.settings.max_log_bytes,
             network=sp.network,
@@ -218,30 +238,61 @@ class SandboxService:
             raise Conflict(f"a sandbox named {name!r} already exists") from None
         for listener in self.on_state:
             listener(r)
+        if r.spec.dockerfile and self.image_builds is not None:
+            self._set(r, SandboxState.PENDING_BUILD)
+            task = asyncio.create_task(self._build_and_start(r, self.image_builds))
+            self._build_tasks.add(task)
+            task.add_done_callback(self._build_tasks.discard)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), QUICK_BUILD)
+            if r.state in BUILDING or r.state == SandboxState.BUILD_FAILED:
+                # The official SDK follows the build log only when create says
+                # pending_build: say so unless the image was ready at once.
+                return dataclasses.replace(r, state=SandboxState.PENDING_BUILD)
+            return r
         async with self._locks[sid]:
-            try:
-                handle = await self.backend.create(self._runtime_spec(r))
-            except NoCapacity:
-                # Nothing was made anywhere: the request is refused, not kept as a failure.
-                self.store.delete(sid)
-                self._locks.pop(sid, None)
-                raise
-            except CoveError as err:
-                self._set(r, SandboxState.ERROR, err.message)
-                return r
-            except Exception as exc:
-                log.exception("creating sandbox %s failed", sid)
-                self._set(r, SandboxState.ERROR, f"creating the sandbox failed: {exc}")
-                return r
-            try:
-                r.runtime = handle.state
-                await self._start_locked(r)
-            except CoveError as err:
-                self._set(r, SandboxState.ERROR, err.message)
-            except Exception as exc:
-                log.exception("creating sandbox %s failed", sid)
-                self._set(r, SandboxState.ERROR, f"creating the sandbox failed: {exc}")
+            await self._create_locked(r)
         return r
+
+    async def _create_locked(self, r: SandboxRecord, *, in_background: bool = False) -> None:
+        try:
+            handle = await self.backend.create(self._runtime_spec(r))
+        except NoCapacity as err:
+            if in_background:  # after an image build: nobody waits for a refusal
+                self._set(r, SandboxState.ERROR, err.message)
+                return
+            # Nothing was made anywhere: the request is refused, not kept as a failure.
+            self.store.delete(r.id)
+            self._locks.pop(r.id, None)
+            raise
+        except CoveError as err:
+            self._set(r, SandboxState.ERROR, err.message)
+            return
+        except Exception as exc:
+            log.exception("creating sandbox %s failed", r.id)
+            self._set(r, SandboxState.ERROR, f"creating the sandbox failed: {exc}")
+            return
+        try:
+            r.runtime = handle.state
+            await self._start_locked(r)
+        except CoveError as err:
+            self._set(r, SandboxState.ERROR, err.message)
+        except Exception as exc:
+            log.exception("creating sandbox %s failed", r.id)
+            self._set(r, SandboxState.ERROR, f"creating the sandbox failed: {exc}")
+
+    async def _build_and_start(self, r: SandboxRecord, builds: ImageBuilds) -> None:
+        async with self._locks[r.id]:
+            try:
+                await builds.build_for(r, lambda: self._set(r, SandboxState.BUILDING_SNAPSHOT))
+            except CoveError as err:
+                self._set(r, SandboxState.BUILD_FAILED, err.message)
+                return
+            except Exception as exc:
+                log.exception("building the image of sandbox %s failed", r.id)
+                self._set(r, SandboxState.BUILD_FAILED, f"the image build failed: {exc}")
+                return
+            await self._create_locked(r, in_background=True)
 
     # -- start / stop / delete --------------------------------------------------
 

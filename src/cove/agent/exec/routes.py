@@ -93,7 +93,7 @@ class ExecuteRoutes:
     def _argv(self, language: str, src: str, workdir: str) -> list[str]:
         cfg = self.agent.config
         if language == "python":
-            return [cfg.python, "-u", src]
+            return [self.agent.python("code_run in python"), "-u", src]
         if language == "javascript":
             return [cfg.node, src]
         if language == "bash":

@@ -111,6 +111,7 @@ class Context:
     async def start(self) -> WorkerProcess:
         if self.worker is not None and self.worker.alive:
             return self.worker
+        python = self.agent.python("the code interpreter")
         ours, theirs = socket.socketpair()
         env = self.agent.child_env(None)
         env["MPLBACKEND"] = "Agg"  # no display in a sandbox; figures come back as PNG
@@ -119,7 +120,7 @@ class Context:
         try:
             child = await self.agent.spawner.spawn(
                 SpawnSpec(
-                    [self.agent.config.python, "-u", WORKER, str(theirs.fileno())],
+                    [python, "-u", WORKER, str(theirs.fileno())],
                     self.cwd,
                     env,
                     pass_fds=(theirs.fileno(),),

@@ -16,21 +16,24 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from cove.agent.config import AgentConfig
+from cove.images.step import Log, Step
+from cove.images.store import IMAGE_UID, ImageStore
 from cove.runtime.base import ResourceUsage, RuntimeBackend, RuntimeHandle, SandboxSpec
 from cove.runtime.endpoint import UnixEndpoint
 from cove.runtime.local import (
     adoption,
+    buildstep,
     bwrap,
     cgroups,
     control,
     fs,
+    imagefs,
     resources,
     socketpin,
     staging,
@@ -81,6 +84,7 @@ class LocalBackend(RuntimeBackend):
         warm_pool: int = 0,
         network: str = "off",
         network_dns: str | None = None,
+        image_dir: Path | None = None,
     ) -> None:
         self.warm_pool_size = max(0, warm_pool)
         # One instance id per data directory: its sandboxes' directories and
@@ -105,6 +109,8 @@ class LocalBackend(RuntimeBackend):
             if why_not is None
             else None
         )
+        self.images = ImageStore(image_dir or Path(data_dir) / "images")
+        self._building: set[str] = set()  # build sandboxes' names, kept from cleanup
         self._live: dict[str, _Live] = {}
         # Pre-started sandboxes: empty until a long-lived control plane calls
         # `serve` (the pool's tasks need an event loop that outlives them).
@@ -135,6 +141,8 @@ class LocalBackend(RuntimeBackend):
     # -- create ----------------------------------------------------------------
 
     async def create(self, spec: SandboxSpec) -> RuntimeHandle:
+        if spec.image:
+            self.images.get(spec.image)  # NotFound now rather than at start
         while (pooled := self.pool.take(spec)) is not None:
             try:
                 return await self._adopt(pooled, spec)
@@ -146,7 +154,11 @@ class LocalBackend(RuntimeBackend):
     def _create_cold(self, spec: SandboxSpec) -> RuntimeHandle:
         uid = workspace.allocate_uid(self.root, spec.id)
         workspace.make_dirs(self._dir(spec.id), uid)
-        return RuntimeHandle(spec.id, self.name, {"uid": uid})
+        state: dict[str, object] = {"uid": uid}
+        if spec.image:
+            state["image"] = spec.image
+            self._seed_workspace(spec.image, spec.id, uid)
+        return RuntimeHandle(spec.id, self.name, state)
 
     async def _prestart(self, spec: SandboxSpec) -> RuntimeHandle:
         handle = self._create_cold(spec)
@@ -177,6 +189,9 @@ class LocalBackend(RuntimeBackend):
         return handle
 
     def _agent_config(self, spec: SandboxSpec) -> AgentConfig:
+        python: str | None = fs.AGENT_PYTHON
+        if spec.image:  # user code runs on the image's own python3, if it has one
+            python = imagefs.find_python(self.images.lower_dirs(spec.image))
         return AgentConfig(
             sandbox_id=spec.id,
             socket=f"{fs.CONTROL}/{socketpin.PINNED}",
@@ -189,7 +204,7 @@ class LocalBackend(RuntimeBackend):
             cgroup_dir=fs.CGROUP if self.cgroup_version else None,
             control_dir=fs.CONTROL,
             runtime_dir=fs.RUNTIME,
-            python=fs.AGENT_PYTHON,
+            python=python or "",
             entrypoint=spec.entrypoint,
             session_cwd=spec.workdir,
         )
@@ -234,6 +249,10 @@ class LocalBackend(RuntimeBackend):
         ctl = base / "control"
         self._write_config(handle, spec)
         socketpin.unpin(base)
+        try:
+            image = await asyncio.to_thread(self._mount_image, handle)
+        except OSError as exc:
+            raise SandboxError(f"sandbox {handle.sandbox_id}: {exc}") from None
         cg = None
         if self.cgroup_version:
             cg = await asyncio.to_thread(self._fresh_cgroups, handle, spec)
@@ -243,10 +262,12 @@ class LocalBackend(RuntimeBackend):
             home=str(base / "home"),
             control=str(ctl),
             lib=str(self.lib_dir),
-            runtime=str(self.runtime_dir) if self.runtime_dir else None,
+            # The runtime's packages are built for the host's Python, not an image's.
+            runtime=str(self.runtime_dir) if self.runtime_dir and not image else None,
             seccomp=self._seccomp,
             tmp_bytes=spec.memory_bytes // 2,
             cgroups=cg,
+            image=image,
         )
         if self.net is not None:
             await self._detach_network(handle)  # a run that died without a stop left it
@@ -283,6 +304,27 @@ class LocalBackend(RuntimeBackend):
             )
         pid = json.loads(info)["child-pid"]
         handle.state.update({"pid": pid, "pidStart": pid_start_time(pid)})
+
+    def _mount_image(self, handle: RuntimeHandle) -> imagefs.ImageRoot | None:
+        """The sandbox's image root mounted (blocking: run in a thread); None without an image."""
+        image_id = handle.state.get("image")
+        if not image_id:
+            return None
+        base = self._dir(handle.sandbox_id)
+        lower = self.images.lower_dirs(str(image_id))
+        rootfs = base / "rootfs"
+        if not imagefs.is_mounted(rootfs):
+            top = imagefs.mountpoint_layer(self.images.root)
+            imagefs.mount_overlay([str(top), *lower], base / "upper", base / "work", rootfs)
+        self.images.touch(str(image_id))
+        passwd, group = imagefs.account_files(lower)
+        return imagefs.ImageRoot(str(rootfs), passwd, group)
+
+    def _unmount_image(self, sid: str) -> None:
+        try:
+            imagefs.unmount(self._dir(sid) / "rootfs")
+        except OSError as exc:
+            log.warning("sandbox %s: %s", sid, exc)
 
     # -- running -----------------------------------------------------------------
 
@@ -359,6 +401,7 @@ class LocalBackend(RuntimeBackend):
             kill_all(cg.processes())  # e.g. the bwrap monitor of a previous control plane
             await asyncio.to_thread(cg.remove)
             handle.state.pop("cgroups", None)
+        self._unmount_image(handle.sandbox_id)
         await self._detach_network(handle)
 
     async def _detach_network(self, handle: RuntimeHandle) -> None:
@@ -388,7 +431,57 @@ class LocalBackend(RuntimeBackend):
 
     async def destroy(self, handle: RuntimeHandle) -> None:
         await self.stop(handle, grace=1.0)
-        await asyncio.to_thread(shutil.rmtree, self._dir(handle.sandbox_id), True)
+        await asyncio.to_thread(imagefs.remove_tree, self._dir(handle.sandbox_id))
+
+    # -- image builds ------------------------------------------------------------------
+
+    async def run_build_step(self, step: Step, out: Log, dest: Path) -> None:
+        """`StepRunner`: run `step` in a build sandbox; its upper directory moves to `dest`."""
+        host = buildstep.StepHost(
+            self.root,
+            imagefs.mountpoint_layer(self.images.root),
+            str(self.lib_dir),
+            self._seccomp,
+            self.cgroup_version,
+            self.cgroup_parent,
+        )
+        name = f"build-{os.urandom(6).hex()}"
+        self._building.add(name)
+        try:
+            upper = await buildstep.run(host, step, name, out)
+            await asyncio.to_thread(_move_tree, upper, dest)
+        finally:
+            await asyncio.to_thread(buildstep.discard, host, name)
+            self._building.discard(name)
+
+    def capture_changes(self, handle: RuntimeHandle, dest: Path) -> None:
+        """`Capturer`: the root's upper dir and the workspace (at home/user) as a layer."""
+        base = self._dir(handle.sandbox_id)
+        dest.mkdir()
+        if (base / "upper").is_dir():
+            subprocess.run(["cp", "-a", "--", f"{base / 'upper'}/.", str(dest)], check=True)
+        home = dest / fs.HOME.lstrip("/")
+        home.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-a", "--", f"{base / 'home'}/.", str(home)], check=True)
+        subprocess.run(["chown", "-hR", f"{IMAGE_UID}:{IMAGE_UID}", str(dest)], check=True)
+
+    def _seed_workspace(self, image_id: str, sid: str, uid: int) -> None:
+        """An image's /home/user (e.g. a snapshot's workspace) copied into a new workspace."""
+        lower = self.images.lower_dirs(image_id)
+        if not any(os.path.isdir(os.path.join(d, fs.HOME.lstrip("/"))) for d in lower):
+            return
+        base = self._dir(sid)
+        view = base / "seed"
+        view.mkdir(exist_ok=True)
+        top = imagefs.mountpoint_layer(self.images.root)
+        imagefs.mount_readonly([str(top), *lower], view)
+        try:
+            src = view / fs.HOME.lstrip("/")
+            subprocess.run(["cp", "-a", "--", f"{src}/.", str(base / "home")], check=True)
+        finally:
+            imagefs.unmount(view)
+            view.rmdir()
+        subprocess.run(["chown", "-hR", f"{uid}:{uid}", str(base / "home")], check=True)
 
     # -- the control plane's own start and end ----------------------------------------
 
@@ -415,7 +508,7 @@ class LocalBackend(RuntimeBackend):
                 log.warning("could not remove the empty sandbox root %s: %s", self.root, exc)
 
     async def cleanup_leftovers(self, known_ids: set[str]) -> list[str]:
-        known_ids = known_ids | self.pool.ids()
+        known_ids = known_ids | self.pool.ids() | self._building
         removed: set[str] = set()
         if self.cgroup_version:
             leftovers = cgroups.list_leftovers(self.cgroup_version, self.cgroup_parent)
@@ -438,6 +531,19 @@ class LocalBackend(RuntimeBackend):
             removed.update(await self.net.cleanup(known_ids))
         for entry in self.root.iterdir():
             if entry.name not in known_ids:
-                await asyncio.to_thread(shutil.rmtree, entry, True)
+                try:  # never through a mount: detached first, or left alone
+                    await asyncio.to_thread(imagefs.remove_tree, entry)
+                except OSError as exc:
+                    log.warning("leftover %s stays: %s", entry, exc)
                 removed.add(entry.name)
         return sorted(removed)
+
+
+def _move_tree(src: Path, dest: Path) -> None:
+    """Rename, or copy keeping devices (whiteouts), xattrs (opaque dirs) and owners."""
+    try:
+        src.rename(dest)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        subprocess.run(["cp", "-a", "--", str(src), str(dest)], check=True)

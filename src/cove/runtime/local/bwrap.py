@@ -19,9 +19,9 @@ import asyncio
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from cove.runtime.local import fs
+from cove.runtime.local import fs, imagefs
 from cove.runtime.local.cgroups import SandboxCgroups
 from cove.runtime.local.net import links
 from cove.wire.errors import SandboxError
@@ -59,6 +59,14 @@ class Launch:
     # namespace with loopback only.
     netns: str | None = None
     resolv_conf: bytes | None = None
+    image: imagefs.ImageRoot | None = None  # None: the host's /usr as root (the default)
+    # A build step instead of the agent: its argv and whole environment, run as
+    # `inside_uid` (0 for builds: root in the sandbox's user namespace, with
+    # capabilities there only), with read-only binds {inside path: host path}.
+    command: list[str] | None = None
+    env: dict[str, str] | None = None
+    inside_uid: int = fs.SANDBOX_UID
+    ro_binds: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,18 +80,32 @@ class Spawned:
 
 def command(launch: Launch, fa: fs.FdArgs, ready_w: int, info_w: int) -> list[str]:
     """The full bwrap argv (descriptors it names are opened into `fa`)."""
+    inside = str(launch.inside_uid)
     fa.args = [
-        require(), "--unshare-user", "--uid", str(fs.SANDBOX_UID), "--gid", str(fs.SANDBOX_UID),
+        require(), "--unshare-user", "--uid", inside, "--gid", inside,
         "--unshare-pid", "--unshare-ipc", "--unshare-uts",
         "--unshare-cgroup-try", "--hostname", "sandbox", "--disable-userns",
         "--as-pid-1", "--new-session", "--clearenv",
-        "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
-        "--setenv", "HOME", fs.HOME, "--setenv", "LANG", "C.UTF-8",
-        "--setenv", "PYTHONPATH", fs.LIB, "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
     ]  # fmt: skip
     if launch.netns is None:
         fa.args.append("--unshare-net")
-    fs.filesystem_args(
+    if launch.inside_uid == 0:
+        fa.args += ["--cap-add", "ALL"]
+    env = launch.env
+    if env is None:
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": fs.HOME, "LANG": "C.UTF-8",
+            "PYTHONPATH": fs.LIB, "PYTHONDONTWRITEBYTECODE": "1",
+        }  # fmt: skip
+    for name, value in env.items():
+        fa.args += ["--setenv", name, value]
+    if launch.image is None:
+        fs.host_root_args(fa)
+        python = [fs.AGENT_PYTHON]
+    else:
+        imagefs.filesystem_args(fa, launch.image)
+        python = imagefs.agent_argv()
+    fs.sandbox_args(
         fa,
         home=launch.home,
         control=launch.control,
@@ -92,12 +114,20 @@ def command(launch: Launch, fa: fs.FdArgs, ready_w: int, info_w: int) -> list[st
         cgroup_binds=launch.cgroups.binds() if launch.cgroups else {},
         tmp_bytes=launch.tmp_bytes,
     )
-    if launch.resolv_conf is not None:
+    if launch.resolv_conf is not None and launch.image is not None:
+        # An image's /etc is not the sandbox's to write: bind over its resolv.conf.
+        data = fa.data_fd(launch.resolv_conf)
+        fa.args += ["--perms", "0644", "--ro-bind-data", data, "/etc/resolv.conf"]
+    elif launch.resolv_conf is not None:
         fa.args += ["--file", fa.data_fd(launch.resolv_conf), "/etc/resolv.conf"]
+    for inside_path, host_path in launch.ro_binds.items():
+        fa.args += ["--ro-bind-fd", fa.path_fd(host_path), inside_path]
     fa.args += ["--seccomp", fa.data_fd(launch.seccomp), "--info-fd", str(info_w)]
+    if launch.command is not None:
+        return [*fa.args, *launch.command]
     # -S: the agent needs no site-packages; skipping `site` is ~3 ms a start.
     fa.args += [
-        fs.AGENT_PYTHON, "-s", "-S", "-m", "cove.agent",
+        *python, "-s", "-S", "-m", "cove.agent",
         launch.config, "--ready-fd", str(ready_w),
     ]  # fmt: skip
     return fa.args

@@ -83,6 +83,20 @@ def filesystem_args(
     cgroup_binds: dict[str, str],
     tmp_bytes: int,
 ) -> None:
+    host_root_args(fa)
+    sandbox_args(
+        fa,
+        home=home,
+        control=control,
+        lib=lib,
+        runtime=runtime,
+        cgroup_binds=cgroup_binds,
+        tmp_bytes=tmp_bytes,
+    )
+
+
+def host_root_args(fa: FdArgs) -> None:
+    """The default root: the host's /usr and a few harmless /etc files (no image)."""
     a = fa.args
     a += ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
@@ -102,6 +116,20 @@ def filesystem_args(
         ("/etc/hostname", b"sandbox\n"),
     ):
         a += ["--file", fa.data_fd(data), path]
+
+
+def sandbox_args(
+    fa: FdArgs,
+    *,
+    home: str,
+    control: str,
+    lib: str,
+    runtime: str | None,
+    cgroup_binds: dict[str, str],
+    tmp_bytes: int,
+) -> None:
+    """What every sandbox has whatever its root: proc, dev, tmp, workspace, control, agent."""
+    a = fa.args
     a += ["--proc", "/proc", "--dev", "/dev"]
     a += ["--size", str(tmp_bytes), "--tmpfs", "/tmp", "--dir", "/var/tmp"]
     a += ["--bind-fd", fa.path_fd(home), HOME]

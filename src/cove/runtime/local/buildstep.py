@@ -1,0 +1,185 @@
+"""One image build step (a RUN, a COPY) in a build sandbox: same isolation as any sandbox.
+
+The step runs under bubblewrap with the same namespaces, seccomp filter and
+cgroup limits as a sandbox, on an overlay of the image so far with a fresh
+upper directory; that upper directory, once the step exits 0, is the new
+layer. Inside, the step is root of its user namespace, which maps to the
+host's `IMAGE_UID` (the owner of image files) and nothing else: it may
+change any file of the image and no file of the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cove.images.step import Step
+from cove.images.store import IMAGE_UID
+from cove.runtime.local import bwrap, cgroups, imagefs
+from cove.runtime.local.procs import kill_all, read_until
+from cove.wire.errors import SandboxError
+
+log = logging.getLogger("cove.runtime")
+
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass
+class StepHost:
+    """What a build sandbox needs from the local backend."""
+
+    root: Path  # where sandboxes' directories go (traversable by sandbox uids)
+    mountpoints: Path
+    lib: str
+    seccomp: bytes
+    cgroup_version: str | None
+    cgroup_parent: str
+
+
+async def run(host: StepHost, step: Step, name: str, out: Callable[[str], None]) -> Path:
+    """Run `step`; return its upper directory (the caller moves it away, then calls `discard`).
+
+    SandboxError with the exit status if the step fails.
+    """
+    base = host.root / name
+    for sub in ("home", "control"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+        os.chown(base / sub, IMAGE_UID, IMAGE_UID)
+    rootfs = base / "rootfs"
+    await asyncio.to_thread(
+        imagefs.mount_overlay,
+        [str(host.mountpoints), *step.lower],
+        base / "upper",
+        base / "work",
+        rootfs,
+    )
+    cg = None
+    binds = dict(step.ro_binds)
+    mounted = [rootfs]
+    try:
+        for i, (inside, layers) in enumerate(step.ro_images.items()):
+            target = base / f"src-{i}"
+            target.mkdir()
+            top = [str(host.mountpoints), *layers]
+            await asyncio.to_thread(imagefs.mount_readonly, top, target)
+            mounted.append(target)
+            binds[inside] = str(target)
+        for i, (inside, host_dir) in enumerate(step.ro_binds.items()):
+            # bwrap resolves bind sources as the sandbox's uid: give it a path it can reach.
+            target = base / f"bind-{i}"
+            target.mkdir()
+            await asyncio.to_thread(imagefs.bind_mount, host_dir, target)
+            mounted.append(target)
+            binds[inside] = str(target)
+        if host.cgroup_version:
+            cg = await asyncio.to_thread(
+                cgroups.SandboxCgroups.create,
+                host.cgroup_parent, name, cgroups.Limits(step.cpus, step.memory_bytes, step.pids),
+                IMAGE_UID, host.cgroup_version,
+            )  # fmt: skip
+        passwd, group = imagefs.account_files(step.lower)
+        script = 'mkdir -p "$1" && cd "$1" && shift && exec "$@"'
+        launch = bwrap.Launch(
+            uid=IMAGE_UID,
+            home=str(base / "home"),
+            control=str(base / "control"),
+            lib=host.lib,
+            runtime=None,
+            seccomp=host.seccomp,
+            tmp_bytes=step.memory_bytes // 2,
+            cgroups=cg,
+            image=imagefs.ImageRoot(str(rootfs), passwd, group),
+            command=["/bin/sh", "-c", script, "sh", step.cwd, *step.argv],
+            env={"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", **step.env},
+            inside_uid=0,
+            ro_binds=binds,
+        )
+        code = await _spawn_and_stream(launch, out, step.timeout, cg)
+    finally:
+        for target in mounted:
+            await asyncio.to_thread(imagefs.unmount, target)
+        if cg is not None:
+            kill_all(cg.processes())
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(cg.remove)
+    if code != 0:
+        raise SandboxError(f"exit status {code}")
+    return base / "upper"
+
+
+async def _spawn_and_stream(
+    launch: bwrap.Launch, out: Callable[[str], None], timeout: float, cg: object
+) -> int:
+    read_fd, write_fd = os.pipe()
+    try:
+        spawned = await bwrap.spawn_agent(launch, write_fd)
+    finally:
+        os.close(write_fd)
+    os.close(spawned.ready_fd)  # no agent: nothing will say "ready"
+    try:
+        # bwrap writes the child's pid there first; a closed pipe would kill it (SIGPIPE).
+        await asyncio.wait_for(read_until(spawned.info_fd, b"}"), 30)
+    except TimeoutError:  # read_until has closed the fd either way
+        spawned.popen.kill()
+        os.close(read_fd)
+        raise SandboxError("the build sandbox did not start") from None
+    try:
+        await asyncio.wait_for(_stream_lines(read_fd, out), timeout)
+    except TimeoutError:
+        spawned.popen.kill()
+        await asyncio.to_thread(spawned.popen.wait)
+        raise SandboxError(f"the step did not finish in {timeout:g}s") from None
+    return await asyncio.to_thread(spawned.popen.wait)
+
+
+async def _stream_lines(fd: int, out: Callable[[str], None]) -> None:
+    """Each line written to the pipe `fd`, to `out`, until EOF; closes `fd`.
+
+    A reader callback on the bare fd, not a pipe transport (see procs.read_until).
+    """
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    pending = bytearray()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            loop.remove_reader(fd)
+            if not done.done():
+                done.set_result(None)
+            return
+        pending.extend(chunk)
+        while (i := pending.find(b"\n")) >= 0:
+            out(pending[:i].decode(errors="replace"))
+            del pending[: i + 1]
+        if len(pending) > 1 << 16:  # a very long line: pass it on in pieces
+            out(pending.decode(errors="replace"))
+            pending.clear()
+
+    loop.add_reader(fd, readable)
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    if pending:
+        out(pending.decode(errors="replace"))
+
+
+def discard(host: StepHost, name: str) -> None:
+    """Remove what is left of a build sandbox's directory."""
+    try:
+        imagefs.remove_tree(host.root / name)
+    except OSError as exc:
+        log.warning("build sandbox %s: %s", name, exc)
