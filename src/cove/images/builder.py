@@ -138,6 +138,10 @@ class Builder:
             stages[str(index)] = state
             if stage.name:
                 stages[stage.name] = state
+            if index < len(dockerfile.stages) - 1 and state.layers:
+                # An image of its own (untagged), so that its layers stay cached
+                # and are evicted least recently used like any image's.
+                self.store.put(list(state.layers), state.config, source=f"stage {index}")
         assert state is not None
         if not state.layers:
             raise BadRequest("the image has no files: FROM scratch needs a COPY or ADD")

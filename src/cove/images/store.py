@@ -230,7 +230,9 @@ def prune(store: ImageStore, limit_bytes: int, in_use: set[str], everything: boo
 
     An image in use (a sandbox runs on it) is never evicted; a tagged one (a
     snapshot, a named build) only with `everything`, which also ignores the
-    limit. Layers no image refers to any more go with them.
+    limit. Layers the evicted images leave unreferenced go with them; other
+    unreferenced layers (steps of a build that failed later, kept so that its
+    retry starts from them) only with `everything`.
     """
     tags = store.tags()
     tagged = set(tags.values())
@@ -238,6 +240,7 @@ def prune(store: ImageStore, limit_bytes: int, in_use: set[str], everything: boo
     keys = {p.name for p in (store.root / "layers").iterdir() if not p.name.startswith(".")}
     total = sum(layer_size(store, k) for k in keys)
     removed: list[str] = []
+    candidates: set[str] = set()
     for image in images:
         if image.id in in_use or (image.id in tagged and not everything):
             continue
@@ -248,11 +251,12 @@ def prune(store: ImageStore, limit_bytes: int, in_use: set[str], everything: boo
             if target == image.id:
                 store.untag(name)
         removed.append(image.id)
+        candidates.update(image.layers)
         referenced = {k for i in store.images() for k in i.layers}
         for key in set(image.layers) - referenced:
             total -= layer_size(store, key)
     referenced = {k for i in store.images() for k in i.layers}
-    gone = sorted(keys - referenced)
+    gone = sorted((keys if everything else candidates & keys) - referenced)
     freed = 0
     for key in gone:
         freed += layer_size(store, key)
