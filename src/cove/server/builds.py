@@ -23,6 +23,11 @@ from cove.wire.errors import CoveError, NotFound
 log = logging.getLogger("cove.server")
 
 
+# Log lines that only real work writes: a new layer, a pull unpacked, a base
+# built. A build without any was served from the cache.
+WORK_MARKS = (" ---> layer ", ": unpacked, ", ": mmdebstrap ")
+
+
 @dataclass
 class BuildJob:
     key: str
@@ -30,8 +35,11 @@ class BuildJob:
     task: asyncio.Task[Image] | None = None
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     done: bool = False
+    worked: bool = False  # it built, pulled or unpacked something (not all from cache)
 
     def write(self, line: str) -> None:
+        if any(mark in line for mark in WORK_MARKS):
+            self.worked = True
         stamp = time.strftime("%H:%M:%S")
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(f"{stamp} {line}\n")

@@ -47,14 +47,17 @@ log = logging.getLogger("cove.server")
 Nodes = list[NodeUsage]  # (a module-level name: the class has a method called `list`)
 SpecHook = Callable[[RecordSpec, CreateSandboxRequest], None]
 # How long a create waits for its image build before answering `pending_build`:
-# a cached image builds in well under this, so its create answers `started`.
+# an image served whole from the cache answers `started`; one that needed work
+# answers `pending_build` however fast it was, so the SDK follows its log.
 QUICK_BUILD = 0.5
 BUILDING = (SandboxState.PENDING_BUILD, SandboxState.BUILDING_SNAPSHOT)
 
 
 class ImageBuilds(Protocol):
-    async def build_for(self, r: SandboxRecord, building: Callable[[], None]) -> None:
-        """Build `r.spec.dockerfile` and set the spec's image; `building()` once it starts."""
+    async def build_for(self, r: SandboxRecord, building: Callable[[], None]) -> bool:
+        """Build `r.spec.dockerfile` and set the spec's image; `building()` once it starts.
+
+        True when the build did work (not all from the cache): its log is worth following."""
 
 
 class SandboxService:
@@ -79,6 +82,8 @@ class SandboxService:
         self.on_delete: list[Callable[[str], None]] = []
         # Builds sandboxes' images (`buildInfo`); None: the backend cannot.
         self.image_builds: ImageBuilds | None = None
+        # Creates whose build did work (read once by `create`'s answer).
+        self._fresh_builds: set[str] = set()
         self._build_tasks: set[asyncio.Task[None]] = set()
 
     # -- start-up and shut-down ---------------------------------------------
@@ -245,7 +250,9 @@ class SandboxService:
             task.add_done_callback(self._build_tasks.discard)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(task), QUICK_BUILD)
-            if r.state in BUILDING or r.state == SandboxState.BUILD_FAILED:
+            fresh = r.id in self._fresh_builds
+            self._fresh_builds.discard(r.id)
+            if fresh or r.state in BUILDING or r.state == SandboxState.BUILD_FAILED:
                 # The official SDK follows the build log only when create says
                 # pending_build: say so unless the image was ready at once.
                 return dataclasses.replace(r, state=SandboxState.PENDING_BUILD)
@@ -282,9 +289,14 @@ class SandboxService:
             self._set(r, SandboxState.ERROR, f"creating the sandbox failed: {exc}")
 
     async def _build_and_start(self, r: SandboxRecord, builds: ImageBuilds) -> None:
+        began = time.monotonic()
         async with self._locks[r.id]:
             try:
-                await builds.build_for(r, lambda: self._set(r, SandboxState.BUILDING_SNAPSHOT))
+                worked = await builds.build_for(
+                    r, lambda: self._set(r, SandboxState.BUILDING_SNAPSHOT)
+                )
+                if worked and time.monotonic() - began < QUICK_BUILD:
+                    self._fresh_builds.add(r.id)  # `create` is still waiting: it reads this
             except CoveError as err:
                 self._set(r, SandboxState.BUILD_FAILED, err.message)
                 return

@@ -67,7 +67,7 @@ class SandboxImages:
         self.builds = builds
         self.fallback = fallback
 
-    async def build_for(self, r: SandboxRecord, building: Callable[[], None]) -> None:
+    async def build_for(self, r: SandboxRecord, building: Callable[[], None]) -> bool:
         text = r.spec.dockerfile or ""
         job = self.builds.start(r.id, text)
         building()
@@ -80,8 +80,9 @@ class SandboxImages:
             job.write(f"WARNING: {err.message}; running on the default image instead")
             r.spec.dockerfile = None
             fold_start_config(r.spec, text)
-            return
+            return True  # the warning is worth following
         apply_image(r.spec, image)
+        return job.worked
 
 
 def _has_build_steps(text: str) -> bool:
