@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime
 import fcntl
+import itertools
 import os
 import pty
+import re
 import select
 import signal
 import struct
@@ -229,9 +231,9 @@ class Terminal:
     def type(self, text: str) -> None:
         os.write(self.master, text.encode())
 
-    def read_until(self, marker: bytes, timeout: float = 20) -> bytes:
+    def read_until(self, marker: bytes, timeout: float = 20, regex: bool = False) -> bytes:
         deadline = time.monotonic() + timeout
-        while marker not in self.seen:
+        while not (re.search(marker, self.seen) if regex else marker in self.seen):
             left = deadline - time.monotonic()
             assert left > 0, f"{marker!r} not in {bytes(self.seen)!r}"
             ready, _, _ = select.select([self.master], [], [], left)
@@ -262,8 +264,15 @@ def test_an_interactive_shell_on_a_pty(sb: Any) -> None:
         # The echoed line holds the expression; only the shell's answer has 42.
         term.read_until(b"42-xterm-256color-100")
         term.resize(120, 40)
-        term.type("echo size=$(stty size)\n")
-        term.read_until(b"size=40 120")
+        # The window change travels ssh -> server -> agent while the next line
+        # may already be typed: ask again until the new size has arrived.
+        deadline = time.monotonic() + 30
+        for attempt in itertools.count():
+            term.type(f"echo size-{attempt}=$(stty size)\n")
+            term.read_until(f"size-{attempt}=".encode() + rb"\d+ \d+", regex=True)
+            if f"size-{attempt}=40 120".encode() in term.seen:
+                break
+            assert time.monotonic() < deadline, bytes(term.seen)
         term.type("cd /tmp && echo in-$(pwd)\n")
         term.read_until(b"in-/tmp")
         term.type("exit 3\n")
