@@ -34,6 +34,9 @@ class SandboxSpec:
     network: NetworkPolicy = field(default_factory=NetworkPolicy)
     # An image id in the backend's image store; None: the default root (the host's /usr).
     image: str | None = None
+    name: str = ""  # the sandbox's name, by which its link peers resolve it
+    # Sandboxes with the same link group (an owner's id) reach each other.
+    link_group: str | None = None
 
 
 @dataclass

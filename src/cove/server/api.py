@@ -63,6 +63,7 @@ def render(r: SandboxRecord, request: Request, egress: bool) -> dict[str, Any]:
         auto_archive_interval=sp.auto_archive_interval,
         auto_pause_interval=sp.auto_pause_interval,
         auto_destroy_at=_iso(sp.destroy_at) if sp.destroy_at is not None else None,
+        linked_sandbox_id=sp.linked_sandbox_id,
         desired_state=(
             SandboxState.STOPPED.value
             if r.state in (SandboxState.STOPPED, SandboxState.STOPPING)

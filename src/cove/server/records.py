@@ -52,6 +52,7 @@ class RecordSpec(WireModel):
     image_id: str | None = None  # the image in the store it runs on; None: the default root
     dockerfile: str | None = None  # an image to build first (the SDK's `buildInfo`)
     network: NetworkPolicy = field(default_factory=NetworkPolicy)
+    linked_sandbox_id: str | None = None  # a follower's owner (same key)
 
 
 @dataclass

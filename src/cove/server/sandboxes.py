@@ -9,6 +9,7 @@ workspace intact.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import dataclasses
 import logging
@@ -187,6 +188,15 @@ class SandboxService:
                 raise BadRequest(f"field 'env' has an invalid variable name {key!r}")
         labels = dict(req.labels)
         labels.setdefault(LANGUAGE_LABEL, language)
+        auto_delete = -1 if req.auto_delete_interval is None else req.auto_delete_interval
+        if req.ephemeral:
+            # Ephemeral means deleted as soon as it stops: any other interval contradicts it.
+            if req.auto_delete_interval not in (None, 0):
+                raise BadRequest(
+                    "fields 'ephemeral' and 'autoDeleteInterval' cannot be used together "
+                    "(an ephemeral sandbox is deleted as soon as it stops)"
+                )
+            auto_delete = 0
         spec = RecordSpec(
             env=req.env,
             labels=labels,
@@ -196,9 +206,7 @@ class SandboxService:
             language=language,
             entrypoint=req.entrypoint,
             auto_stop_interval=req.auto_stop_interval or 0,
-            auto_delete_interval=-1
-            if req.auto_delete_interval is None
-            else req.auto_delete_interval,
+            auto_delete_interval=auto_delete,
             public=bool(req.public),
             network=NetworkPolicy.parse(
                 block_all=req.network_block_all,
@@ -227,16 +235,41 @@ class SandboxService:
             max_output_bytes=self.settings.max_output_bytes,
             max_log_bytes=self.settings.max_log_bytes,
             network=sp.network,
+            name=r.name,
+            link_group=sp.linked_sandbox_id or r.id,
         )
+
+    def _link(self, owner: str, req: CreateSandboxRequest, spec: RecordSpec) -> None:
+        """A follower's owner, checked as Daytona does: same key, not itself a follower."""
+        if not req.linked_sandbox:
+            return
+        target = self.store.get(owner, req.linked_sandbox)
+        if target is None:  # another key's sandbox is not found, as on every route
+            raise NotFound(f"field 'linkedSandbox': sandbox {req.linked_sandbox!r} not found")
+        if target.spec.linked_sandbox_id is not None:
+            raise BadRequest(
+                f"field 'linkedSandbox': sandbox {req.linked_sandbox!r} is itself linked to "
+                "another sandbox and cannot be linked to"
+            )
+        if spec.auto_delete_interval != 0:
+            raise BadRequest(
+                "field 'linkedSandbox': a linked sandbox must be ephemeral "
+                "(ephemeral=True, or autoDeleteInterval 0)"
+            )
+        spec.linked_sandbox_id = target.id
+
+    def followers(self, owner_id: str) -> builtins.list[SandboxRecord]:
+        """The sandboxes linked to `owner_id`."""
+        return [r for r in self.store.list() if r.spec.linked_sandbox_id == owner_id]
 
     async def create(self, owner: str, req: CreateSandboxRequest) -> SandboxRecord:
         sid = str(uuid.uuid4())
         name = req.name or sid
         if len(name) > 255 or "/" in name or "\0" in name or not name.strip():
             raise BadRequest("field 'name' must be 1-255 characters without '/' or NUL")
-        r = SandboxRecord(
-            sid, owner, name, SandboxState.CREATING, self._spec(req), self.backend.name
-        )
+        spec = self._spec(req)
+        self._link(owner, req, spec)
+        r = SandboxRecord(sid, owner, name, SandboxState.CREATING, spec, self.backend.name)
         try:
             self.store.insert(r)
         except NameTaken:
@@ -351,6 +384,10 @@ class SandboxService:
 
     async def delete(self, owner: str, id_or_name: str) -> SandboxRecord:
         r = self.get(owner, id_or_name)
+        # Followers live only as long as their owner: they go first.
+        for follower in self.followers(r.id):
+            with contextlib.suppress(NotFound):
+                await self.delete(follower.owner, follower.id)
         async with self._locks[r.id]:
             self._unwatch(r.id)
             await self.backend.destroy(self._handle(r))

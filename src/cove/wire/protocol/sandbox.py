@@ -33,6 +33,10 @@ class CreateSandboxRequest(WireModel):
     # Cove: the command a sandbox runs at start, in the reserved session.
     entrypoint: list[str] | None = None
     build_info: dict[str, Any] | None = None
+    # The id or name of the owner this sandbox follows (same key; it must be ephemeral).
+    linked_sandbox: str | None = None
+    # Cove: deleted when it stops (the official SDK sends autoDeleteInterval 0 instead).
+    ephemeral: bool | None = None
 
 
 @dataclass
@@ -71,6 +75,7 @@ class Sandbox(WireModel):
     auto_archive_interval: int = 0
     auto_pause_interval: int = 0
     auto_destroy_at: str | None = None  # set while a TTL runs
+    linked_sandbox_id: str | None = None  # the owner of a follower
     backup_state: str = "None"
     volumes: list[Any] = field(default_factory=list)
     # The host running it: the Ray node id on the `ray` backend, absent on `local`.
