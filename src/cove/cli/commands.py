@@ -53,6 +53,7 @@ def _sandbox_json(sb: Sandbox) -> dict[str, Any]:
     return {
         "id": sb.id, "name": sb.name, "state": sb.state, "language": sb.language,
         "cpu": sb.cpu, "memory": sb.memory, "disk": sb.disk, "errorReason": sb.error_reason,
+        "autoDeleteInterval": sb.auto_delete_interval, "linkedSandboxId": sb.linked_sandbox_id,
     }  # fmt: skip
 
 
@@ -104,6 +105,7 @@ def create_command(args: argparse.Namespace) -> int:
             language=args.language, env_vars=_env(args.env), name=args.name,
             cpu=args.cpu, memory=args.memory, disk=args.disk, snapshot=args.image,
             **_network(args.network),
+            ephemeral=args.ephemeral or None, linked_sandbox=args.link,
         )  # fmt: skip
     if args.json:
         _print_json(_sandbox_json(sb))

@@ -145,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--disk", type=int, default=None, help="GiB")
     _network_option(create)
     create.add_argument("--image", default=None, help="a built image's tag or a snapshot")
+    create.add_argument("--ephemeral", action="store_true",
+                        help="delete the sandbox as soon as it stops")  # fmt: skip
+    create.add_argument("--link", default=None, metavar="OWNER",
+                        help="follow OWNER (id or name): a private network with it, deleted "
+                        "with it; needs --ephemeral")  # fmt: skip
     create.set_defaults(func=_command("create"))
 
     network = sub.add_parser(

@@ -149,6 +149,8 @@ class Cove(_ClientBase):
         domain_allow_list: str | None = None, outbound_proxy_url: str | None = None,
         network_deny_list: str | None = None,
         snapshot: str | None = None,
+        ephemeral: bool | None = None,
+        linked_sandbox: str | None = None,
     ) -> Sandbox:  # fmt: skip
         """Create and start a sandbox; memory and disk in GiB."""
         p = merge_params(params, {k: v for k, v in locals().items() if k in _PARAM_NAMES})
@@ -236,6 +238,8 @@ class AsyncCove(_ClientBase):
         domain_allow_list: str | None = None, outbound_proxy_url: str | None = None,
         network_deny_list: str | None = None,
         snapshot: str | None = None,
+        ephemeral: bool | None = None,
+        linked_sandbox: str | None = None,
     ) -> AsyncSandbox:  # fmt: skip
         """Create and start a sandbox; memory and disk in GiB."""
         p = merge_params(params, {k: v for k, v in locals().items() if k in _PARAM_NAMES})

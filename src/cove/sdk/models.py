@@ -259,3 +259,5 @@ class CreateSandboxParams:
     outbound_proxy_url: str | None = None  # sets HTTP(S)_PROXY inside
     network_deny_list: str | None = None  # Cove: CIDRs refused
     snapshot: str | None = None  # an image by name: a snapshot or a built tag
+    ephemeral: bool | None = None  # deleted as soon as it stops
+    linked_sandbox: str | None = None  # id or name of the owner this one follows

@@ -56,6 +56,8 @@ class SandboxCalls:
             domain_allow_list=p.domain_allow_list, outbound_proxy_url=p.outbound_proxy_url,
             network_deny_list=p.network_deny_list,
             snapshot=p.snapshot,
+            ephemeral=p.ephemeral,
+            linked_sandbox=p.linked_sandbox,
         )  # fmt: skip
         return Call("POST", self.ep.api("/sandbox"), "create sandbox", _sandbox, wire_body(body))
 
@@ -154,6 +156,7 @@ class SandboxData:
     network_block_all: bool
     network_allow_list: str | None
     domain_allow_list: str | None
+    linked_sandbox_id: str | None
 
     def _apply(self, wire: WireSandbox) -> None:
         self.id, self.name, self.state = wire.id, wire.name, wire.state
@@ -170,6 +173,7 @@ class SandboxData:
         self.network_block_all = wire.network_block_all
         self.network_allow_list = wire.network_allow_list
         self.domain_allow_list = wire.domain_allow_list
+        self.linked_sandbox_id = wire.linked_sandbox_id
 
     @property
     def language(self) -> str:
