@@ -88,3 +88,11 @@ def test_dns_question_answers_and_replies() -> None:
     loop = bytearray(query[:12]) + b"\xc0\x0c"
     with pytest.raises(dnsmsg.DnsError):
         dnsmsg.question(bytes(loop))
+
+
+def test_dns_answer_for_a_link_peer() -> None:
+    query = _query("Owner-Web")
+    answer = dnsmsg.answer_a(query, "100.72.0.6", 5)
+    assert answer[:2] == query[:2]  # the query's id
+    assert dnsmsg.question(answer).name == "owner-web"
+    assert dnsmsg.a_records(answer) == [("100.72.0.6", 5)]

@@ -90,7 +90,8 @@ class WarmPool:
         if shape is None:
             return None
         if shape != self._shape:
-            self._shape, self._template = shape, replace(spec, id="")
+            # Nobody's name or link group: a pooled sandbox joins one at adoption.
+            self._shape, self._template = shape, replace(spec, id="", name="", link_group=None)
             stale, self._ready = self._ready, []
             for h in stale:
                 self._spawn_discard(h)

@@ -184,6 +184,7 @@ class LocalBackend(RuntimeBackend):
             # Pooled with the default policy; the new owner's is in force before
             # any of its code runs (and no name the pool resolved stays open).
             await self.net.set_policy(net, spec.network, flush_dns=True)
+        await self._join_link(handle, spec)
         self._write_config(handle, spec)
         await adoption.tell_identity(self.agent_socket(handle), new)
         return handle
@@ -275,6 +276,7 @@ class LocalBackend(RuntimeBackend):
             handle.state["net"] = net
             launch.netns = self.net.netns_path(net)
             launch.resolv_conf = self.net.resolv_conf(net)
+            await self._join_link(handle, spec)
         log_fd = control.open_log(ctl)
         try:
             spawned = await bwrap.spawn_agent(launch, log_fd)
@@ -428,6 +430,13 @@ class LocalBackend(RuntimeBackend):
         net = handle.state.get("net")
         if self.net is not None and net:
             await self.net.resume(net, spec.network)
+            await self._join_link(handle, spec)
+
+    async def _join_link(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
+        """Into its link group (owner and followers), reachable by name and id there."""
+        net = handle.state.get("net")
+        if self.net is not None and net and spec.link_group:
+            await self.net.join(net, spec.link_group, [n for n in (spec.name, spec.id) if n])
 
     async def destroy(self, handle: RuntimeHandle) -> None:
         await self.stop(handle, grace=1.0)

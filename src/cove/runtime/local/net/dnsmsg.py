@@ -81,3 +81,14 @@ def reply(query: bytes, rcode: int) -> bytes:
     (ident, flags) = struct.unpack_from("!HH", query, 0)
     flags = 0x8000 | (flags & 0x0100) | 0x0080 | rcode  # QR, the query's RD, RA
     return struct.pack("!HHHHHH", ident, flags, 1, 0, 0, 0) + query[12 : q.end]
+
+
+def answer_a(query: bytes, address: str, ttl: int) -> bytes:
+    """An authoritative reply to `query` with one A record (a name the resolver knows itself)."""
+    q = question(query)
+    (ident, flags) = struct.unpack_from("!HH", query, 0)
+    flags = 0x8000 | 0x0400 | (flags & 0x0100) | 0x0080  # QR, AA, the query's RD, RA
+    head = struct.pack("!HHHHHH", ident, flags, 1, 1, 0, 0) + query[12 : q.end]
+    # The name as a pointer to the question's (offset 12), class IN.
+    record = struct.pack("!HHHIH", 0xC00C, TYPE_A, 1, ttl, 4)
+    return head + record + bytes(int(b) for b in address.split("."))

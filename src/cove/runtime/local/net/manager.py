@@ -7,6 +7,11 @@ own at adoption, before anyone can run code in it. After a control-plane
 restart, `resume` serves DNS again for sandboxes that kept running, and
 `cleanup` removes the namespaces, rules and claims of sandboxes this
 control plane no longer knows (e.g. after a SIGKILL).
+
+Link groups (an owner and its followers, issue 22): `join` puts a running
+sandbox in its group; every member's peer set and resolver names are then
+rebuilt from the members running now, so a restart (which joins each
+running sandbox again) never keeps an address a departed member held.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import errno
 import logging
 import shutil
+from dataclasses import dataclass
 from typing import Any
 
 from cove.runtime.local.net import alloc, links, resolver, rules
@@ -42,11 +48,19 @@ def slot_of(state: dict[str, Any]) -> alloc.Slot | None:
     return alloc.Slot(int(net["index"])) if net else None
 
 
+@dataclass
+class _Member:
+    slot: alloc.Slot
+    names: list[str]  # what its peers may resolve it by: sandbox name and id
+
+
 class NetworkManager:
     def __init__(self, instance: str, upstream: tuple[str, int] | None = None) -> None:
         self.instance = instance
         self.upstream = upstream or resolver.host_upstream()
         self._resolvers: dict[int, resolver.SandboxResolver] = {}
+        self._groups: dict[str, dict[int, _Member]] = {}  # link group -> slot index -> member
+        self._group_of: dict[int, str] = {}
         self._background: set[asyncio.Future[None]] = set()
 
     async def attach(self, sandbox_id: str, policy: NetworkPolicy) -> dict[str, Any]:
@@ -130,7 +144,40 @@ class NetworkManager:
         """Everything of the sandbox's network gone; finishes even if the caller is cancelled."""
         await asyncio.shield(self._teardown(alloc.Slot(int(net["index"]))))
 
+    async def join(self, net: dict[str, Any], group: str, names: list[str]) -> None:
+        """The running sandbox on `net` reaches, and resolves, the members of `group`."""
+        slot = alloc.Slot(int(net["index"]))
+        await self.leave(slot)
+        self._groups.setdefault(group, {})[slot.index] = _Member(slot, names)
+        self._group_of[slot.index] = group
+        await self._relink(group)
+
+    async def leave(self, slot: alloc.Slot) -> None:
+        group = self._group_of.pop(slot.index, None)
+        if group is None:
+            return
+        members = self._groups[group]
+        members.pop(slot.index, None)
+        if not members:
+            del self._groups[group]
+        await self._relink(group)
+
+    async def _relink(self, group: str) -> None:
+        members = list(self._groups.get(group, {}).values())
+        peers = {m.slot: [o.slot for o in members if o is not m] for m in members}
+        try:
+            await asyncio.to_thread(rules.set_peers, peers)
+        except OSError as exc:  # a member torn down meanwhile: its own leave relinks again
+            log.warning("link group %s: peers not updated: %s", group, exc)
+        for m in members:
+            r = self._resolvers.get(m.slot.index)
+            if r is not None:
+                r.hosts = {
+                    name.lower(): o.slot.address for o in members if o is not m for name in o.names
+                }
+
     async def _teardown(self, slot: alloc.Slot) -> None:
+        await self.leave(slot)
         r = self._resolvers.pop(slot.index, None)
         if r is not None:
             r.close()

@@ -12,6 +12,10 @@ no IPv6: clients go straight to IPv4 instead of timing out.
 UDP and TCP are both served (a client retries over TCP when an answer came
 truncated); under a restrictive policy the sandbox can reach no other
 resolver.
+
+Linked sandboxes (owner and followers) are answered here, by sandbox name
+and id, whatever the egress policy: `hosts` holds the sandbox's link peers
+only, so no other sandbox's name resolves.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ UPSTREAM_TIMEOUT = 4.0
 TTL_GRACE = 10  # seconds an address stays open past its answer's TTL
 TTL_MAX = 3600
 TCP_IDLE = 10.0  # seconds a TCP client may wait between queries
+LINK_TTL = 5  # a peer's address changes when it restarts: answers are short-lived
 
 
 def host_upstream(resolv_conf: str = "/etc/resolv.conf") -> tuple[str, int]:
@@ -81,6 +86,7 @@ class SandboxResolver(asyncio.DatagramProtocol):
         self.upstream = upstream
         self.policy = policy
         self.allow = allow
+        self.hosts: dict[str, str] = {}  # link peers: lower-case name or id -> address
         self.transport: asyncio.DatagramTransport | None = None
         self.tcp_server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -109,6 +115,11 @@ class SandboxResolver(asyncio.DatagramProtocol):
 
     async def _resolve(self, query: bytes, tcp: bool = False) -> bytes:
         q = dnsmsg.question(query)
+        peer = self.hosts.get(q.name.rstrip("."))
+        if peer is not None:
+            if q.qtype == dnsmsg.TYPE_A:
+                return dnsmsg.answer_a(query, peer, LINK_TTL)
+            return dnsmsg.reply(query, 0)  # no AAAA (no IPv6), nothing else either
         p = self.policy
         if p.network_block_all or (
             p.restricted and not domain_allowed(q.name, p.domain_allow_list)

@@ -7,7 +7,10 @@ except one guard: if Cove had to turn IPv4 forwarding on, forwarding that
 involves no sandbox is dropped, as it was before.
 
 Order in `from_sandbox`, so that no policy can undo isolation: IPv6 dropped
-(it is off inside too), other sandboxes, loopback, link-local (with the
+(it is off inside too); then the sandbox's link chain, which accepts only
+traffic from its own address to the sandboxes it is linked with (owner and
+followers, issue 22: each side lists the other, so replies pass too); then
+other sandboxes, loopback, link-local (with the
 metadata address 169.254.169.254), multicast and reserved ranges refused;
 then established flows; then the sandbox's own chain (anti-spoofing, deny
 list, block-all or allow lists). Traffic from a sandbox to the host itself
@@ -39,6 +42,7 @@ NEVER_V4 = (
 _BASE = f"""
 table {TABLE} {{
   map sandboxes {{ type ifname : verdict; }}
+  map links {{ type ifname : verdict; }}
   set never4 {{ type ipv4_addr; flags interval; elements = {{ {", ".join(NEVER_V4)} }}; }}
   chain refuse {{
     meta l4proto tcp reject with tcp reset
@@ -46,6 +50,7 @@ table {TABLE} {{
   }}
   chain from_sandbox {{
     meta nfproto ipv6 drop
+    iifname vmap @links
     oifname {IFACES} goto refuse
     ip daddr @never4 goto refuse
     ct state established,related accept
@@ -103,10 +108,20 @@ def _table_exists() -> bool:
     return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
 
 
+def _has_links() -> bool:
+    cmd = ["nft", "list", "map", *TABLE.split(), "links"]
+    return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
+
+
 def ensure_table() -> None:
     """The shared table and IPv4 forwarding, once per host (idempotent)."""
     with _locked():
         if _table_exists():
+            if not _has_links():  # made by a control plane from before links
+                nft(
+                    f"add map {TABLE} links {{ type ifname : verdict; }}\n"
+                    f"insert rule {TABLE} from_sandbox iifname vmap @links\n"
+                )
             return
         script = _BASE
         with open(FORWARD_SYSCTL) as f:
@@ -140,6 +155,7 @@ def _names(slot: Slot) -> dict[str, str]:
         "allow4": f"sb{n}_allow4", "allow6": f"sb{n}_allow6",
         "deny4": f"sb{n}_deny4", "deny6": f"sb{n}_deny6",
         "dns4": f"sb{n}_dns4",
+        "link": f"sb{n}_link", "peers": f"sb{n}_peers",
     }  # fmt: skip
 
 
@@ -153,7 +169,25 @@ def add_sandbox(slot: Slot, policy: NetworkPolicy) -> None:
     script += f"add set {TABLE} {n['dns4']} {{ type ipv4_addr; flags timeout; }}\n"
     script += _policy_script(slot, policy, flush_dns=False)
     script += f'add element {TABLE} sandboxes {{ "{slot.host_if}" : jump {n["chain"]} }}\n'
+    script += f"add set {TABLE} {n['peers']} {{ type ipv4_addr; }}\n"
+    script += f"add chain {TABLE} {n['link']}\n"
+    script += (
+        f"add rule {TABLE} {n['link']} ip saddr {slot.address} ip daddr @{n['peers']} accept\n"
+    )
+    script += f'add element {TABLE} links {{ "{slot.host_if}" : jump {n["link"]} }}\n'
     nft(script)
+
+
+def set_peers(groups: dict[Slot, list[Slot]]) -> None:
+    """Each slot's link peers replaced by the given ones, in one transaction."""
+    script = ""
+    for slot, peers in groups.items():
+        peers_set = f"{TABLE} {_names(slot)['peers']}"
+        script += f"flush set {peers_set}\n"
+        if peers:
+            script += f"add element {peers_set} {{ {', '.join(p.address for p in peers)} }}\n"
+    if script:
+        nft(script)
 
 
 def set_policy(slot: Slot, policy: NetworkPolicy, *, flush_dns: bool) -> None:
@@ -206,9 +240,14 @@ def remove_sandbox(slot: Slot) -> None:
     n = _names(slot)
     steps = [
         f'delete element {TABLE} sandboxes {{ "{slot.host_if}" }}',
+        f'delete element {TABLE} links {{ "{slot.host_if}" }}',
         f"delete chain {TABLE} {n['chain']}",
+        f"delete chain {TABLE} {n['link']}",
     ]
-    steps += [f"delete set {TABLE} {n[k]}" for k in ("allow4", "allow6", "deny4", "deny6", "dns4")]
+    steps += [
+        f"delete set {TABLE} {n[k]}"
+        for k in ("allow4", "allow6", "deny4", "deny6", "dns4", "peers")
+    ]
     try:
         nft("\n".join(steps) + "\n")
     except OSError:  # some part is missing (a crash mid-create): each on its own
