@@ -8,15 +8,21 @@ beyond the link, and nothing of the link is left after deletes or a SIGKILL.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import subprocess
+import time
 from typing import Any
 
+import pytest
 from daytona import CreateSandboxFromSnapshotParams, SessionExecuteRequest
 
+from cove.sdk import AsyncCove, Cove, NotFound
 from tests.network.conftest import fetch, listen, probe
 from tests.network.internet import FakeInternet
 from tests.network.test_teardown import index_of, own, remains, sdk  # noqa: F401  (fixture)
-from tests.serverproc import ServerProcess
+from tests.serverproc import COVE, ServerProcess
 
 PORT = 3000
 
@@ -126,3 +132,59 @@ def test_after_sigkill_the_link_works_again_then_goes_cleanly(own: ServerProcess
     d.delete(owner)
     for i in indices:
         assert remains(i) == [] and link_remains(i) == []
+
+
+def test_cove_sdk_links_and_the_follower_goes_with_its_owner(netserver: ServerProcess) -> None:
+    with Cove(api_url=netserver.api_url, api_key=netserver.key) as cove:
+        owner = cove.create(name="cove-sdk-owner")
+        follower = cove.create(linked_sandbox=owner.name, ephemeral=True)
+        assert follower.linked_sandbox_id == owner.id and follower.auto_delete_interval == 0
+        assert owner.linked_sandbox_id is None
+        port = 4001
+        listen(owner, port)
+        assert probe(follower, f"{owner.name}:{port}") == {f"{owner.name}:{port}": "open"}
+        owner.delete()
+        with pytest.raises(NotFound):
+            cove.get(follower.id)
+
+
+def test_cove_async_sdk_ephemeral_is_gone_after_stop(netserver: ServerProcess) -> None:
+    async def run() -> str:
+        async with AsyncCove(api_url=netserver.api_url, api_key=netserver.key) as cove:
+            sb = await cove.create(ephemeral=True)
+            await sb.stop()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # the sweeper deletes it on the stop's wake-up
+                try:
+                    await cove.get(sb.id)
+                except NotFound:
+                    return "gone"
+                await asyncio.sleep(0.1)
+            return "still there"
+
+    assert asyncio.run(run()) == "gone"
+
+
+def test_cli_create_link_ephemeral(netserver: ServerProcess, netdaytona: Any) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("COVE_", "DAYTONA_"))}
+    env = {**clean, "COVE_API_URL": netserver.api_url, "COVE_API_KEY": netserver.key}
+
+    def cove(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([COVE, *args], env=env, capture_output=True, text=True, timeout=120)
+
+    made = cove("create", "--json", "--name", "cli-owner")
+    assert made.returncode == 0, made.stderr
+    owner_id = json.loads(made.stdout)["id"]
+    try:
+        refused = cove("create", "--link", "cli-owner")
+        assert refused.returncode != 0 and "must be ephemeral" in refused.stderr
+        made = cove("create", "--json", "--link", "cli-owner", "--ephemeral")
+        assert made.returncode == 0, made.stderr
+        shown = json.loads(made.stdout)
+        assert shown["linkedSandboxId"] == owner_id and shown["autoDeleteInterval"] == 0
+        follower = netdaytona.get(shown["id"])
+        listen(netdaytona.get(owner_id), 4002)
+        assert probe(follower, "cli-owner:4002") == {"cli-owner:4002": "open"}
+    finally:
+        cove("delete", owner_id)
+    assert all(s.id != shown["id"] for s in netdaytona.list())
