@@ -61,7 +61,7 @@ class NetworkManager:
         self._resolvers: dict[int, resolver.SandboxResolver] = {}
         self._groups: dict[str, dict[int, _Member]] = {}  # link group -> slot index -> member
         self._group_of: dict[int, str] = {}
-        self._background: set[asyncio.Future[None]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
 
     async def attach(self, sandbox_id: str, policy: NetworkPolicy) -> dict[str, Any]:
         """Namespace, pair, rules and resolver for a sandbox about to start; its state.
@@ -76,6 +76,9 @@ class NetworkManager:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             task.add_done_callback(self._undo)
+            # Until it finishes, `close` waits for it (and then for its undoing).
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
             raise
 
     def _undo(self, task: asyncio.Future[dict[str, Any]]) -> None:
@@ -198,7 +201,7 @@ class NetworkManager:
 
     async def close(self) -> None:
         """Stop serving DNS; drop the shared table if no control plane has sandboxes left."""
-        if self._background:
+        while self._background:  # an attach finishing adds its undoing here
             await asyncio.gather(*self._background, return_exceptions=True)
         for r in self._resolvers.values():
             r.close()
