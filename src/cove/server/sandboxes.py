@@ -393,6 +393,10 @@ class SandboxService:
             await self.backend.destroy(self._handle(r))
             self.store.delete(r.id)
             r.state = SandboxState.DESTROYED
+        # A follower created while the owner was going (it checked the owner first).
+        for follower in self.followers(r.id):
+            with contextlib.suppress(NotFound):
+                await self.delete(follower.owner, follower.id)
         self._locks.pop(r.id, None)
         self._activity.pop(r.id, None)
         for callback in self.on_delete:
