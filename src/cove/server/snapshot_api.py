@@ -37,7 +37,10 @@ from cove.server.snapshot_records import SnapshotRecord, SnapshotRepo
 from cove.wire.errors import BadRequest, CoveError, SandboxError
 
 GiB = 1 << 30
-QUICK_BUILD = 0.5  # as for sandboxes: a cached image answers `active` at once
+# As for sandboxes: an image served whole from the cache answers `active` at
+# once; one that needed work answers `building` however fast it was, so the
+# SDK follows its log.
+QUICK_BUILD = 0.5
 
 
 def _iso(ts: float | None) -> str | None:
@@ -91,6 +94,8 @@ class SnapshotRoutes:
         self.service = service
         self.limit = limit
         self._tasks: set[asyncio.Task[None]] = set()
+        # Snapshots whose build did work (read once by `create`'s answer).
+        self._fresh: set[str] = set()
 
     def routes(self) -> list[Route]:
         return [
@@ -154,9 +159,14 @@ class SnapshotRoutes:
         task.add_done_callback(self._tasks.discard)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(task), QUICK_BUILD)
-        return JSONResponse(render_snapshot(record))
+        answer = render_snapshot(record)
+        if record.id in self._fresh:
+            self._fresh.discard(record.id)
+            answer = {**answer, "state": "building"}
+        return JSONResponse(answer)
 
     async def _build(self, record: SnapshotRecord, text: str) -> None:
+        began = time.monotonic()
         job = self.builds.start(f"snapshot-{record.id}", text)
         assert job.task is not None
         try:
@@ -169,6 +179,8 @@ class SnapshotRoutes:
             self.store.tag(record.name, image.id)
             record.image_id, record.size_bytes = image.id, image.size
             record.state = "active"
+            if job.worked and time.monotonic() - began < QUICK_BUILD:
+                self._fresh.add(record.id)  # `create` is still waiting: it reads this
         self.repo.save(record)
 
     # -- read, delete, (de)activate -------------------------------------------------
