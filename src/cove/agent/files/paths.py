@@ -15,6 +15,7 @@ import os
 import pwd
 import stat
 import time
+from typing import BinaryIO
 
 from cove.wire.errors import (
     AccessDenied,
@@ -42,6 +43,30 @@ def resolve(workdir: str, raw: str | None, name: str = "path") -> str:
     if len(raw.encode("utf-8", "surrogateescape")) >= PATH_MAX:
         raise BadRequest(f"{name} is longer than a path can be ({PATH_MAX} bytes)")
     return os.path.normpath(os.path.join(workdir, raw))
+
+
+def open_regular(path: str) -> BinaryIO:
+    """`path` opened for reading if it is a regular file, checked on the open file itself.
+
+    User code may swap the name for a FIFO or a device between any earlier check and
+    this open: `O_NONBLOCK` keeps a FIFO's open from waiting for a writer (which would
+    hold the agent's loop or a worker thread for ever), and `fstat` judges what was opened.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise os_error(exc, path) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise BadRequest(f"is a directory: {path}")
+        if not stat.S_ISREG(mode):
+            raise BadRequest(f"not a regular file: {path}")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def os_error(exc: OSError, path: str) -> CoveError:

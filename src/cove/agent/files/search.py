@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 
 from cove.agent.files.ops import lstat
-from cove.agent.files.paths import PSEUDO, os_error
+from cove.agent.files.paths import PSEUDO, open_regular, os_error
 from cove.wire.errors import BadRequest, CoveError
 from cove.wire.protocol import Match, ReplaceResult
 
@@ -81,8 +81,8 @@ def find(root: str, pattern: str, budget: Budget) -> list[Match]:
     for path in _files(root, budget):
         if budget.spent():
             break
-        try:
-            with open(path, "rb") as f:
+        try:  # swapped for a FIFO since the walk saw it: skipped, not waited on
+            with open_regular(path) as f:
                 if not _is_text(f.read(BINARY_SNIFF)):
                     continue
                 f.seek(0)
@@ -92,8 +92,8 @@ def find(root: str, pattern: str, budget: Budget) -> list[Match]:
                         matches.append(Match(path, number, text[:MAX_LINE]))
                         if len(matches) >= MAX_MATCHES:
                             return matches
-        except OSError:
-            continue  # unreadable or vanished: grep -s skips it too
+        except (OSError, CoveError):
+            continue  # unreadable, vanished or no longer a file: grep -s skips it too
     return matches
 
 
@@ -135,10 +135,8 @@ def replace(paths: list[str], pattern: str, new_value: str) -> list[ReplaceResul
 
 def _replace_one(path: str, old: bytes, new: bytes) -> None:
     try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise BadRequest(f"not a regular file: {path}")
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # a FIFO or device is refused, never waited on
+            st = os.fstat(f.fileno())
             data = f.read()
         if old not in data:
             return

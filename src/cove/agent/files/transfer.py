@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from cove.agent.files import multipart
-from cove.agent.files.paths import os_error, resolve
+from cove.agent.files.paths import open_regular, os_error, resolve
 from cove.agent.httpbody import Body, BodyWriter
 from cove.agent.httpserver import Response
 from cove.wire import http1
@@ -169,11 +169,7 @@ def _regular_size(path: str) -> int:
 
 
 def _open_regular(path: str) -> tuple[BinaryIO, int]:
-    _regular_size(path)
-    try:
-        f = open(path, "rb")  # noqa: SIM115 (closed by the streaming callback)
-    except OSError as exc:
-        raise os_error(exc, path) from None
+    f = open_regular(path)  # closed by the streaming callback
     return f, os.fstat(f.fileno()).st_size
 
 
@@ -248,10 +244,10 @@ def bulk_download(workdir: str, paths: list[str]) -> Response:
                 continue
             head = multipart.part_head(boundary, "file", asked, "application/octet-stream", what)
             await out.write(head)
-            try:
-                f = open(path, "rb")  # noqa: SIM115
-            except OSError as exc:
-                raise ConnectionAbortedError(f"{path} vanished mid-download: {exc}") from None
+            try:  # a FIFO planted meanwhile must not block the agent's loop
+                f = open_regular(path)
+            except CoveError as err:
+                raise ConnectionAbortedError(f"{path} changed mid-download: {err}") from None
             with f:
                 sent = await out.sendfile(f, 0, what)
             if sent != what:
