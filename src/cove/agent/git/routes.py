@@ -74,6 +74,15 @@ def _name(value: str, what: str) -> str:
     return value
 
 
+def _key(value: str | None) -> str:
+    """A config key (`section.name`): git would read a leading '-' as an option."""
+    if not value:
+        raise BadRequest("field 'key' is required (e.g. user.name)")
+    if value.startswith("-") or "." not in value:
+        raise BadRequest(f"field 'key' must be a config key like user.name, got {value!r}")
+    return value
+
+
 class GitRoutes:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
@@ -293,9 +302,7 @@ class GitRoutes:
         return f"--{scope}", self.workdir
 
     async def get_config(self, req: Request) -> Response:
-        key = req.query.get("key")
-        if not key:
-            raise BadRequest("query 'key' is required (e.g. user.name)")
+        key = _key(req.query.get("key"))
         option, cwd = self._scope(req.query.get("scope"), req.query.get("path"))
         code, out = await self.git.run(["config", option, "--get", key], cwd, ok_codes=(0, 1))
         value = out.removesuffix("\n") if code == 0 else None
@@ -307,7 +314,7 @@ class GitRoutes:
     async def set_config(self, req: Request) -> Response:
         body = GitSetConfigRequest.from_wire(req.json())
         option, cwd = self._scope(body.scope, body.path)
-        await self._set(option, cwd, body.key, body.value)
+        await self._set(option, cwd, _key(body.key), body.value)
         return _ok()
 
     async def configure_user(self, req: Request) -> Response:

@@ -43,6 +43,10 @@ _HELPER = (
     'printf "username=%s\\npassword=%s\\n" "$COVE_GIT_USERNAME" "$COVE_GIT_PASSWORD"; }; f'
 )
 CREDENTIAL_ARGS = ["-c", "credential.helper=", "-c", f"credential.helper={_HELPER}"]
+# On every call, above any config file: a URL an application passes on from its
+# own users (`ext::sh -c ...`) never runs a command, even if user code wrote
+# `protocol.allow=always` into ~/.gitconfig.
+GUARD_ARGS = ["-c", "protocol.ext.allow=never"]
 
 
 @dataclass
@@ -105,7 +109,7 @@ class GitRunner:
         child_env["GIT_TERMINAL_PROMPT"] = "0"
         child_env.pop("GIT_ASKPASS", None)
         captured = await self.agent.run_captured(
-            [git, *cred_args, *args], cwd=cwd, env=child_env, timeout=None, cap=None
+            [git, *GUARD_ARGS, *cred_args, *args], cwd=cwd, env=child_env, timeout=None, cap=None
         )
         out = captured.output
         if out.truncated:
