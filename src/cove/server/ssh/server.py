@@ -35,6 +35,7 @@ import asyncssh
 from cove.server.agentclient import AgentUnreachable
 from cove.server.ssh.channel import AgentLink, Outlet
 from cove.server.ssh.command import SessionCommand
+from cove.server.ssh.limiter import FailedLogins
 from cove.server.ssh.sftp import SandboxSftp
 from cove.server.ssh.shell import PtyShell
 from cove.server.sshaccess import SshAccessService, token_hash
@@ -51,6 +52,7 @@ HOST_KEY_FILE = "ssh_host_ed25519_key"
 REFUSED = (
     "cove: this SSH token is unknown, expired or revoked; create one with create_ssh_access\r\n"
 )
+THROTTLED = "cove: too many failed SSH logins from this address; try again in {:.0f} s\r\n"
 FAILED = 255  # the exit status ssh itself uses for "could not run it"
 PIECE = 64 * 1024  # bytes of client input read at once
 
@@ -82,6 +84,7 @@ class SshServer:
         self.port = port
         self.data_dir = data_dir
         self.connections: set[_Login] = set()
+        self.failures = FailedLogins()
         self._acceptor: asyncssh.SSHAcceptor | None = None
         access.on_revoke.append(self._revoked)
 
@@ -147,9 +150,16 @@ class _Login(asyncssh.SSHServer):
         self.server.connections.discard(self)
 
     def begin_auth(self, username: str) -> bool:
+        assert self.conn is not None
+        peer = self.conn.get_extra_info("peername")
+        address = str(peer[0]) if peer else ""
+        wait = self.server.failures.wait_left(address)
+        if wait:
+            self.conn.send_auth_banner(THROTTLED.format(max(wait, 1)))
+            return True  # refused before the token is even looked up
         record = self.server.access.authorize(username)
         if record is None:
-            assert self.conn is not None
+            self.server.failures.note(address)
             self.conn.send_auth_banner(REFUSED)
             return True  # authentication required, and no method offered: refused
         self.record, self.digest = record, token_hash(username)
