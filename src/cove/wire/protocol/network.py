@@ -46,6 +46,10 @@ def parse_cidrs(name: str, text: str | None) -> list[str]:
     _limit(name, entries)
     out = []
     for entry in entries:
+        if "%" in entry:  # `fe80::1%eth0`: Python keeps the scope, nft cannot read it (a 500)
+            raise BadRequest(
+                f"field '{name}': {entry!r} is not a CIDR (an IPv6 scope id has no meaning here)"
+            )
         try:
             net = ipaddress.ip_network(entry, strict=False)
         except ValueError:
