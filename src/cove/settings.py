@@ -88,6 +88,9 @@ class Settings:
     ray_node_dir: str | None = None
     ray_placement_timeout: float = 30.0
     ray_relay_port: int = 0
+    # Seconds one image build step (a RUN, a COPY) may take before it is killed and the
+    # build fails naming it: a Dockerfile that never ends must not hold a build for ever.
+    build_step_timeout: float = 3600.0
 
     ENV = {
         "host": "COVE_HOST",
@@ -118,6 +121,7 @@ class Settings:
         "ray_node_dir": "COVE_RAY_NODE_DIR",
         "ray_placement_timeout": "COVE_RAY_PLACEMENT_TIMEOUT",
         "ray_relay_port": "COVE_RAY_RELAY_PORT",
+        "build_step_timeout": "COVE_BUILD_STEP_TIMEOUT",
     }
 
     @classmethod

@@ -107,7 +107,9 @@ class Builder:
         runner: StepRunner,
         base_cache: Path | None,
         puller: Puller | None = None,
+        step_timeout: float | None = None,  # None: the Step's own default
     ) -> None:
+        self.step_timeout = step_timeout
         self.store = store
         self.runner = runner
         self.base_cache = base_cache
@@ -290,6 +292,8 @@ class Builder:
             log(" ---> cached layer " + key[:12])
         else:
             step.lower = [str(self.store.layer_path(k)) for k in reversed(state.layers)]
+            if self.step_timeout is not None:
+                step.timeout = self.step_timeout
             scratch = self.store.scratch("layer")
             tree = scratch / "tree"
             try:

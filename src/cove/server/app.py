@@ -105,7 +105,9 @@ def build_server(settings: Settings) -> Server:
     if isinstance(backend, StepRunner):  # the backend can run build steps: images build
         auth = str(settings.registry_auth_file) if settings.registry_auth_file else None
         puller = Puller(images, RegistrySettings(settings.image_registry, auth))
-        builder = Builder(images, backend, settings.image_base_cache, puller)
+        builder = Builder(
+            images, backend, settings.image_base_cache, puller, settings.build_step_timeout
+        )
 
         def in_use() -> set[str]:
             return {r.spec.image_id for r in store.list() if r.spec.image_id}

@@ -32,7 +32,8 @@ from cove.images.store import IMAGE_UID, ImageStore, prune
 from cove.server.builds import BuildService
 from cove.wire.errors import BadRequest, CoveError, PayloadTooLarge
 
-CONTEXT_LIMIT = 2 << 30  # bytes of tar a build context may send
+CONTEXT_LIMIT = 2 << 30  # bytes of tar a build context may send, and may unpack to
+CONTEXT_ENTRIES = 200_000  # files, directories and links a build context may hold
 
 
 def _iso(ts: float) -> str:
@@ -137,6 +138,18 @@ class ImageRoutes:
             await asyncio.to_thread(shutil.rmtree, work, True)
 
 
+def _check_unpacked_size(members: list[tarfile.TarInfo]) -> None:
+    """Refuse a context that unpacks to more than it may send: a gzip of zeros (or a
+    sparse member) a few MB long would otherwise fill the host's disk as it unpacks."""
+    if len(members) > CONTEXT_ENTRIES:
+        raise BadRequest(f"the build context has more than {CONTEXT_ENTRIES} entries")
+    total = sum(m.size for m in members if m.isfile())
+    if total > CONTEXT_LIMIT:
+        raise PayloadTooLarge(
+            f"the build context unpacks to {total} bytes; at most {CONTEXT_LIMIT} are allowed"
+        )
+
+
 def _line(value: dict[str, Any]) -> bytes:
     return json.dumps(value).encode() + b"\n"
 
@@ -156,6 +169,7 @@ async def _receive_context(request: Request, tar_path: Path, dest: Path) -> None
     def unpack() -> None:
         try:
             with tarfile.open(tar_path) as tar:
+                _check_unpacked_size(tar.getmembers())
                 tar.extractall(dest, filter="data")
         except (tarfile.TarError, OSError) as exc:
             raise BadRequest(f"the build context is not a usable tar: {exc}") from None
