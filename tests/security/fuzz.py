@@ -34,7 +34,7 @@ import httpx
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.serverproc import ServerProcess
+from tests.serverproc import ServerProcess, free_port
 
 KEYS = ["fuzz-key-alice", "fuzz-key-bob"]
 JSONV = st.recursive(
@@ -258,6 +258,9 @@ def fuzz_operation(
     """`examples` generated requests for one operation, counted into `tally`."""
     name = f"{op.method} {op.path}"
     pools = prepare(client, live, {"Authorization": f"Bearer {keys[0]}"})
+    from tests.security.fuzz_extra import extra_pools  # it imports from this module
+
+    pools.update(extra_pools())
 
     @settings(
         max_examples=examples,
@@ -310,7 +313,14 @@ def main() -> int:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="cove-fuzz-") as tmp:
-        server = ServerProcess(Path(tmp) / "data", list(KEYS)).start()
+        # No traffic leaves this host: sandboxes get no egress, image pulls go to a
+        # loopback port where nothing listens, and a generated RUN ends within seconds.
+        env = {
+            "COVE_NETWORK": "off",
+            "COVE_IMAGE_REGISTRY": f"127.0.0.1:{free_port()}",
+            "COVE_BUILD_STEP_TIMEOUT": "5",
+        }
+        server = ServerProcess(Path(tmp) / "data", list(KEYS), env=env).start()
         try:
             return run(server, args)
         finally:
@@ -326,11 +336,16 @@ def run(server: ServerProcess, args: argparse.Namespace) -> int:
         components = doc["components"]["schemas"]
         tally = Tally()
         started = time.monotonic()
-        for op in operations(doc):
+        from tests.security.fuzz_extra import extra_operations, fuzz_mcp
+
+        ops = operations(doc) + extra_operations()
+        for op in ops:
             examples = args.examples
             if op.path.endswith(("/process/execute", "/process/code-run")):
                 examples = args.exec_examples
-            elif op.path == "/api/sandbox" and op.method == "POST":
+            elif (
+                op.method == "POST" and op.path in ("/api/sandbox", "/api/snapshots")
+            ) or op.path.endswith(("/snapshot", "/images/build")):
                 examples = args.create_examples
             fuzz_operation(client, op, live, components, examples, tally)
             print(
@@ -343,10 +358,12 @@ def run(server: ServerProcess, args: argparse.Namespace) -> int:
         fuzz_websockets(server.url, auth, live, pools, args.ws_examples, tally)
         for name in [n for n in tally.by_operation if n.startswith("WS ")]:
             print(f"{name}: {dict(tally.by_operation[name])}", flush=True)
+        fuzz_mcp(server.url, auth, live, args.ws_examples, tally)
+        print(f"MCP: {dict(tally.by_operation['POST /mcp (tools/call)'])}", flush=True)
         duration = time.monotonic() - started
         problems = _still_well(client, server, live, auth)
         client.delete(f"/api/sandbox/{live}", headers=auth)
-    report = _report(tally, duration, problems, len(operations(doc)))
+    report = _report(tally, duration, problems, len(ops))
     print(report)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)

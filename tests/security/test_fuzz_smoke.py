@@ -14,6 +14,7 @@ from cove.agent.git.routes import GitRoutes
 from cove.agent.httpserver import Handler, Router
 from cove.agent.ports.routes import PortRoutes
 from tests.security.fuzz import Tally, fuzz_operation, operations
+from tests.security.fuzz_extra import extra_operations
 from tests.serverproc import ServerProcess
 
 
@@ -75,6 +76,12 @@ def test_a_short_fuzz_run_gets_no_5xx(
                 continue  # creating sandboxes is `make fuzz`'s job; too slow here
             schemas = doc["components"]["schemas"]
             fuzz_operation(client, op, sandbox.id, schemas, 12, tally, server.keys)
+        # Snapshots, images, dashboard: reads and sign-in only here; the server is
+        # shared, so nothing that builds, prunes, deletes or deactivates.
+        for op in extra_operations():
+            if op.method != "GET" and not op.path.startswith("/dash/"):
+                continue
+            fuzz_operation(client, op, sandbox.id, {}, 12, tally, server.keys)
     assert tally.requests > 200
     assert not tally.failures, "\n".join(tally.failures[:10])
     assert api.get("/health").status_code == 200
