@@ -70,6 +70,8 @@ def schema_strategy(
     """Values valid for the (small) JSON Schema subset the OpenAPI document uses."""
     if "$ref" in schema:
         return schema_strategy(components[schema["$ref"].rsplit("/", 1)[1]], components, text)
+    if "enum" in schema:
+        return st.sampled_from(schema["enum"])
     if "anyOf" in schema:
         return st.one_of([schema_strategy(s, components, text) for s in schema["anyOf"]])
     kind = schema.get("type")

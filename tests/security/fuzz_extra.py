@@ -37,27 +37,35 @@ def _obj(**props: Any) -> dict[str, Any]:
     return {"type": "object", "properties": props}
 
 
-# Dockerfiles a snapshot create may carry: mostly short and cheap, some odd.
-DOCKERFILE = st.one_of(
-    st.just("FROM python:3.11-slim\nRUN true\n"),
-    st.just("FROM scratch\n"),
-    st.just("FROM python:3.11-slim\nCOPY ../../etc/passwd /x\n"),
-    st.just("FROM nosuch-image:1\n"),
-    st.just("FROM python:3.11-slim\nHEALTHCHECK CMD true\n"),
-    st.text(max_size=60),
-)
+# Dockerfiles a snapshot create may carry: short and cheap, some odd (plus any text).
+DOCKERFILES = [
+    "FROM python:3.11-slim\nRUN true\n",
+    "FROM python:3.11-slim\nRUN sleep 60\n",
+    "FROM scratch\n",
+    "FROM python:3.11-slim\nCOPY ../../etc/passwd /x\n",
+    "FROM nosuch-image:1\n",
+    "FROM python:3.11-slim\nHEALTHCHECK CMD true\n",
+]
+SNAPSHOT_NAMES = ["fuzz-snap-1", "fuzz-snap-2"]
+
+
+def _one_of_or_text(values: list[str]) -> dict[str, Any]:
+    return {"anyOf": [{"enum": values}, {"enum": values}, S]}
 
 
 def extra_operations() -> list[Operation]:
     sandbox = _p("sandboxIdOrName")
     snapshot = _obj(
-        name=S,
-        imageName=S,
+        name=_one_of_or_text(SNAPSHOT_NAMES),
+        imageName=_one_of_or_text(["python:3.11-slim", "debian:bookworm", "nosuch:1"]),
         entrypoint={"type": "array", "items": S},
         cpu=I,
         memory=I,
         disk=I,
-        buildInfo=_obj(dockerfileContent=S, contextHashes={"type": "array", "items": S}),
+        buildInfo=_obj(
+            dockerfileContent=_one_of_or_text(DOCKERFILES),
+            contextHashes={"type": "array", "items": S},
+        ),
     )
     return [
         Operation("POST", "/api/snapshots", [], snapshot),
@@ -84,7 +92,7 @@ def extra_operations() -> list[Operation]:
 
 def extra_pools() -> dict[str, list[str]]:
     """Known values for the extra routes' path parameters."""
-    return {"ref": ["python:3.11-slim", "no-such-snapshot"], "path": ["app.js", "../app.js"]}
+    return {"ref": [*SNAPSHOT_NAMES, "python:3.11-slim"], "path": ["app.js", "../app.js"]}
 
 
 # -- MCP -------------------------------------------------------------------------------
