@@ -63,6 +63,7 @@ def test_bad_cidrs_are_a_400_naming_them_and_change_nothing(
     assert settings(netserver, sb.id) == before
 
 
+@pytest.mark.timeout(300)  # a loaded shared host: many round trips
 def test_the_largest_lists_take_effect(sb: Any, internet: FakeInternet) -> None:
     a, b, _ = internet.addresses
     cidrs = [f"10.{i // 256}.{i % 256}.0/24" for i in range(255)] + [f"{a}/32"]
@@ -80,6 +81,7 @@ def test_the_largest_lists_take_effect(sb: Any, internet: FakeInternet) -> None:
         sb.update_network_settings(network_block_all=False)
 
 
+@pytest.mark.timeout(300)  # a loaded shared host: many round trips
 def test_updates_racing_traffic_all_answer_and_the_last_holds(
     sb: Any, netserver: ServerProcess, internet: FakeInternet
 ) -> None:

@@ -54,6 +54,7 @@ def agent_answers(client: httpx.Client) -> None:
     assert sh(client, "echo alive", timeout=10) == "alive\n"
 
 
+@pytest.mark.timeout(300)  # a loaded shared host: many round trips
 def test_fifo_swapped_in_during_a_bulk_download_does_not_hang_the_agent(
     raw: httpx.Client,
 ) -> None:
@@ -94,6 +95,7 @@ def test_fifo_in_a_searched_tree_is_skipped(raw: httpx.Client) -> None:
     agent_answers(raw)
 
 
+@pytest.mark.timeout(300)  # a loaded shared host: many round trips
 def test_fifo_raced_against_find_and_replace_does_not_hold_the_agent(
     raw: httpx.Client,
 ) -> None:

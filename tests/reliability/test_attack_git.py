@@ -14,6 +14,9 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.timeout(300)  # sandboxes and servers start slowly under load
+
+
 _marks = itertools.count()
 
 

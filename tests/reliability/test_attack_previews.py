@@ -19,6 +19,8 @@ import pytest
 from tests.e2e.test_preview import PORT, TOKEN, start_app
 from tests.serverproc import ServerProcess
 
+pytestmark = pytest.mark.timeout(300)  # sandboxes and servers start slowly under load
+
 DOMAIN = "attack.test"
 CONTENT = "hello from the sandbox"
 

@@ -75,6 +75,7 @@ def ssh(access: Any, token: str | None = None) -> subprocess.CompletedProcess[by
     return subprocess.run(argv, capture_output=True, timeout=60)
 
 
+@pytest.mark.timeout(300)  # a loaded shared host: many round trips
 def test_bad_tokens_are_refused_then_the_address_is_throttled(
     ssh_server: ServerProcess, sb: Any
 ) -> None:

@@ -322,7 +322,7 @@ def main() -> int:
             "COVE_IMAGE_REGISTRY": f"127.0.0.1:{free_port()}",
             "COVE_BUILD_STEP_TIMEOUT": "5",
         }
-        server = ServerProcess(Path(tmp) / "data", list(KEYS), env=env).start()
+        server = ServerProcess(Path(tmp) / "data", list(KEYS), env=env).start(120)
         try:
             return run(server, args)
         finally:
