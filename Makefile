@@ -67,7 +67,7 @@ $(VENV)/.fuzz-installed: $(VENV)/.test-installed requirements-fuzz.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-fuzz.txt
 	@touch $@
 
-## fuzz: ~5000 generated requests from /api/openapi.json at a real server; fails on any 5xx (RELIABILITY.md)
+## fuzz: generated requests for every route (OpenAPI, snapshots, images, dashboard, MCP, WebSockets) at a real server; fails on any 5xx (RELIABILITY.md)
 fuzz: test-deps $(VENV)/.fuzz-installed
 	$(PY) -m tests.security.fuzz --report build/fuzz-report.md
 
