@@ -147,3 +147,17 @@ def test_a_context_that_unpacks_past_the_limit_is_refused(
     events = build(api, tar)
     assert events[0].get("status") == 413, events
     assert "unpacks to 32212254" in events[0]["body"]["message"]
+
+
+def test_snapshot_fields_with_lone_surrogates_are_a_400(api: httpx.Client) -> None:
+    # Found by `make fuzz`: the snapshot was recorded, then its answer could not be
+    # encoded (a 500), and the list held a name no client could read.
+    for body in (
+        {"name": "bad\udc80", "imageName": "python:3.11-slim"},
+        {"name": "ok-name", "imageName": "python:3.11-slim", "entrypoint": ["x\ud800"]},
+        {"name": "ok-name", "buildInfo": {"dockerfileContent": "FROM x\udc80\n"}},
+    ):
+        r = api.post("/api/snapshots", content=json.dumps(body))
+        assert r.status_code == 400 and "lone surrogate" in r.text, r.text
+    listed = api.get("/api/snapshots").json()
+    assert not [s for s in listed.get("items", listed) if "ok-name" in json.dumps(s)]

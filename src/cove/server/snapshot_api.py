@@ -72,6 +72,25 @@ def render_snapshot(s: SnapshotRecord) -> dict[str, Any]:
     }
 
 
+def _unicode(value: Any, where: str = "body") -> Any:
+    """`value` if every string in it is real Unicode text: JSON's \\ud800 escapes carry
+    lone surrogates, which the store keeps but no answer can encode (a 500 after the
+    snapshot was recorded). A 400 naming the field instead, before anything is kept."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(f"field '{where}' holds a lone surrogate, not Unicode text") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _unicode(key, where)
+            _unicode(item, key if where == "body" else f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _unicode(item, f"{where}[{i}]")
+    return value
+
+
 def _str(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is not None and not isinstance(value, str):
@@ -113,7 +132,7 @@ class SnapshotRoutes:
     # -- create from an image definition ------------------------------------------
 
     async def create(self, request: Request) -> Response:
-        body = await read_json(request, self.limit)
+        body = _unicode(await read_json(request, self.limit))
         if not isinstance(body, dict):
             raise BadRequest("request body must be a JSON object")
         name = _str(body, "name")
@@ -249,7 +268,7 @@ class SnapshotRoutes:
 
     async def from_sandbox(self, request: Request) -> Response:
         owner = str(request.state.owner)
-        body = await read_json(request, self.limit)
+        body = _unicode(await read_json(request, self.limit))
         name = _str(body, "name") if isinstance(body, dict) else None
         if not name:
             raise BadRequest("field 'name' is required")
