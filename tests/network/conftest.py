@@ -43,7 +43,7 @@ def net_server(tmp: str, internet: FakeInternet, **env: str) -> ServerProcess:
 def netserver(internet: FakeInternet) -> Iterator[ServerProcess]:
     """Warm pool on (the default): pooled sandboxes take their policy at adoption."""
     with tempfile.TemporaryDirectory(prefix="cove-net-") as tmp:
-        proc = net_server(tmp, internet).start()
+        proc = net_server(tmp, internet).start(120)
         try:
             yield proc
         finally:
