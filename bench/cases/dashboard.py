@@ -5,6 +5,11 @@ The sandboxes are real, created then stopped (a stopped sandbox is listed like a
 other and holds no agent), so hundreds fit on a small host. First paint is the page's
 own `cove-list-painted` performance mark (set in the frame after the rows are in the
 DOM), measured from the navigation's start: page, scripts, the API call and rendering.
+
+A poll's update is the page's own `cove-list-update` measure: from the moment a
+poll's answer is in (the API call excluded) to the end of the frame that shows
+it, the style and layout it causes included. It is taken on the same page,
+polling every 2 s, with every sandbox listed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,17 @@ new Promise((resolve) => {
   const look = () => {
     const m = performance.getEntriesByName("cove-list-painted")[0];
     m ? resolve(m.startTime) : setTimeout(look, 20);
+  };
+  look();
+})
+"""
+
+
+UPDATES = """
+new Promise((resolve) => {
+  const look = () => {
+    const m = performance.getEntriesByName("cove-list-update");
+    m.length >= %d ? resolve(m.map((e) => e.duration)) : setTimeout(look, 100);
   };
   look();
 })
@@ -72,6 +88,7 @@ def measure(cove: Cove, n: int, runs: int) -> list[Row]:
             rows = browser.evaluate("document.querySelectorAll('#sandbox-rows tr').length")
             assert rows == total, f"the page shows {rows} of {total} sandboxes"
             assert time.perf_counter() - t0 < 120
+        updates = [float(d) for d in browser.evaluate(UPDATES % (runs + 1))][1:]
     finally:
         browser.close()
     return [
@@ -84,5 +101,12 @@ def measure(cove: Cove, n: int, runs: int) -> list[Row]:
             samples=paint,
             baseline_samples=api,
             note=f"{len(ids)} sandboxes created and stopped for it",
-        )
+        ),
+        Row(
+            "dash_poll",
+            f"dashboard: one poll's update of the list of {total} sandboxes (2 s polls)",
+            Summary.of(updates, "ms"),
+            samples=updates,
+            note="from the poll's answer to the end of the frame showing it (page's own measure)",
+        ),
     ]
