@@ -73,3 +73,40 @@ def test_same_origin() -> None:
     assert not same_origin("null", "127.0.0.1:3000")
     assert not same_origin("http://127.0.0.1:3001", "127.0.0.1:3000")
     assert not same_origin("", "127.0.0.1:3000")
+
+
+def _rows(store: Store) -> list[tuple[str, ...]]:
+    return store.db.execute("SELECT id_hash, owner, csrf FROM dashboard_sessions").fetchall()
+
+
+def test_sessions_outlive_a_restart_and_only_their_hash_is_stored(tmp_path: Path) -> None:
+    store = Store(tmp_path / "cove.db")
+    sid, session = SessionBook(KeyRing(store, ["alpha"])).sign_in("alpha")
+    store.close()
+    # A new process: a new store on the same file, a new book.
+    store = Store(tmp_path / "cove.db")
+    again = SessionBook(KeyRing(store, ["alpha"])).get(sid)
+    assert again is not None and again.owner == key_hash("alpha") and again.csrf == session.csrf
+    ((id_hash, _, _),) = _rows(store)
+    assert id_hash != sid and sid not in (tmp_path / "cove.db").read_bytes().decode("latin-1")
+
+
+def test_sign_out_expiry_and_the_cap_delete_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path / "cove.db")
+    book = SessionBook(KeyRing(store, ["alpha"]))
+    sid, _ = book.sign_in("alpha")
+    book.sign_out(sid)
+    assert _rows(store) == []
+    expired = SessionBook(KeyRing(store, ["alpha"]), lifetime=-1)
+    old, _ = expired.sign_in("alpha")
+    assert len(_rows(store)) == 1
+    assert expired.get(old) is None and _rows(store) == []  # read once past expiry: gone
+    expired.sign_in("alpha")
+    book.sign_in("alpha")  # a sign-in sweeps what expired meanwhile
+    assert len(_rows(store)) == 1
+    monkeypatch.setattr("cove.server.dashboard.sessions.MAX_SESSIONS", 3)
+    sids = [book.sign_in("alpha")[0] for _ in range(5)]
+    assert len(_rows(store)) == 3
+    assert book.get(sids[0]) is None and book.get(sids[-1]) is not None

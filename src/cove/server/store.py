@@ -72,6 +72,18 @@ CREATE TABLE IF NOT EXISTS ssh_access (
 );
 CREATE INDEX IF NOT EXISTS ssh_access_sandbox ON ssh_access (sandbox_id);
 """
+# Dashboard sessions (see `dashboard.sessions`): the cookie's id only as a hash,
+# so a copy of the database signs no one in; the CSRF token is worthless without it.
+DASHBOARD_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dashboard_sessions (
+    id_hash TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dashboard_sessions_expiry ON dashboard_sessions (expires_at);
+"""
 
 
 class Store:
@@ -86,6 +98,7 @@ class Store:
         if fresh_labels:
             self._backfill_labels()
         self.db.executescript(SSH_SCHEMA)
+        self.db.executescript(DASHBOARD_SCHEMA)
         path.chmod(0o600)
 
     @contextlib.contextmanager
@@ -308,6 +321,36 @@ class Store:
             "OR sandbox_id NOT IN (SELECT id FROM sandboxes)",
             (now,),
         )
+
+    # -- dashboard sessions ------------------------------------------------------
+
+    def add_dashboard_session(
+        self, id_hash: str, owner: str, csrf: str, expires_at: float, keep_at_most: int
+    ) -> None:
+        """Store one session; expired ones go, and the oldest past `keep_at_most`."""
+        now = time.time()
+        with self._tx():
+            self.db.execute("DELETE FROM dashboard_sessions WHERE expires_at<?", (now,))
+            self.db.execute(
+                "DELETE FROM dashboard_sessions WHERE id_hash IN (SELECT id_hash FROM "
+                "dashboard_sessions ORDER BY created_at DESC LIMIT -1 OFFSET ?)",
+                (max(keep_at_most - 1, 0),),
+            )
+            self.db.execute(
+                "INSERT INTO dashboard_sessions (id_hash, owner, csrf, created_at, expires_at) "
+                "VALUES (?,?,?,?,?)",
+                (id_hash, owner, csrf, now, expires_at),
+            )
+
+    def dashboard_session(self, id_hash: str) -> tuple[str, str, float] | None:
+        """(owner, CSRF token, expiry) of a session id's hash."""
+        row = self.db.execute(
+            "SELECT owner, csrf, expires_at FROM dashboard_sessions WHERE id_hash=?", (id_hash,)
+        ).fetchone()
+        return (str(row[0]), str(row[1]), float(row[2])) if row else None
+
+    def delete_dashboard_session(self, id_hash: str) -> None:
+        self.db.execute("DELETE FROM dashboard_sessions WHERE id_hash=?", (id_hash,))
 
 
 class NameTaken(Exception):

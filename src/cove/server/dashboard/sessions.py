@@ -6,12 +6,15 @@ its SHA-256, which is what owns sandboxes). Each session has its own CSRF
 token, which the page sends back in `X-CSRF-Token` on every state-changing
 request; a request authorised by the cookie alone cannot change anything.
 
-Sessions live in memory: a control-plane restart signs everyone out, which
-is the safe direction to fail in.
+Sessions live in the store, so a control-plane restart signs no one out.
+The store holds the SHA-256 of each cookie id, never the id itself: whoever
+reads the database cannot present a session. Expiry, sign-out and the key
+leaving the configuration each delete the row.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
@@ -23,11 +26,12 @@ from cove.wire.errors import AccessDenied, AuthError
 
 if TYPE_CHECKING:  # auth imports this module to accept session cookies
     from cove.server.auth import KeyRing
+    from cove.server.store import Store
 
 COOKIE = "cove_session"
 CSRF_HEADER = "x-csrf-token"
 LIFETIME = 12 * 3600.0  # seconds a session lasts from sign-in
-MAX_SESSIONS = 10_000  # oldest dropped past this: sign-in cannot grow memory without bound
+MAX_SESSIONS = 10_000  # oldest dropped past this: sign-in cannot grow the table without bound
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
@@ -42,31 +46,34 @@ class SessionBook:
     def __init__(self, keys: KeyRing, lifetime: float = LIFETIME) -> None:
         self.keys = keys
         self.lifetime = lifetime
-        self._sessions: dict[str, Session] = {}
+
+    @property
+    def store(self) -> Store:
+        return self.keys.store
 
     def sign_in(self, key: str) -> tuple[str, Session]:
         """A new session for a valid key: (cookie value, session). AuthError otherwise."""
         owner = self.keys.owner_of(f"Bearer {key.strip()}")
-        self._expire()
-        while len(self._sessions) >= MAX_SESSIONS:
-            del self._sessions[next(iter(self._sessions))]
         sid = secrets.token_urlsafe(32)
         session = Session(owner, secrets.token_urlsafe(32), time.time() + self.lifetime)
-        self._sessions[sid] = session
+        self.store.add_dashboard_session(
+            _hash(sid), owner, session.csrf, session.expires, MAX_SESSIONS
+        )
         return sid, session
 
     def sign_out(self, sid: str) -> None:
-        self._sessions.pop(sid, None)
+        self.store.delete_dashboard_session(_hash(sid))
 
     def get(self, sid: str | None) -> Session | None:
         """The live session for a cookie value, if any (a removed key ends its sessions)."""
         if not sid:
             return None
-        session = self._sessions.get(sid)
-        if session is None:
+        found = self.store.dashboard_session(_hash(sid))
+        if found is None:
             return None
+        session = Session(*found)
         if session.expires < time.time() or not self.keys.accepts(session.owner):
-            self._sessions.pop(sid, None)
+            self.sign_out(sid)
             return None
         return session
 
@@ -92,10 +99,9 @@ class SessionBook:
                 raise AccessDenied("cross-origin request refused")
         return session.owner
 
-    def _expire(self) -> None:
-        now = time.time()
-        for sid in [s for s, v in self._sessions.items() if v.expires < now]:
-            del self._sessions[sid]
+
+def _hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
 
 
 def request_owner(
