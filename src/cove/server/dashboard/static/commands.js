@@ -55,14 +55,25 @@ export function renderCommands(root, sid) {
     out.textContent = "";
     err.textContent = "";
     title.textContent = `Log of: ${text}`;
-    follower = followLog(`${base}/${encodeURIComponent(session)}/command/${encodeURIComponent(cmd)}/logs`,
-      (stream, chunk) => (stream === STDERR ? err : out).append(chunk),
-      () => { title.dataset.done = "true"; refresh(); },
-      () => { resumed.textContent = ` (reconnected ${++drops}×)`; title.dataset.drops = drops; });
     let drops = 0;
     const resumed = el("span", { class: "resumed" });
     title.append(resumed);
     title.dataset.done = "false";
+    title.dataset.drops = "0";
+    follower = followLog(`${base}/${encodeURIComponent(session)}/command/${encodeURIComponent(cmd)}/logs`, {
+      text: (stream, chunk) => (stream === STDERR ? err : out).append(chunk),
+      end: () => { title.dataset.done = "true"; refresh(); },
+      // The page says so: a followed log may have a gap in time, never in bytes.
+      drop: () => {
+        title.dataset.connected = "false";
+        resumed.textContent = ` (connection lost, reconnecting: ${++drops}×)`;
+        title.dataset.drops = String(drops);
+      },
+      open: () => {
+        title.dataset.connected = "true";
+        if (drops) resumed.textContent = ` (resumed after ${drops} lost connection${drops > 1 ? "s" : ""})`;
+      },
+    });
   }
 
   refresh();
@@ -72,7 +83,7 @@ export function renderCommands(root, sid) {
 
 // Frames start with three marker bytes (0x01 stdout, 0x02 stderr); `offset` counts
 // payload bytes, which is where a reconnect resumes.
-function followLog(path, onText, onEnd, onDrop) {
+function followLog(path, on) {
   let offset = 0;
   let stopped = false;
   let ws = null;
@@ -90,16 +101,16 @@ function followLog(path, onText, onEnd, onDrop) {
         data = data.subarray(3);
       }
       offset += data.length;
-      onText(stream, decoders[stream].decode(data, { stream: true }));
+      on.text(stream, decoders[stream].decode(data, { stream: true }));
     };
-    ws.onopen = () => { failures = 0; };
+    ws.onopen = () => { failures = 0; on.open(); };
     ws.onclose = (e) => {
       if (stopped) return;
-      if (e.code === 1000) return onEnd();
+      if (e.code === 1000) return on.end(); // the command ended and all its output came
       failures += 1; // refused outright (sandbox gone, signed out): give up after a while
-      onDrop(); // the page says so: a followed log may have a gap in time, never in bytes
+      on.drop();
       if (failures <= MAX_RETRIES) setTimeout(connect, RETRY_MS); // resume where we were
-      else onText(STDERR, `\n[log connection lost: close code ${e.code}]\n`);
+      else on.text(STDERR, `\n[log connection lost: close code ${e.code}]\n`);
     };
   }
   connect();
