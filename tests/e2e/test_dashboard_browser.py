@@ -130,6 +130,19 @@ def test_dashboard_in_a_browser(
         wait_for(browser, f"{row} && document.querySelectorAll('#sandbox-rows tr').length === 1")
         wait_for(browser, f"{row}.querySelector('.mem-now').textContent.endsWith('B')")
         browser.screenshot(ARTIFACTS / "dashboard-list.png")
+        # Polls update the rows in place: the same elements, a text selection and the
+        # focus kept across them.
+        browser.evaluate(
+            f"window.keptRow = {row}; const range = document.createRange();"
+            f" range.selectNodeContents({row}.querySelector('.labels'));"
+            " getSelection().removeAllRanges(); getSelection().addRange(range);"
+            f" {row}.querySelector('.act-stop').focus()"
+        )
+        polls = "performance.getEntriesByName('cove-list-update').length"
+        wait_for(browser, f"{polls} >= {browser.evaluate(polls)} + 2")
+        assert browser.evaluate(f"{row} === window.keptRow")
+        assert INJECTION in browser.evaluate("getSelection().toString()")
+        assert browser.evaluate("document.activeElement.className") == "act-stop"
 
         # One sandbox: the terminal answers what is typed.
         browser.evaluate(f"location.hash = '#/sandbox/{sid}'")
@@ -255,3 +268,70 @@ def test_dashboard_in_a_browser(
         for sb in daytona.list():
             if sb.name == name:
                 daytona.delete(sb)
+
+
+@pytest.mark.timeout(900)  # the first image of a fresh machine builds its Debian base
+def test_create_from_an_image_or_a_snapshot(
+    browser: Browser, server: ServerProcess, daytona: Any
+) -> None:
+    """The create form's image and snapshot fields, each checked inside the sandbox made."""
+    from daytona import CreateSnapshotParams, Image
+
+    snap_name = f"dash-snap-{secrets.token_hex(3)}:1"
+    image = Image.base("python:3.11-slim").run_commands("echo from-dash-snapshot > /etc/dash-snap")
+    snap = daytona.snapshot.create(CreateSnapshotParams(name=snap_name, image=image), timeout=900)
+    names = [f"dash-{kind}-{secrets.token_hex(3)}" for kind in ("snap", "image")]
+    try:
+        browser.navigate(server.url + "/")
+        if browser.evaluate("!!document.getElementById('key')"):
+            set_value(browser, "#key", server.key)
+            navigating(browser, "document.querySelector('form.signin').submit()")
+        # The key's snapshots are offered by name.
+        options = "[...document.querySelectorAll('#new-snapshot option')].map(o => o.value)"
+        wait_for(browser, f"{options}.includes({json.dumps(snap_name)})")
+        # Both at once is refused on the page, naming why.
+        set_value(browser, "#new-image", "python:3.11-slim")
+        set_value(browser, "#new-snapshot", snap_name)
+        click(browser, "#create")
+        flash = "document.querySelector('.flash')?.textContent"
+        assert "not both" in wait_for(browser, flash)
+        browser.screenshot(ARTIFACTS / "dashboard-create-image.png")
+
+        rows = "[...document.querySelectorAll('#sandbox-rows tr')]"
+        made = {}
+        for name, image_field, snapshot_field in (
+            (names[0], "", snap_name),  # the snapshot alone
+            (names[1], "python:3.11-slim", ""),  # the image alone
+        ):
+            set_value(browser, "#new-image", image_field)
+            set_value(browser, "#new-snapshot", snapshot_field)
+            set_value(browser, "#new-name", name)
+            click(browser, "#create")
+            row = f"{rows}.find(r => r.textContent.includes('{name}'))"
+            wait_for(browser, f"{row} && {row}.dataset.state === 'started'", 600000)
+            made[name] = daytona.get(browser.evaluate(f"{row}.dataset.id"))
+        from_snap, from_image = made[names[0]], made[names[1]]
+        assert from_snap.process.exec("cat /etc/dash-snap").result.strip() == "from-dash-snapshot"
+        # The image's root, not the default one: its own Python 3.11 and pip, none of the
+        # host's programs (a default sandbox sees the host's /usr, where chromium is).
+        assert made_default_sees_chromium(daytona)
+        code = "import sys; print(sys.version_info[:2])"
+        assert from_image.process.code_run(code).result.strip() == "(3, 11)"
+        r = from_image.process.exec("pip --version; test -e /etc/dash-snap || echo no-snap-file")
+        assert "pip" in r.result and "no-snap-file" in r.result
+        r = from_image.process.exec("test -e /usr/bin/chromium || echo own-root")
+        assert r.result.strip() == "own-root"
+    finally:
+        for sb in daytona.list():
+            if sb.name in names:
+                daytona.delete(sb)
+        daytona.snapshot.delete(snap)
+
+
+def made_default_sees_chromium(daytona: Any) -> bool:
+    """Whether a default sandbox has /usr/bin/chromium (the host's /usr, as this test's is)."""
+    sb = daytona.create()
+    try:
+        return bool(sb.process.exec("test -e /usr/bin/chromium && echo yes").result.strip())
+    finally:
+        daytona.delete(sb)
