@@ -6,6 +6,8 @@ const csrf = document.querySelector('meta[name="csrf-token"]').content;
 
 export class ApiError extends Error {}
 
+let unreachable = false;
+
 export async function call(method, path, body) {
   const headers = {};
   if (method !== "GET") headers["X-CSRF-Token"] = csrf;
@@ -15,7 +17,17 @@ export async function call(method, path, body) {
     headers["Content-Type"] = "application/json";
     payload = JSON.stringify(body);
   }
-  const r = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
+  let r;
+  try {
+    r = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
+  } catch {
+    unreachable = true; // the server is down or restarting: said once, cleared when it answers
+    throw new ApiError("cannot reach the server (retrying)", { cause: "network" });
+  }
+  if (unreachable) {
+    unreachable = false;
+    for (const box of document.querySelectorAll(".flash.network")) box.remove();
+  }
   const text = await r.text();
   if (r.status === 401) location.reload(); // the session ended: back to sign-in
   if (!r.ok) {
@@ -98,5 +110,6 @@ export function flash(root, err) {
     box = el("div", { class: "flash" });
     root.prepend(box);
   }
+  box.classList.toggle("network", err.cause === "network");
   box.replaceChildren(el("p", { class: "error", role: "alert" }, String(err.message || err)));
 }

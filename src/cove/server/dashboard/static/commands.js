@@ -64,9 +64,10 @@ export function renderCommands(root, sid) {
       text: (stream, chunk) => (stream === STDERR ? err : out).append(chunk),
       end: () => { title.dataset.done = "true"; refresh(); },
       // The page says so: a followed log may have a gap in time, never in bytes.
-      drop: () => {
+      drop: (wasOpen) => {
         title.dataset.connected = "false";
-        resumed.textContent = ` (connection lost, reconnecting: ${++drops}×)`;
+        if (wasOpen) drops += 1; // a failed attempt to reconnect is not another loss
+        resumed.textContent = " (connection lost: reconnecting…)";
         title.dataset.drops = String(drops);
       },
       open: () => {
@@ -92,6 +93,7 @@ function followLog(path, on) {
   let failures = 0;
 
   function connect() {
+    let open = false;
     ws = new WebSocket(wsUrl(`${path}?follow=true&offset=${offset}`));
     ws.binaryType = "arraybuffer";
     ws.onmessage = (e) => {
@@ -103,12 +105,12 @@ function followLog(path, on) {
       offset += data.length;
       on.text(stream, decoders[stream].decode(data, { stream: true }));
     };
-    ws.onopen = () => { failures = 0; on.open(); };
+    ws.onopen = () => { open = true; failures = 0; on.open(); };
     ws.onclose = (e) => {
       if (stopped) return;
       if (e.code === 1000) return on.end(); // the command ended and all its output came
       failures += 1; // refused outright (sandbox gone, signed out): give up after a while
-      on.drop();
+      on.drop(open);
       if (failures <= MAX_RETRIES) setTimeout(connect, RETRY_MS); // resume where we were
       else on.text(STDERR, `\n[log connection lost: close code ${e.code}]\n`);
     };
