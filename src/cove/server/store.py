@@ -328,19 +328,19 @@ class Store:
         self, id_hash: str, owner: str, csrf: str, expires_at: float, keep_at_most: int
     ) -> None:
         """Store one session; expired ones go, and the oldest past `keep_at_most`."""
+        # Three statements, each committed: a sweep seen without the insert is harmless.
         now = time.time()
-        with self._tx():
-            self.db.execute("DELETE FROM dashboard_sessions WHERE expires_at<?", (now,))
-            self.db.execute(
-                "DELETE FROM dashboard_sessions WHERE id_hash IN (SELECT id_hash FROM "
-                "dashboard_sessions ORDER BY created_at DESC LIMIT -1 OFFSET ?)",
-                (max(keep_at_most - 1, 0),),
-            )
-            self.db.execute(
-                "INSERT INTO dashboard_sessions (id_hash, owner, csrf, created_at, expires_at) "
-                "VALUES (?,?,?,?,?)",
-                (id_hash, owner, csrf, now, expires_at),
-            )
+        self.db.execute("DELETE FROM dashboard_sessions WHERE expires_at<?", (now,))
+        self.db.execute(
+            "DELETE FROM dashboard_sessions WHERE id_hash IN (SELECT id_hash FROM "
+            "dashboard_sessions ORDER BY created_at DESC LIMIT -1 OFFSET ?)",
+            (max(keep_at_most - 1, 0),),
+        )
+        self.db.execute(
+            "INSERT INTO dashboard_sessions (id_hash, owner, csrf, created_at, expires_at) "
+            "VALUES (?,?,?,?,?)",
+            (id_hash, owner, csrf, now, expires_at),
+        )
 
     def dashboard_session(self, id_hash: str) -> tuple[str, str, float] | None:
         """(owner, CSRF token, expiry) of a session id's hash."""
