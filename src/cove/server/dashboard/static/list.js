@@ -93,8 +93,13 @@ export function renderList(root) {
 }
 
 function showReading(tr, m) {
-  tr.querySelector(".cpu-now").textContent = `${m.cpuUsedPct.toFixed(1)}%`;
-  tr.querySelector(".mem-now").textContent = bytes(m.memUsed);
+  setText(tr.querySelector(".cpu-now"), `${m.cpuUsedPct.toFixed(1)}%`);
+  setText(tr.querySelector(".mem-now"), bytes(m.memUsed));
+}
+
+// A cell's text, replaced only if it differs (a replaced text node drops a selection in it).
+function setText(cell, value) {
+  if (cell.textContent !== value) cell.textContent = value;
 }
 
 function row(sb, root, refresh, reading) {
@@ -120,12 +125,8 @@ function row(sb, root, refresh, reading) {
 
 // One listed row brought up to date, each cell only if what it shows changed.
 function refreshRow(tr, sb, root, refresh) {
-  const text = (selector, value) => {
-    const cell = tr.querySelector(selector);
-    if (cell.textContent !== value) cell.textContent = value;
-  };
-  const link = tr.querySelector(".sandbox-link");
-  if (link.textContent !== (sb.name || sb.id)) link.textContent = sb.name || sb.id;
+  const text = (selector, value) => setText(tr.querySelector(selector), value);
+  text(".sandbox-link", sb.name || sb.id);
   if (tr.dataset.state !== sb.state) {
     tr.dataset.state = sb.state;
     const state = tr.querySelector(".state");
