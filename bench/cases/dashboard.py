@@ -106,7 +106,10 @@ def measure(cove: Cove, n: int, runs: int) -> list[Row]:
             "dash_poll",
             f"dashboard: one poll's update of the list of {total} sandboxes (2 s polls)",
             Summary.of(updates, "ms"),
+            Summary.of(api, "ms"),
+            f"GET /api/sandbox ({total} items)",
             samples=updates,
+            baseline_samples=api,
             note="from the poll's answer to the end of the frame showing it (page's own measure)",
         ),
     ]
