@@ -63,6 +63,22 @@ class Settings:
     default_memory_gib: int = 1
     default_disk_gib: int = 3
     default_pids: int = 512
+    # Each sandbox's disk enforced ("auto": a loop-mounted ext4 of `disk` GiB per
+    # sandbox when root; "off": the size is recorded only). See docs/disk-quota.md.
+    disk_quota: str = "auto"
+    # Per API key: sandboxes it holds, and the CPUs, memory and disk they are
+    # given (0: no limit). CPU and memory count sandboxes not stopped; the
+    # count and disk count all. `quota_file`: JSON {key hash or label: {...}}
+    # overriding them for some keys (docs/quotas.md).
+    quota_sandboxes: int = 100
+    quota_cpu: int = 64
+    quota_memory_gib: int = 128
+    quota_disk_gib: int = 1024
+    quota_file: Path | None = None
+    # Admission: creates and starts are refused (503) while the host has less
+    # available memory, or less free space where sandbox disks live, than these.
+    admit_min_memory_mib: int = 256
+    admit_min_disk_gib: int = 2
     # A wildcard DNS domain for host-based preview URLs (`{port}-{sandboxId}.DOMAIN`);
     # empty: preview URLs use the path form `/preview/{sandboxId}/{port}/`.
     preview_domain: str = ""
@@ -116,6 +132,14 @@ class Settings:
         "ssh_port": "COVE_SSH_PORT",
         "network": "COVE_NETWORK",
         "network_dns": "COVE_NETWORK_DNS",
+        "disk_quota": "COVE_DISK_QUOTA",
+        "quota_sandboxes": "COVE_QUOTA_SANDBOXES",
+        "quota_cpu": "COVE_QUOTA_CPU",
+        "quota_memory_gib": "COVE_QUOTA_MEMORY_GIB",
+        "quota_disk_gib": "COVE_QUOTA_DISK_GIB",
+        "quota_file": "COVE_QUOTA_FILE",
+        "admit_min_memory_mib": "COVE_ADMIT_MIN_MEMORY_MIB",
+        "admit_min_disk_gib": "COVE_ADMIT_MIN_DISK_GIB",
         "ray_address": "COVE_RAY_ADDRESS",
         "ray_secret": "COVE_RAY_SECRET",
         "ray_node_dir": "COVE_RAY_NODE_DIR",

@@ -24,6 +24,7 @@ def _local(settings: Settings) -> RuntimeBackend:
         network=settings.network,
         network_dns=settings.network_dns or None,
         image_dir=settings.image_dir,
+        disk_quota=settings.disk_quota,
     )
 
 

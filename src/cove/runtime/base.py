@@ -25,6 +25,8 @@ class SandboxSpec:
     cpus: float = 1.0
     memory_bytes: int = 1 << 30
     pids: int = 512
+    # Bytes the sandbox may write to the host disk (0: no disk of its own, unbounded).
+    disk_bytes: int = 0
     env: dict[str, str] = field(default_factory=dict)
     language: str = "python"
     workdir: str | None = None
@@ -76,6 +78,14 @@ class NodeUsage:
     sandboxes: int
 
 
+@dataclass
+class HostRoom:
+    """What the host that runs sandboxes has left (admission control reads it)."""
+
+    memory_available: int  # bytes (MemAvailable)
+    disk_free: int  # bytes free where sandbox disks live
+
+
 class RuntimeBackend(abc.ABC):
     name: ClassVar[str]
 
@@ -117,6 +127,10 @@ class RuntimeBackend(abc.ABC):
         Raises Conflict when memory_bytes is below what the sandbox uses now.
         """
         raise Conflict(f"the {self.name} backend cannot resize a running sandbox; stop it first")
+
+    def host_room(self) -> HostRoom | None:
+        """The one host's room left; None when sandboxes are placed elsewhere. Optional."""
+        return None
 
     async def usage(self, handle: RuntimeHandle) -> ResourceUsage | None:
         """A reading of a running sandbox's use; None when the backend cannot tell. Optional."""

@@ -41,6 +41,7 @@ class Shape:
     workdir: str | None
     max_output_bytes: int
     max_log_bytes: int
+    disk_bytes: int
 
     @classmethod
     def of(cls, spec: SandboxSpec) -> Shape | None:
@@ -55,6 +56,7 @@ class Shape:
             spec.workdir,
             spec.max_output_bytes,
             spec.max_log_bytes,
+            spec.disk_bytes,
         )
 
 

@@ -36,6 +36,7 @@ from cove.server.preview.access import PreviewAccess, load_or_generate_secret
 from cove.server.preview.front import PreviewFront, Previews
 from cove.server.preview.routes import PreviewRoutes
 from cove.server.prometheus import PrometheusMetrics, RequestMetrics
+from cove.server.quotas import Admission, Quotas
 from cove.server.sandboxes import SandboxService
 from cove.server.snapshot_api import SnapshotRoutes
 from cove.server.snapshot_records import SnapshotRepo
@@ -100,6 +101,9 @@ def build_server(settings: Settings) -> Server:
         keys = [key]
     backend = make_backend(settings)
     service = SandboxService(store, backend, settings)
+    admission, quotas = Admission(settings, backend.host_room), Quotas(store, settings)
+    service.admit_hooks.append(lambda owner, spec, r: admission.check(spec))
+    service.admit_hooks.append(quotas.check)
     images = ImageStore(settings.image_dir or settings.data_dir / "images")
     builds = None
     if isinstance(backend, StepRunner):  # the backend can run build steps: images build

@@ -14,6 +14,7 @@ as -1.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -200,6 +201,9 @@ class ControlRoutes:
             disk = req.disk if req.disk is not None else sp.disk
             if disk < sp.disk:
                 raise BadRequest(f"field 'disk' can only grow: the sandbox has {sp.disk} GiB")
+            if cpu > sp.cpu or memory > sp.memory or disk > sp.disk:
+                grown = dataclasses.replace(sp, cpu=cpu, memory=memory, disk=disk)
+                self.service.admit(owner, grown, r)
             if r.state == SandboxState.STARTED:
                 if disk != sp.disk:
                     raise Conflict("the disk of a running sandbox cannot change; stop it first")

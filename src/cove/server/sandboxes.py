@@ -47,6 +47,8 @@ log = logging.getLogger("cove.server")
 
 Nodes = list[NodeUsage]  # (a module-level name: the class has a method called `list`)
 SpecHook = Callable[[RecordSpec, CreateSandboxRequest], None]
+# May `owner` run a sandbox of this spec (its own record when it exists)? Raises if not.
+AdmitHook = Callable[[str, RecordSpec, "SandboxRecord | None"], None]
 # How long a create waits for its image build before answering `pending_build`:
 # an image served whole from the cache answers `started`; one that needed work
 # answers `pending_build` however fast it was, so the SDK follows its log.
@@ -75,6 +77,10 @@ class SandboxService:
         # may adjust the spec of a new sandbox (entrypoint parsing); change
         # callbacks hear of every state change (the auto-stop sweeper).
         self.spec_hooks: list[SpecHook] = []
+        # Quotas and admission control, run right before a create's record is
+        # written (no await between: concurrent creates cannot both pass) and
+        # before a stopped sandbox starts.
+        self.admit_hooks: list[AdmitHook] = []
         self.on_change: list[Callable[[], None]] = []
         # State listeners hear every record's new state, a create's first
         # (`creating`) included (Prometheus counters).
@@ -226,6 +232,7 @@ class SandboxService:
             id=r.id,
             cpus=float(sp.cpu),
             memory_bytes=sp.memory * GiB,
+            disk_bytes=sp.disk * GiB,
             pids=self.settings.default_pids,
             env={**sp.network.proxy_env(), **sp.env},
             language=sp.language,
@@ -269,6 +276,7 @@ class SandboxService:
             raise BadRequest("field 'name' must be 1-255 characters without '/' or NUL")
         spec = self._spec(req)
         self._link(owner, req, spec)
+        self.admit(owner, spec)
         r = SandboxRecord(sid, owner, name, SandboxState.CREATING, spec, self.backend.name)
         try:
             self.store.insert(r)
@@ -293,6 +301,10 @@ class SandboxService:
         async with self._locks[sid]:
             await self._create_locked(r)
         return r
+
+    def admit(self, owner: str, spec: RecordSpec, r: SandboxRecord | None = None) -> None:
+        for hook in self.admit_hooks:
+            hook(owner, spec, r)
 
     async def _create_locked(self, r: SandboxRecord, *, in_background: bool = False) -> None:
         try:
@@ -358,6 +370,7 @@ class SandboxService:
             r = self.get(owner, r.id)
             if r.state == SandboxState.STARTED and self.backend.is_running(self._handle(r)):
                 return r
+            self.admit(owner, r.spec, r)
             if r.state == SandboxState.ERROR:  # recover: clear what is left of the failed run
                 await self.backend.stop(self._handle(r), grace=1.0)
             try:

@@ -264,6 +264,10 @@ class Store:
 
     # -- signed preview URLs ---------------------------------------------------
 
+    def key_label(self, key_hash: str) -> str | None:
+        row = self.db.execute("SELECT label FROM api_keys WHERE hash=?", (key_hash,)).fetchone()
+        return row[0] if row else None
+
     def add_signed_preview(self, token: str, sandbox_id: str, port: int, expires_at: float) -> None:
         # Expired ones are dropped here, so the table holds only live URLs.
         self.db.execute("DELETE FROM signed_previews WHERE expires_at<?", (time.time(),))

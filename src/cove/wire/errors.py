@@ -82,6 +82,13 @@ class AccessDenied(CoveError):
     code = "FILE_ACCESS_DENIED"
 
 
+class QuotaExceeded(CoveError):
+    """The API key's quota does not allow it; the message names the limit and the use."""
+
+    status = 429
+    code = "QUOTA_EXCEEDED"
+
+
 class InsufficientStorage(CoveError):
     """The sandbox's disk cannot hold what was sent."""
 
@@ -133,6 +140,7 @@ _BY_STATUS: dict[int, type[CoveError]] = {
     409: Conflict,
     410: Gone,
     413: PayloadTooLarge,
+    429: QuotaExceeded,
     507: InsufficientStorage,
     503: AgentUnavailable,
 }

@@ -24,7 +24,7 @@ from pathlib import Path
 from cove.agent.config import AgentConfig
 from cove.images.step import Log, Step
 from cove.images.store import IMAGE_UID, ImageStore
-from cove.runtime.base import ResourceUsage, RuntimeBackend, RuntimeHandle, SandboxSpec
+from cove.runtime.base import HostRoom, ResourceUsage, RuntimeBackend, RuntimeHandle, SandboxSpec
 from cove.runtime.endpoint import UnixEndpoint
 from cove.runtime.local import (
     adoption,
@@ -32,6 +32,7 @@ from cove.runtime.local import (
     bwrap,
     cgroups,
     control,
+    disk,
     fs,
     imagefs,
     resources,
@@ -85,6 +86,7 @@ class LocalBackend(RuntimeBackend):
         network: str = "off",
         network_dns: str | None = None,
         image_dir: Path | None = None,
+        disk_quota: str = "auto",
     ) -> None:
         self.warm_pool_size = max(0, warm_pool)
         # One instance id per data directory: its sandboxes' directories and
@@ -100,6 +102,11 @@ class LocalBackend(RuntimeBackend):
         staging.precompile(self.lib_dir, fs.AGENT_PYTHON)
         self.runtime_dir = staging.stage_tree(runtime_dir, top, "runtime") if runtime_dir else None
         self._seccomp = build_filter()
+        if disk_quota not in ("auto", "off"):
+            raise ValueError(f"COVE_DISK_QUOTA must be auto or off, got {disk_quota!r}")
+        # Each sandbox's own disk (see `disk`); None: sizes are recorded, not enforced.
+        self.disk_note = disk.available() if disk_quota == "auto" else "COVE_DISK_QUOTA=off"
+        self.disk_templates = top / "disk-templates"
         if network not in ("auto", "off"):
             raise ValueError(f"COVE_NETWORK must be auto or off, got {network!r}")
         why_not = network_available() if network == "auto" else "egress is off (COVE_NETWORK=off)"
@@ -128,11 +135,21 @@ class LocalBackend(RuntimeBackend):
     def agent_endpoint(self, handle: RuntimeHandle) -> UnixEndpoint:
         return UnixEndpoint(self.agent_socket(handle))
 
+    def _pin_dir(self, handle: RuntimeHandle) -> Path:
+        """Where the agent's socket is pinned: beside its control dir, on the same filesystem."""
+        base = self._dir(handle.sandbox_id)
+        return disk.volume(base) if handle.state.get("disk") else base
+
+    def _layer_dir(self, handle: RuntimeHandle) -> Path:
+        """Where an image root's upper and work dirs are: on the sandbox's disk if it has one."""
+        base = self._dir(handle.sandbox_id)
+        return disk.volume(base) if handle.state.get("disk") else base
+
     def agent_socket(self, handle: RuntimeHandle) -> str:
         """The agent's pinned unix socket on this host."""
         uid, pid = handle.state.get("uid"), handle.state.get("pid")
         return socketpin.pin_agent_socket(
-            self._dir(handle.sandbox_id),
+            self._pin_dir(handle),
             handle.sandbox_id,
             None if uid is None else int(uid),
             int(pid) if pid else None,
@@ -149,19 +166,29 @@ class LocalBackend(RuntimeBackend):
             except OSError as exc:  # e.g. it died meanwhile: start cold instead
                 log.warning("warm pool: could not adopt %s: %s", pooled.sandbox_id, exc)
                 await self.destroy(pooled)
-        return self._create_cold(spec)
+        return await self._create_cold(spec)
 
-    def _create_cold(self, spec: SandboxSpec) -> RuntimeHandle:
+    async def _create_cold(self, spec: SandboxSpec) -> RuntimeHandle:
         uid = workspace.allocate_uid(self.root, spec.id)
-        workspace.make_dirs(self._dir(spec.id), uid)
+        base = self._dir(spec.id)
+        workspace.make_dirs(base, uid)
         state: dict[str, object] = {"uid": uid}
+        if spec.disk_bytes and self.disk_note is None:
+            try:
+                await asyncio.to_thread(
+                    disk.create, base, self.disk_templates, spec.disk_bytes, uid
+                )
+            except (OSError, subprocess.CalledProcessError) as exc:
+                await asyncio.to_thread(imagefs.remove_tree, base)
+                raise SandboxError(f"sandbox {spec.id}: making its disk failed: {exc}") from None
+            state["disk"] = spec.disk_bytes
         if spec.image:
             state["image"] = spec.image
-            self._seed_workspace(spec.image, spec.id, uid)
+            await asyncio.to_thread(self._seed_workspace, spec.image, spec.id, uid)
         return RuntimeHandle(spec.id, self.name, state)
 
     async def _prestart(self, spec: SandboxSpec) -> RuntimeHandle:
-        handle = self._create_cold(spec)
+        handle = await self._create_cold(spec)
         try:
             await self._start(handle, spec)
         except BaseException:
@@ -248,8 +275,13 @@ class LocalBackend(RuntimeBackend):
         bwrap.require()
         base = self._dir(handle.sandbox_id)
         ctl = base / "control"
+        try:
+            # First: the control dir the config goes to is on the sandbox's disk.
+            await asyncio.to_thread(self._mount_disk, handle, spec)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise SandboxError(f"sandbox {handle.sandbox_id}: its disk: {exc}") from None
         self._write_config(handle, spec)
-        socketpin.unpin(base)
+        socketpin.unpin(self._pin_dir(handle))
         try:
             image = await asyncio.to_thread(self._mount_image, handle)
         except OSError as exc:
@@ -307,6 +339,15 @@ class LocalBackend(RuntimeBackend):
         pid = json.loads(info)["child-pid"]
         handle.state.update({"pid": pid, "pidStart": pid_start_time(pid)})
 
+    def _mount_disk(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
+        """The sandbox's disk mounted (after a host restart) and grown to the spec (blocking)."""
+        size = handle.state.get("disk")
+        if not size:
+            return
+        size = max(int(size), spec.disk_bytes)  # a resize only grows a disk
+        disk.ensure_mounted(self._dir(handle.sandbox_id), size, int(handle.state["uid"]))
+        handle.state["disk"] = size
+
     def _mount_image(self, handle: RuntimeHandle) -> imagefs.ImageRoot | None:
         """The sandbox's image root mounted (blocking: run in a thread); None without an image."""
         image_id = handle.state.get("image")
@@ -317,7 +358,8 @@ class LocalBackend(RuntimeBackend):
         rootfs = base / "rootfs"
         if not imagefs.is_mounted(rootfs):
             top = imagefs.mountpoint_layer(self.images.root)
-            imagefs.mount_overlay([str(top), *lower], base / "upper", base / "work", rootfs)
+            layers = self._layer_dir(handle)
+            imagefs.mount_overlay([str(top), *lower], layers / "upper", layers / "work", rootfs)
         self.images.touch(str(image_id))
         passwd, group = imagefs.account_files(lower)
         return imagefs.ImageRoot(str(rootfs), passwd, group)
@@ -379,6 +421,10 @@ class LocalBackend(RuntimeBackend):
         except OSError as exc:  # the sandbox stopped while it was read
             log.debug("sandbox %s: no usage reading: %s", handle.sandbox_id, exc)
             return None
+
+    def host_room(self) -> HostRoom:
+        st = os.statvfs(self.root)
+        return HostRoom(resources.memory_available(), st.f_bavail * st.f_frsize)
 
     def _oom_kills(self, handle: RuntimeHandle) -> int:
         cg = self._cgroups(handle)
@@ -466,9 +512,10 @@ class LocalBackend(RuntimeBackend):
     def capture_changes(self, handle: RuntimeHandle, dest: Path) -> None:
         """`Capturer`: the root's upper dir and the workspace (at home/user) as a layer."""
         base = self._dir(handle.sandbox_id)
+        upper = self._layer_dir(handle) / "upper"
         dest.mkdir()
-        if (base / "upper").is_dir():
-            subprocess.run(["cp", "-a", "--", f"{base / 'upper'}/.", str(dest)], check=True)
+        if upper.is_dir():
+            subprocess.run(["cp", "-a", "--", f"{upper}/.", str(dest)], check=True)
         home = dest / fs.HOME.lstrip("/")
         home.mkdir(parents=True, exist_ok=True)
         subprocess.run(["cp", "-a", "--", f"{base / 'home'}/.", str(home)], check=True)

@@ -81,3 +81,12 @@ def resize(cg: SandboxCgroups, cpus: float, memory_bytes: int) -> None:
             f"the sandbox uses {used / MiB:.0f} MiB ({exc.strerror})",
             body={"memoryUsedBytes": used},
         ) from None
+
+
+def memory_available() -> int:
+    """The host's MemAvailable, in bytes."""
+    with open("/proc/meminfo", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
