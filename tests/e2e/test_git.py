@@ -286,6 +286,19 @@ def test_credentials_are_nowhere_on_disk(
             if path.is_file() and not path.is_symlink() and SECRET.encode() in path.read_bytes():
                 holding.append(str(path.relative_to(root)))
     assert holding == []
+    # Nor in the control plane's store (WAL included), its log, or an error's answer.
+    from daytona import DaytonaError
+
+    missing = http_remote.replace("origin.git", "missing.git")
+    with pytest.raises(DaytonaError) as refused:
+        sandbox.git.clone(missing, "http-d", username="bot", password=SECRET)
+    assert "not found" in str(refused.value) and SECRET not in str(refused.value)
+    in_url = missing.replace("http://", f"http://bot:{SECRET}@")
+    with pytest.raises(DaytonaError) as refused:
+        sandbox.git.clone(in_url, "http-e")
+    assert SECRET not in str(refused.value)
+    store = b"".join(p.read_bytes() for p in server.data_dir.glob("cove.db*"))
+    assert SECRET.encode() not in store
     assert SECRET not in "".join(server.output)
 
 

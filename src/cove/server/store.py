@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import hashlib
 import json
 import sqlite3
 import time
@@ -44,15 +45,6 @@ CREATE TABLE IF NOT EXISTS sandbox_labels (
     PRIMARY KEY (sandbox_id, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sandbox_labels_by_value ON sandbox_labels (key, value, sandbox_id);
--- Signed preview URLs (`create_signed_preview_url`): the token is the URL's
--- credential, bound to one sandbox port until it expires or is expired.
-CREATE TABLE IF NOT EXISTS signed_previews (
-    token TEXT PRIMARY KEY,
-    sandbox_id TEXT NOT NULL,
-    port INTEGER NOT NULL,
-    expires_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS signed_previews_sandbox ON signed_previews (sandbox_id);
 -- Written at start from the configured keys, read by no code path: it lets an
 -- operator map a record's owner (a key hash) to a configured key's label.
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -60,6 +52,20 @@ CREATE TABLE IF NOT EXISTS api_keys (
     label TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+"""
+# Signed preview URLs (`create_signed_preview_url`): the token is the URL's
+# credential, bound to one sandbox port until it expires or is expired. Only
+# its hash is kept, like API keys and SSH tokens: a copy of the store opens
+# nothing. (`signed_previews`, which held tokens in clear, is migrated.)
+SIGNED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS signed_preview_hashes (
+    token_hash TEXT PRIMARY KEY,
+    sandbox_id TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS signed_preview_hashes_sandbox
+    ON signed_preview_hashes (sandbox_id);
 """
 # SSH access tokens (see `sshaccess`): only a hash of each token is kept.
 SSH_SCHEMA = """
@@ -86,6 +92,11 @@ CREATE INDEX IF NOT EXISTS dashboard_sessions_expiry ON dashboard_sessions (expi
 """
 
 
+def digest(secret: str) -> str:
+    """What the store keeps of a bearer token: its SHA-256 (tokens are random, no salt needed)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +110,9 @@ class Store:
             self._backfill_labels()
         self.db.executescript(SSH_SCHEMA)
         self.db.executescript(DASHBOARD_SCHEMA)
+        self.db.executescript(SIGNED_SCHEMA)
+        if self._has_table("signed_previews"):
+            self._hash_signed_previews()
         path.chmod(0o600)
 
     @contextlib.contextmanager
@@ -117,6 +131,19 @@ class Store:
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)
         ).fetchone()
         return row is not None
+
+    def _hash_signed_previews(self) -> None:
+        """Move a store's clear-text signed preview tokens to the hashed table."""
+        rows = self.db.execute(
+            "SELECT token, sandbox_id, port, expires_at FROM signed_previews"
+        ).fetchall()
+        with self._tx():
+            self.db.executemany(
+                "INSERT OR IGNORE INTO signed_preview_hashes VALUES (?,?,?,?)",
+                [(digest(t), sid, port, exp) for t, sid, port, exp in rows],
+            )
+            self.db.execute("DROP TABLE signed_previews")
+        self.db.execute("VACUUM")  # the dropped pages held the tokens: gone from the file too
 
     def _backfill_labels(self) -> None:
         """Index the labels of records written before the label table existed."""
@@ -204,7 +231,7 @@ class Store:
         with self._tx():
             self.db.execute("DELETE FROM sandboxes WHERE id=?", (sandbox_id,))
             self.db.execute("DELETE FROM sandbox_labels WHERE sandbox_id=?", (sandbox_id,))
-            self.db.execute("DELETE FROM signed_previews WHERE sandbox_id=?", (sandbox_id,))
+            self.db.execute("DELETE FROM signed_preview_hashes WHERE sandbox_id=?", (sandbox_id,))
 
     def get(self, owner: str, id_or_name: str) -> SandboxRecord | None:
         row = self.db.execute(
@@ -270,23 +297,25 @@ class Store:
 
     def add_signed_preview(self, token: str, sandbox_id: str, port: int, expires_at: float) -> None:
         # Expired ones are dropped here, so the table holds only live URLs.
-        self.db.execute("DELETE FROM signed_previews WHERE expires_at<?", (time.time(),))
+        self.db.execute("DELETE FROM signed_preview_hashes WHERE expires_at<?", (time.time(),))
         self.db.execute(
-            "INSERT INTO signed_previews (token, sandbox_id, port, expires_at) VALUES (?,?,?,?)",
-            (token, sandbox_id, port, expires_at),
+            "INSERT INTO signed_preview_hashes (token_hash, sandbox_id, port, expires_at) "
+            "VALUES (?,?,?,?)",
+            (digest(token), sandbox_id, port, expires_at),
         )
 
     def signed_preview(self, token: str) -> tuple[str, int, float] | None:
         """(sandbox id, port, expiry) of a signed preview token."""
         row = self.db.execute(
-            "SELECT sandbox_id, port, expires_at FROM signed_previews WHERE token=?", (token,)
+            "SELECT sandbox_id, port, expires_at FROM signed_preview_hashes WHERE token_hash=?",
+            (digest(token),),
         ).fetchone()
         return (str(row[0]), int(row[1]), float(row[2])) if row else None
 
     def expire_signed_preview(self, token: str, sandbox_id: str, port: int) -> bool:
         cur = self.db.execute(
-            "DELETE FROM signed_previews WHERE token=? AND sandbox_id=? AND port=?",
-            (token, sandbox_id, port),
+            "DELETE FROM signed_preview_hashes WHERE token_hash=? AND sandbox_id=? AND port=?",
+            (digest(token), sandbox_id, port),
         )
         return cur.rowcount > 0
 
