@@ -39,3 +39,10 @@ def test_preview_signed_and_ssh_tokens_are_not_in_the_store(
     assert r.status_code == 502, r.text
     sandbox.expire_signed_preview_url(8080, signed.token)
     assert httpx.get(signed.url, timeout=30).status_code == 404
+    # A browser's first visit carries the preview token in the query: the
+    # access log keeps neither it nor the signed URL's token.
+    link = sandbox.get_preview_link(8080)
+    httpx.get(f"{link.url}?token={preview}", timeout=30)
+    log = "".join(server.output)
+    assert "/preview/" in log and "[redacted]" in log
+    assert [t for t in tokens if t in log] == []

@@ -42,6 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from cove.runtime.local import bwrap_path
+    from cove.server import logredact
     from cove.server.app import build_app, build_server
     from cove.settings import Settings
 
@@ -79,6 +80,7 @@ def _serve(args: argparse.Namespace) -> int:
         ws_ping_interval=None,
         timeout_graceful_shutdown=5,
     )
+    logredact.install()  # after uvicorn.Config: it configures logging
     uvicorn.Server(config).run()
     return 0
 
