@@ -9,11 +9,33 @@ Git credentials are covered in test_git.py (store, log, responses).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.serverproc import ServerProcess
+from tests.serverproc import ServerProcess, free_port
+
+
+@pytest.fixture(scope="module")
+def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    tmp: Path = tmp_path_factory.mktemp("secrets")
+    env = {"COVE_SSH_PORT": str(free_port()), "COVE_WARM_POOL": "0"}
+    proc = ServerProcess(tmp / "data", ["secrets-key"], env=env).start(60)
+    try:
+        yield proc
+    finally:
+        proc.delete_all_sandboxes()
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def sb(ssh_server: ServerProcess) -> Any:
+    from daytona import Daytona, DaytonaConfig
+
+    return Daytona(DaytonaConfig(api_key=ssh_server.key, api_url=ssh_server.api_url)).create()
 
 
 def store_bytes(server: ServerProcess) -> bytes:
@@ -21,8 +43,9 @@ def store_bytes(server: ServerProcess) -> bytes:
 
 
 def test_preview_signed_and_ssh_tokens_are_not_in_the_store(
-    sandbox: Any, server: ServerProcess
+    sb: Any, ssh_server: ServerProcess
 ) -> None:
+    sandbox, server = sb, ssh_server
     preview = sandbox.get_preview_link(8080).token
     signed = sandbox.create_signed_preview_url(8080, 300)
     ssh = sandbox.create_ssh_access(30)

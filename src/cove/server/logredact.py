@@ -3,7 +3,8 @@
 A preview's token can ride in a URL (`?token=`, the first visit of a
 browser) and a signed preview URL's path carries its token in place of the
 sandbox id: the access log would keep both in clear, next to the store that
-keeps only their hashes. This filter rewrites them before a record is
+keeps only their hashes (and Daytona's route to expire a signed URL has
+its token in the path). This filter rewrites them before a record is
 formatted.
 """
 
@@ -14,11 +15,14 @@ import re
 
 _QUERY = re.compile(r"([?&][A-Za-z_]*token=)[^&\s\"]+", re.IGNORECASE)
 _SIGNED = re.compile(r"(/preview/)[0-9a-f]{32}(?=/|\s|$|\?)")
+_EXPIRE = re.compile(r"(/signed-preview-url/)[^/\s?]+")  # Daytona's expire route
 REDACTED = "[redacted]"
 
 
 def redact(text: str) -> str:
-    return _SIGNED.sub(r"\g<1>" + REDACTED, _QUERY.sub(r"\g<1>" + REDACTED, text))
+    for pattern in (_QUERY, _SIGNED, _EXPIRE):
+        text = pattern.sub(r"\g<1>" + REDACTED, text)
+    return text
 
 
 class RedactTokens(logging.Filter):
