@@ -113,6 +113,9 @@ def test_a_stopped_sandboxs_disk_grows_with_resize(daytona: Any, api: httpx.Clie
         api.delete(f"/api/sandbox/{sid}")
 
 
+@pytest.mark.skipif(
+    os.environ.get("COVE_TEST_BACKEND") == "ray", reason="ray places by its own accounting"
+)
 def test_more_disk_than_the_host_has_is_a_clear_400(api: httpx.Client) -> None:
     free = os.statvfs("/var/lib/cove").f_bavail * os.statvfs("/var/lib/cove").f_frsize
     asked = min(1024, int(free // GiB) + 1)
