@@ -145,3 +145,34 @@ def test_disks_survive_a_control_plane_sigkill(tmp_path: Path) -> None:
         proc.stop()
         client.close()
     assert _mounts_of(sid) == [] and _loops_of(sid) == ""
+
+
+@pytest.fixture(scope="module")
+def tiny_image(server: ServerProcess) -> str:
+    from cove.images.store import ImageConfig, ImageStore
+    from tests.images.rootfs import add_tree_image, tiny_rootfs
+
+    store = ImageStore(server.data_dir / "images")
+    tree = tiny_rootfs(store.scratch("tiny-disk"))
+    (tree / "var/tmp").mkdir(parents=True)
+    (tree / "var/tmp").chmod(0o1777)
+    return add_tree_image(store, tree, "tiny-disk:1", ImageConfig())
+
+
+def test_an_image_roots_writable_layer_counts_against_the_disk(
+    api: httpx.Client, tiny_image: str
+) -> None:
+    made = api.post("/api/sandbox", json={"snapshot": "tiny-disk:1", "disk": 1})
+    assert made.status_code == 200, made.text
+    sid = made.json()["id"]
+    try:
+        run = {"command": "sh -c 'cat /dev/zero > /var/tmp/fill; echo rc=$?'", "timeout": 300}
+        out = api.post(f"/toolbox/{sid}/process/execute", json=run).json()
+        assert "No space left on device" in out["result"], out
+        # It went to the image root's upper layer, on the sandbox's disk.
+        (upper_fill,) = Path("/var/lib/cove").glob(f"*/{sid}/vol/upper/var/tmp/fill")
+        assert 0.9 * GiB < upper_fill.stat().st_size <= GiB
+        again = api.post(f"/toolbox/{sid}/process/execute", json={"command": "echo alive"})
+        assert again.json()["result"].strip() == "alive"
+    finally:
+        api.delete(f"/api/sandbox/{sid}")

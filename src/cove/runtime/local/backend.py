@@ -135,13 +135,12 @@ class LocalBackend(RuntimeBackend):
     def agent_endpoint(self, handle: RuntimeHandle) -> UnixEndpoint:
         return UnixEndpoint(self.agent_socket(handle))
 
-    def _pin_dir(self, handle: RuntimeHandle) -> Path:
-        """Where the agent's socket is pinned: beside its control dir, on the same filesystem."""
-        base = self._dir(handle.sandbox_id)
-        return disk.volume(base) if handle.state.get("disk") else base
+    def _own_fs_dir(self, handle: RuntimeHandle) -> Path:
+        """A root-owned dir on the filesystem of the sandbox's writes: its disk's, if it has one.
 
-    def _layer_dir(self, handle: RuntimeHandle) -> Path:
-        """Where an image root's upper and work dirs are: on the sandbox's disk if it has one."""
+        The agent's socket is pinned there (a hard link cannot cross filesystems)
+        and an image root's upper and work dirs live there (they count against `disk`).
+        """
         base = self._dir(handle.sandbox_id)
         return disk.volume(base) if handle.state.get("disk") else base
 
@@ -149,7 +148,7 @@ class LocalBackend(RuntimeBackend):
         """The agent's pinned unix socket on this host."""
         uid, pid = handle.state.get("uid"), handle.state.get("pid")
         return socketpin.pin_agent_socket(
-            self._pin_dir(handle),
+            self._own_fs_dir(handle),
             handle.sandbox_id,
             None if uid is None else int(uid),
             int(pid) if pid else None,
@@ -281,7 +280,7 @@ class LocalBackend(RuntimeBackend):
         except (OSError, subprocess.CalledProcessError) as exc:
             raise SandboxError(f"sandbox {handle.sandbox_id}: its disk: {exc}") from None
         self._write_config(handle, spec)
-        socketpin.unpin(self._pin_dir(handle))
+        socketpin.unpin(self._own_fs_dir(handle))
         try:
             image = await asyncio.to_thread(self._mount_image, handle)
         except OSError as exc:
@@ -358,7 +357,7 @@ class LocalBackend(RuntimeBackend):
         rootfs = base / "rootfs"
         if not imagefs.is_mounted(rootfs):
             top = imagefs.mountpoint_layer(self.images.root)
-            layers = self._layer_dir(handle)
+            layers = self._own_fs_dir(handle)
             imagefs.mount_overlay([str(top), *lower], layers / "upper", layers / "work", rootfs)
         self.images.touch(str(image_id))
         passwd, group = imagefs.account_files(lower)
@@ -512,7 +511,7 @@ class LocalBackend(RuntimeBackend):
     def capture_changes(self, handle: RuntimeHandle, dest: Path) -> None:
         """`Capturer`: the root's upper dir and the workspace (at home/user) as a layer."""
         base = self._dir(handle.sandbox_id)
-        upper = self._layer_dir(handle) / "upper"
+        upper = self._own_fs_dir(handle) / "upper"
         dest.mkdir()
         if upper.is_dir():
             subprocess.run(["cp", "-a", "--", f"{upper}/.", str(dest)], check=True)

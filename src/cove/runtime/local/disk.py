@@ -195,12 +195,12 @@ def ensure_mounted(base: Path, size: int, uid: int) -> None:
         finally:
             os.close(held)
         vol.chmod(0o755)
-    for name in (*BOUND, "upper", "work"):
+    for name in BOUND:  # (an image root's upper and work are made when it is mounted)
         inner = vol / name
         if not inner.exists():
             inner.mkdir()
             os.chown(inner, uid, uid)
-            inner.chmod(0o700 if name in BOUND else 0o755)
+            inner.chmod(0o700)
     for name in BOUND:
         outer = base / name
         if not imagefs.is_mounted(outer):
