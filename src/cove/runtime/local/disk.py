@@ -185,7 +185,11 @@ def ensure_mounted(base: Path, size: int, uid: int) -> None:
         for name in (*BOUND, VOLUME):
             _unmount_now(base / name)
         os.truncate(image, size)
-        subprocess.run(["e2fsck", "-f", "-p", str(image)], check=True, capture_output=True)
+        # resize2fs wants a fresh check; 1 and 2 mean "fixed" (e.g. free counts, kept
+        # in memory only by a filesystem without a journal), 4 and up a real failure.
+        fsck = subprocess.run(["e2fsck", "-f", "-p", str(image)], capture_output=True, text=True)
+        if fsck.returncode >= 4:
+            raise OSError(errno.EIO, f"e2fsck of the sandbox's disk: {fsck.stdout}{fsck.stderr}")
         subprocess.run(["resize2fs", str(image)], check=True, capture_output=True)
     if not imagefs.is_mounted(vol):
         vol.mkdir(exist_ok=True)
