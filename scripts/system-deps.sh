@@ -16,6 +16,8 @@ command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v nft >/dev/null 2>&1 || missing="$missing nftables"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 [ -x /usr/bin/python3 ] || missing="$missing python3"
+# Each sandbox's disk is an ext4 image (mkfs, tune2fs; e2fsck and resize2fs to grow).
+PATH="$PATH:/usr/sbin:/sbin" command -v mkfs.ext4 >/dev/null 2>&1 || missing="$missing e2fsprogs"
 if [ "$1" = test ]; then
     # The preview browser test drives headless Chromium (no browser download).
     command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
