@@ -162,10 +162,6 @@ def volume(base: Path) -> Path:
     return base / VOLUME
 
 
-def has_disk(base: Path) -> bool:
-    return (base / IMAGE).exists()
-
-
 def create(base: Path, cache: Path, size: int, uid: int) -> None:
     """Give the sandbox at `base` a disk of `size` bytes and mount it (blocking)."""
     _copy_sparse(_template(cache, size), base / IMAGE)
