@@ -61,7 +61,8 @@ def ray_cluster() -> Iterator[Any]:
 def tuned_server() -> Iterator[ServerProcess]:
     """A server configured only through the environment, each setting off its default:
     COVE_PORT, COVE_DATA_DIR, COVE_API_KEY, COVE_SANDBOX_ROOT, COVE_MAX_OUTPUT_BYTES,
-    and a warm pool of 2 (tests/e2e/test_server_settings.py, test_warm_pool.py)."""
+    a warm pool of 2 and COVE_DISK_QUOTA=off (tests/e2e/test_server_settings.py,
+    test_warm_pool.py)."""
     with tempfile.TemporaryDirectory(prefix="cove-tuned-") as tmp:
         root = Path(tmp) / "sandboxes"
         root.mkdir()
@@ -70,6 +71,7 @@ def tuned_server() -> Iterator[ServerProcess]:
             "COVE_SANDBOX_ROOT": str(root),
             "COVE_MAX_OUTPUT_BYTES": "1000",
             "COVE_WARM_POOL": "2",
+            "COVE_DISK_QUOTA": "off",
         }
         proc = ServerProcess(Path(tmp) / "data", ["tuned-a", "tuned-b"], env=env, via="env")
         proc.start()

@@ -47,6 +47,21 @@ def test_workspaces_live_under_cove_sandbox_root(tuned_server: ServerProcess) ->
     assert list(root.glob(f"*/{sid}")) == []
 
 
+def test_disk_quota_off_records_the_size_only(tuned_server: ServerProcess) -> None:
+    root = Path(tuned_server.env["COVE_SANDBOX_ROOT"])
+    with _client(tuned_server, "tuned-b") as c:
+        made = c.post("/api/sandbox", json={"disk": 1, "memory": 2}).json()
+        try:
+            assert made["disk"] == 1
+            (base,) = root.glob(f"*/{made['id']}")
+            assert not (base / "disk.ext4").exists()  # no disk of its own: the host's
+            run = {"command": "df -B1 --output=size /home/user | tail -1"}
+            size = c.post(f"/toolbox/{made['id']}/process/execute", json=run).json()["result"]
+            assert int(size) > 2 * 1024**3
+        finally:
+            c.delete(f"/api/sandbox/{made['id']}")
+
+
 def test_output_cap_from_the_environment(tuned_server: ServerProcess) -> None:
     with _client(tuned_server, "tuned-b") as c:
         sid = c.post("/api/sandbox", json={"memory": 2}).json()["id"]
