@@ -76,6 +76,7 @@ class ServerProcess:
         )
         ready = threading.Event()
         proc = self.proc
+        began = len(self.output)  # a restart: only this run's lines say it listens
 
         def drain() -> None:  # keep the pipe empty; note when uvicorn is listening
             assert proc.stdout is not None
@@ -89,7 +90,8 @@ class ServerProcess:
         self._drain.start()
         ready.wait(timeout)
         # Listening, not merely ended: at EOF the process may not be reaped yet.
-        if not any(READY_LINE in line for line in self.output) or proc.poll() is not None:
+        listening = any(READY_LINE in line for line in self.output[began:])
+        if not listening or proc.poll() is not None:
             self.stop()
             raise RuntimeError("cove serve did not start:\n" + "".join(self.output[-40:]))
         return self

@@ -107,6 +107,7 @@ class Settings:
     # Seconds one image build step (a RUN, a COPY) may take before it is killed and the
     # build fails naming it: a Dockerfile that never ends must not hold a build for ever.
     build_step_timeout: float = 3600.0
+    ray_warm_pool: int = 0  # per node: pooled sandboxes idle outside Ray's accounting
 
     ENV = {
         "host": "COVE_HOST",
@@ -146,6 +147,7 @@ class Settings:
         "ray_placement_timeout": "COVE_RAY_PLACEMENT_TIMEOUT",
         "ray_relay_port": "COVE_RAY_RELAY_PORT",
         "build_step_timeout": "COVE_BUILD_STEP_TIMEOUT",
+        "ray_warm_pool": "COVE_RAY_WARM_POOL",
     }
 
     @classmethod

@@ -35,6 +35,7 @@ def _ray(settings: Settings) -> RuntimeBackend:
         )
     try:
         from cove.runtime.ray import RayBackend
+        from cove.runtime.ray.node import NodeOptions
     except ImportError as exc:
         raise ValueError(f"the ray backend needs Ray: pip install 'cove[ray]' ({exc})") from None
     return RayBackend(
@@ -45,6 +46,11 @@ def _ray(settings: Settings) -> RuntimeBackend:
         runtime_dir=settings.runtime_dir,
         placement_timeout=settings.ray_placement_timeout,
         relay_port=settings.ray_relay_port,
+        node_options=NodeOptions(
+            network=settings.network,
+            network_dns=settings.network_dns,
+            warm_pool=settings.ray_warm_pool,
+        ),
     )
 
 

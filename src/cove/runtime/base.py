@@ -147,6 +147,16 @@ class RuntimeBackend(abc.ABC):
         """Put `new` in force for a running sandbox (a stopped one gets it at start)."""
         return None
 
+    async def down_reason(self, handle: RuntimeHandle) -> str | None:
+        """Why a sandbox found not running at startup is down, if the backend knows
+        (e.g. its node died while the control plane was down); None: no more than that."""
+        return None
+
+    async def probe(self, handle: RuntimeHandle) -> None:
+        """The agent did not answer: find out whether what holds the sandbox is gone
+        (e.g. its node), so that `is_running` and `down_reason` say so. Optional."""
+        return None
+
     async def reattach(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
         """A sandbox found running after a control-plane restart: resume serving it."""
         return None

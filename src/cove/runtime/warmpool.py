@@ -84,6 +84,10 @@ class WarmPool:
         """Sandbox ids the pool holds (not leftovers, though no record names them)."""
         return {h.sandbox_id for h in self._ready} | self._starting
 
+    def ready(self) -> list[str]:
+        """Ids of the pooled sandboxes started and waiting (a take gets the first)."""
+        return [h.sandbox_id for h in self._ready]
+
     def take(self, spec: SandboxSpec) -> RuntimeHandle | None:
         """A started sandbox of exactly `spec`'s shape, if one is ready; refills behind."""
         if not self.size:

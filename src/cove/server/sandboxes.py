@@ -103,11 +103,17 @@ class SandboxService:
                 self._set(
                     r, SandboxState.BUILD_FAILED, "the control plane restarted during the build"
                 )
-        removed = await self.backend.cleanup_leftovers({r.id for r in records})
+        # A create the control plane died in: whatever the backend made of it
+        # (a reservation, a workspace, even a running agent) is a leftover.
+        creating = {r.id for r in records if r.state == SandboxState.CREATING}
+        removed = await self.backend.cleanup_leftovers({r.id for r in records} - creating)
         if removed:
             log.info("removed runtime leftovers of unknown sandboxes: %s", ", ".join(removed))
         self.backend.serve()
         for r in records:
+            if r.state in (SandboxState.CREATING, SandboxState.STARTING):
+                await self._interrupted(r)
+                continue
             if r.state != SandboxState.STARTED:
                 continue
             handle = self._handle(r)
@@ -115,11 +121,27 @@ class SandboxService:
                 await self.backend.reattach(handle, self._runtime_spec(r))
                 self._watch(r.id, handle)
             else:
+                reason = await self.backend.down_reason(handle)
                 self._set(
                     r,
                     SandboxState.ERROR,
-                    "the sandbox was not running when the control plane started",
+                    reason or "the sandbox was not running when the control plane started",
                 )
+
+    async def _interrupted(self, r: SandboxRecord) -> None:
+        """A create or start the control plane died in: nobody was told it worked, so
+        nothing of it runs on; the record says why (a start recovers it, a delete ends it)."""
+        doing = "created" if r.state == SandboxState.CREATING else "started"
+        if r.state == SandboxState.STARTING:
+            try:
+                await self.backend.stop(self._handle(r), grace=1.0)
+            except CoveError as err:  # e.g. its node is gone: nothing runs there either
+                log.warning("sandbox %s: stopping an interrupted start: %s", r.id, err.message)
+        self._set(
+            r,
+            SandboxState.ERROR,
+            f"the control plane restarted while the sandbox was being {doing}",
+        )
 
     async def shutdown(self) -> None:
         """Stop watching; sandboxes keep running for the next control plane."""
@@ -499,6 +521,22 @@ class SandboxService:
             )
         self._activity[r.id] = time.time()
         return self.backend.agent_endpoint(self._handle(r))
+
+    async def why_unreachable(self, owner: str, sandbox_id: str) -> CoveError:
+        """`explain_unreachable`, once the backend has checked what holds the sandbox
+        (a node that died mid-request answers `node lost`, not "try again")."""
+        r = self.store.get(owner, sandbox_id)
+        if r is not None:
+            handle = self._handle(r)
+            await self.backend.probe(handle)
+            if not self.backend.is_running(handle) and not r.error_reason:
+                reason = await self.backend.down_reason(handle)
+                if reason:
+                    return SandboxError(
+                        f"sandbox {sandbox_id} failed: {reason}",
+                        body={"state": SandboxState.ERROR.value},
+                    )
+        return self.explain_unreachable(owner, sandbox_id)
 
     def explain_unreachable(self, owner: str, sandbox_id: str) -> CoveError:
         """Why an agent did not answer: a dead sandbox says so, with its reason."""

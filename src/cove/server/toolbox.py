@@ -105,7 +105,7 @@ class ToolboxProxy:
             )
         except AgentUnreachable:
             await self.clients.drop(endpoint)
-            raise self.service.explain_unreachable(owner(request), sid) from None
+            raise await self.service.why_unreachable(owner(request), sid) from None
         media = resp.headers.get("content-type")
         answer = Response(resp.body, status_code=resp.status, media_type=media)
         if TRUNCATED in resp.headers:  # a file search that ran out of time
@@ -137,7 +137,7 @@ class ToolboxProxy:
             return Response(status_code=400)
         except AgentUnreachable:
             await self.clients.drop(endpoint)
-            raise self.service.explain_unreachable(owner(request), sid) from None
+            raise await self.service.why_unreachable(owner(request), sid) from None
         kept = {k: v for k, v in answer.headers.items() if k in STREAM_HEADERS}
         return StreamingResponse(
             _relay(answer),

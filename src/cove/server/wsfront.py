@@ -270,7 +270,7 @@ class ToolboxFront(asyncio.Protocol):
             sock = await asyncio.wait_for(endpoint.connect(), CONNECT_TIMEOUT)
             await loop.create_connection(lambda: agent, sock=sock)
         except (OSError, TimeoutError):
-            self.refuse(self.service.explain_unreachable(self.owner, self.sid))
+            self.refuse(await self.service.why_unreachable(self.owner, self.sid))
             return
         if self.client is None or self.client.is_closing():
             agent.close()

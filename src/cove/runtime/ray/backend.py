@@ -34,14 +34,16 @@ from cove.runtime.base import (
 )
 from cove.runtime.endpoint import RelayEndpoint
 from cove.runtime.ray.cluster import RESOURCE, Cluster, GiB, Node, connect
-from cove.runtime.ray.node import NodeActor
-from cove.wire.errors import CoveError, NoCapacity, SandboxError
+from cove.runtime.ray.node import NodeActor, NodeOptions
+from cove.wire.errors import Conflict, CoveError, NoCapacity, SandboxError
+from cove.wire.protocol.network import NetworkPolicy
 
 log = logging.getLogger("cove.runtime.ray")
 
 NODE_LOST = "node lost"
 MONITOR_INTERVAL = 1.0
 ACTOR_TIMEOUT = 60.0  # a node actor's first start: a worker process, then staging
+PROBE_TIMEOUT = 10.0  # within the 10 s a dead node must be known in
 
 
 def load_or_make_secret(data_dir: Path) -> bytes:
@@ -71,6 +73,7 @@ class RayBackend(RuntimeBackend):
         runtime_dir: Path | None = None,
         placement_timeout: float = 30.0,
         relay_port: int = 0,
+        node_options: NodeOptions | None = None,
     ) -> None:
         self.ray = connect(address)
         instance = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
@@ -80,6 +83,12 @@ class RayBackend(RuntimeBackend):
         self.runtime_dir = str(runtime_dir) if runtime_dir else None
         self.placement_timeout = placement_timeout
         self.relay_port = relay_port
+        self.node_options = node_options or NodeOptions()
+        # Why sandboxes get no egress, as the nodes answer it (the settings' own
+        # reason until a node has answered).
+        self._network_note: str | None = (
+            None if self.node_options.network == "auto" else "egress is off (COVE_NETWORK=off)"
+        )
         self._exited: set[str] = set()  # sandboxes whose agent ended since their start
         self._monitor: asyncio.Task[None] | None = None
         self._actor_class = self.ray.remote(NodeActor)
@@ -113,7 +122,13 @@ class RayBackend(RuntimeBackend):
                 num_cpus=0,
                 max_concurrency=10_000,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node.id, soft=False),
-            ).remote(self.cluster.instance, node.id, self.node_dir, self.runtime_dir)
+            ).remote(
+                self.cluster.instance,
+                node.id,
+                self.node_dir,
+                self.runtime_dir,
+                self.node_options,
+            )
         )
         try:
             relay = await asyncio.wait_for(
@@ -123,6 +138,7 @@ class RayBackend(RuntimeBackend):
             self.cluster.mark_lost(node)
             raise SandboxError(NODE_LOST) from None
         node.actor, node.relay = actor, (str(relay[0]), int(relay[1]))
+        self._network_note = relay[2] and f"node {node.id[:12]}: {relay[2]}"
 
     async def _call(self, node: Node, method: str, *args: Any) -> Any:
         """One actor call; the node's loss (actor gone, node declared dead) is `node lost`."""
@@ -152,28 +168,63 @@ class RayBackend(RuntimeBackend):
 
     # -- placement ------------------------------------------------------------------
 
-    async def _reserve(self, spec: SandboxSpec) -> tuple[str, str]:
-        """A placement group for `spec`; (its name, the node Ray put it on)."""
-        from ray.util.placement_group import placement_group, remove_placement_group
+    async def _reserve(
+        self, spec: SandboxSpec, *, on: str | None = None, name: str | None = None
+    ) -> tuple[str, str]:
+        """A placement group for `spec` (on node `on` if given, by its `ray.io/node-id`
+        label); (its name, the node Ray put it on)."""
+        from ray.util.placement_group import NODE_ID_LABEL_KEY, placement_group
 
-        name = self.cluster.pg_name(spec.id)
+        name = name or self.cluster.pg_name(spec.id)
         bundle = {"CPU": spec.cpus, "memory": float(spec.memory_bytes), RESOURCE: 1.0}
         pg = await asyncio.to_thread(
-            placement_group, [bundle], strategy="STRICT_PACK", name=name, lifetime="detached"
+            placement_group,
+            [bundle],
+            strategy="STRICT_PACK",
+            name=name,
+            lifetime="detached",
+            bundle_label_selector=[{NODE_ID_LABEL_KEY: on}] if on else None,
         )
         try:
             await asyncio.wait_for(pg.ready(), self.placement_timeout)
         except TimeoutError:
-            await asyncio.to_thread(remove_placement_group, pg)
-            raise NoCapacity(await self._shortfall(spec)) from None
+            await self._remove_pg(pg)
+            raise NoCapacity(await self._shortfall(spec, on)) from None
+        except asyncio.CancelledError:  # the create's caller went away: nothing held
+            await asyncio.shield(self._remove_pg(pg))
+            raise
         table = await asyncio.to_thread(self.ray.util.placement_group_table, pg)
         return name, table["bundles_to_node_id"][0]
 
-    async def _shortfall(self, spec: SandboxSpec) -> str:
+    async def _remove_pg(self, pg: Any) -> None:
+        from ray.util.placement_group import remove_placement_group
+
+        await asyncio.to_thread(remove_placement_group, pg)
+
+    async def _owner_node(self, spec: SandboxSpec) -> str | None:
+        """A follower's place: its owner's node (a link group's network lives on one node)."""
+        if not spec.link_group or spec.link_group == spec.id:
+            return None
+        owner = await self._node_of(spec.link_group)
+        if owner is None:
+            raise SandboxError(f"the linked sandbox {spec.link_group} holds no node ({NODE_LOST}?)")
+        return owner
+
+    async def _node_of(self, sid: str) -> str | None:
+        """The node holding `sid`'s reservation, by Ray's placement group table."""
+        base = self.cluster.pg_name(sid)
+        for r in await self.cluster.reservations():
+            if r.name == base or r.name.startswith(base + "."):
+                return r.node or None
+        return None
+
+    async def _shortfall(self, spec: SandboxSpec, on: str | None = None) -> str:
         need = f"{spec.cpus:g} CPU, {spec.memory_bytes / GiB:g} GiB memory and one sandbox slot"
+        if on:
+            need += f" on node {on[:12]}, where its linked sandbox runs"
         free = []
         for n in await self.cluster.usage():
-            if n.alive:
+            if n.alive and (on is None or n.id == on):
                 f = {k: n.capacity[k] - n.used.get(k, 0) for k in n.capacity}
                 free.append(
                     f"{n.id[:12]}: {f['cpu']:g} CPU, {f['memory']:g} GiB, {f['sandboxes']:g} slots"
@@ -184,22 +235,28 @@ class RayBackend(RuntimeBackend):
             f"{self.placement_timeout:g}s for room. Free now: {where}"
         )
 
-    async def _release(self, name: str | None) -> None:
+    async def _release(self, name: str | None, keep: str | None = None) -> None:
+        """Remove the reservation `name` and those a resize made (`name.<n>`), but `keep`."""
         if not name:
             return
         from ray.util import get_placement_group
-        from ray.util.placement_group import remove_placement_group
 
-        try:
-            pg = await asyncio.to_thread(get_placement_group, name)
-        except ValueError:
-            return  # already gone
-        await asyncio.to_thread(remove_placement_group, pg)
+        names = {
+            r.name
+            for r in await self.cluster.reservations(pending=True)
+            if r.name == name or r.name.startswith(name + ".")
+        }
+        for n in names - {keep}:
+            try:
+                pg = await asyncio.to_thread(get_placement_group, n)
+            except ValueError:
+                continue  # already gone
+            await self._remove_pg(pg)
 
     # -- the contract ------------------------------------------------------------------
 
     async def create(self, spec: SandboxSpec) -> RuntimeHandle:
-        name, node_id = await self._reserve(spec)
+        name, node_id = await self._reserve(spec, on=await self._owner_node(spec))
         try:
             node = await self._node(node_id)
             state = await self._call(node, "create", spec)
@@ -224,11 +281,15 @@ class RayBackend(RuntimeBackend):
         _replace(handle, state)
 
     async def destroy(self, handle: RuntimeHandle) -> None:
-        with contextlib.suppress(SandboxError):  # a lost node: only the reservation is left
-            node = await self._node(handle.state["node"])
-            await self._call(node, "destroy", handle.sandbox_id, handle.state)
+        node_id = handle.state.get("node")  # none: a create the control plane died in
+        if node_id:
+            with contextlib.suppress(SandboxError):  # a lost node: only the reservation is left
+                node = await self._node(node_id)
+                await self._call(node, "destroy", handle.sandbox_id, handle.state)
         handle.state.pop("pid", None)
-        await self._release(handle.state.get("placement"))
+        await self._release(
+            handle.state.get("placement") or self.cluster.pg_name(handle.sandbox_id)
+        )
         self._exited.discard(handle.sandbox_id)
 
     def is_running(self, handle: RuntimeHandle) -> bool:
@@ -271,20 +332,77 @@ class RayBackend(RuntimeBackend):
             except SandboxError:
                 continue  # lost meanwhile: its sandboxes fail by the monitor
         prefix = self.cluster.pg_name("")
-        for r in await self.cluster.reservations():
-            sid = r.name[len(prefix) :]
+        for r in await self.cluster.reservations(pending=True):
+            sid = r.name[len(prefix) :].split(".")[0]
             if sid not in known_ids:
                 await self._release(r.name)
                 removed.add(sid)
         self._exited.update(removed)
         return sorted(removed)
 
-    async def usage(self, handle: RuntimeHandle) -> ResourceUsage | None:
-        """The node's reading of the sandbox's cgroups and workspace (None once lost).
+    async def resize(self, handle: RuntimeHandle, cpus: float, memory_bytes: int) -> None:
+        """A new reservation of the new size on the sandbox's node, then its cgroups.
 
-        Resizing stays the contract's default (a Conflict): a placement group
-        cannot change size, and Ray's accounting must match the cgroups.
+        A placement group cannot change size and Ray's accounting must match
+        the cgroups: the new one (`<name>.<n>`, pinned to the node) is held
+        first, the old one released once the cgroups took the new size. A
+        node without room answers 409 and nothing changes.
         """
+        node = await self._node(handle.state["node"])
+        base = handle.state["placement"]
+        spec = SandboxSpec(handle.sandbox_id, cpus=cpus, memory_bytes=memory_bytes)
+        try:
+            new, _ = await self._reserve(spec, on=node.id, name=f"{base}.{secrets.token_hex(4)}")
+        except NoCapacity:
+            raise Conflict(
+                f"node {node.id[:12]} has no room to resize sandbox {handle.sandbox_id} to "
+                f"{cpus:g} CPU and {memory_bytes / GiB:g} GiB (waited "
+                f"{self.placement_timeout:g}s); stop it and start it with the new size"
+            ) from None
+        try:
+            await self._call(node, "resize", handle.sandbox_id, handle.state, cpus, memory_bytes)
+        except BaseException:
+            await self._release(new, keep=base)  # the new one goes, the old one stays
+            raise
+        await self._release(base, keep=new)
+
+    async def set_network(
+        self, handle: RuntimeHandle, old: NetworkPolicy, new: NetworkPolicy
+    ) -> None:
+        if self.is_running(handle):
+            node = await self._node(handle.state["node"])
+            await self._call(node, "set_network", handle.sandbox_id, handle.state, old, new)
+
+    async def reattach(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
+        with contextlib.suppress(SandboxError):  # lost meanwhile: its watcher says so
+            node = await self._node(handle.state["node"])
+            await self._call(node, "reattach", handle.sandbox_id, handle.state, spec)
+
+    async def probe(self, handle: RuntimeHandle) -> None:
+        """The relay did not answer: ask the node's actor, so that a node that died
+        mid-request is known lost at once (or once Ray declares it dead)."""
+        node = self.cluster.nodes.get(handle.state.get("node", ""))
+        if node is None or not node.alive or node.actor is None:
+            return
+        with contextlib.suppress(SandboxError, TimeoutError):
+            await asyncio.wait_for(self._call(node, "pid"), PROBE_TIMEOUT)
+
+    async def down_reason(self, handle: RuntimeHandle) -> str | None:
+        """A sandbox found not running at startup: `node lost` if its node died
+        (while the control plane was down, too); its reservation goes with it."""
+        node_id = handle.state.get("node")
+        node = self.cluster.nodes.get(node_id or "")
+        if not node_id or (node is not None and node.alive):
+            return None
+        await self._release(handle.state.get("placement"))
+        return NODE_LOST
+
+    @property
+    def network_note(self) -> str | None:
+        return self._network_note
+
+    async def usage(self, handle: RuntimeHandle) -> ResourceUsage | None:
+        """The node's reading of the sandbox's cgroups and workspace (None once lost)."""
         if not self.is_running(handle):
             return None
         try:

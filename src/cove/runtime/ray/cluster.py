@@ -133,12 +133,15 @@ class Cluster:
 
     # -- usage (Ray's accounting: our placement groups) --------------------------
 
-    async def reservations(self) -> list[Reservation]:
+    async def reservations(self, pending: bool = False) -> list[Reservation]:
+        """Our placement groups Ray has placed (and, with `pending`, those still
+        waiting or being re-placed; removed ones never)."""
         table = await asyncio.to_thread(self.ray.util.placement_group_table)
         prefix = f"cove-{self.instance}-sb-"
+        states = {"CREATED", "PENDING", "PREPARED", "RESCHEDULING"} if pending else {"CREATED"}
         out = []
         for row in table.values():
-            if not row.get("name", "").startswith(prefix) or row.get("state") != "CREATED":
+            if not row.get("name", "").startswith(prefix) or row.get("state") not in states:
                 continue
             bundle = row["bundles"][0]
             out.append(

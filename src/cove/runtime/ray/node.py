@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,17 @@ log = logging.getLogger("cove.runtime.ray")
 State = dict[str, Any]
 
 
+@dataclass
+class NodeOptions:
+    """The control plane's settings a node's local backend runs with."""
+
+    network: str = "off"  # COVE_NETWORK
+    network_dns: str = ""  # COVE_NETWORK_DNS
+    # COVE_RAY_WARM_POOL: pre-started sandboxes of the default shape per node.
+    # They idle outside Ray's accounting (no placement group holds them).
+    warm_pool: int = 0
+
+
 def default_node_dir() -> Path:
     if os.geteuid() == 0:
         return Path("/var/lib/cove/ray-nodes")
@@ -38,15 +50,28 @@ def default_node_dir() -> Path:
 
 class NodeActor:
     def __init__(
-        self, instance: str, node_id: str, node_dir: str | None, runtime_dir: str | None
+        self,
+        instance: str,
+        node_id: str,
+        node_dir: str | None,
+        runtime_dir: str | None,
+        options: NodeOptions | None = None,
     ) -> None:
         self.node_id = node_id
         data_dir = Path(node_dir) if node_dir else default_node_dir()
         data_dir = data_dir / instance / node_id[:16]
         data_dir.mkdir(parents=True, exist_ok=True)
-        # No warm pool on nodes: placement decides where a sandbox goes, so a
-        # node cannot know which shapes to keep ready.
-        self.local = LocalBackend(data_dir, Path(runtime_dir) if runtime_dir else None)
+        opts = options or NodeOptions()
+        # The local backend's own network code: egress policies and link
+        # groups work on a node as on one host (a link group lives on one
+        # node: the control plane places followers on their owner's node).
+        self.local = LocalBackend(
+            data_dir,
+            Path(runtime_dir) if runtime_dir else None,
+            warm_pool=opts.warm_pool,
+            network=opts.network,
+            network_dns=opts.network_dns or None,
+        )
         self.handles: dict[str, RuntimeHandle] = {}
         self.relay: Relay | None = None
         self.relay_address: tuple[str, int] | None = None
@@ -65,15 +90,17 @@ class NodeActor:
             raise LookupError(sid)
         return self.local.agent_socket(handle)
 
-    async def hello(self, secret: bytes, host: str, port: int) -> tuple[str, int]:
-        """Take the control plane's secret; the relay's address (started on first call)."""
+    async def hello(self, secret: bytes, host: str, port: int) -> tuple[str, int, str | None]:
+        """Take the control plane's secret; the relay's address (started on first
+        call, with the warm pool) and why sandboxes here get no egress (None: they do)."""
         if self.relay is None:
             self.relay = Relay(secret, self._socket_of)
             self.relay_address = await self.relay.start(host, port)
             log.info("node %s: toolbox relay on %s:%d", self.node_id, *self.relay_address)
+            self.local.serve()  # the pool's tasks live on this actor's loop
         self.relay.secret = secret
         assert self.relay_address is not None
-        return self.relay_address
+        return (*self.relay_address, self.local.network_note)
 
     async def create(self, spec: SandboxSpec) -> State:
         handle = await self.local.create(spec)
@@ -96,6 +123,23 @@ class NodeActor:
 
     async def wait_exit(self, sid: str, state: State) -> str:
         return await self.local.wait_exit(self._handle(sid, state))
+
+    async def resize(self, sid: str, state: State, cpus: float, memory_bytes: int) -> None:
+        await self.local.resize(self._handle(sid, state), cpus, memory_bytes)
+
+    async def set_network(self, sid: str, state: State, old: Any, new: Any) -> None:
+        await self.local.set_network(self._handle(sid, state), old, new)
+
+    async def reattach(self, sid: str, state: State, spec: SandboxSpec) -> None:
+        await self.local.reattach(self._handle(sid, state), spec)
+
+    async def pid(self) -> int:
+        """This actor's process (operators and fault tests signal it)."""
+        return os.getpid()
+
+    async def pooled(self) -> list[str]:
+        """The ids of the pre-started sandboxes ready on this node now."""
+        return self.local.pool.ready()
 
     async def usage(self, sid: str, state: State) -> ResourceUsage | None:
         return await self.local.usage(self._handle(sid, state))

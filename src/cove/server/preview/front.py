@@ -49,7 +49,7 @@ class Previews:
         try:
             return Tunnel(*await open_tunnel(socket, grant.port))
         except AgentUnreachable:
-            raise self.service.explain_unreachable(grant.record.owner, grant.record.id) from None
+            raise await self.service.why_unreachable(grant.record.owner, grant.record.id) from None
 
 
 class PreviewFront:
