@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUNTIME := build/sandbox-runtime
 
-.PHONY: install system-deps image-test-deps run test test-deps check bench fuzz load clean
+.PHONY: install system-deps image-test-deps run test test-ray-e2e test-deps check bench fuzz load clean
 
 system-deps:
 	@sh scripts/system-deps.sh
@@ -46,9 +46,22 @@ check: test-deps
 	$(VENV)/bin/ruff format --check src tests bench loadtest
 	$(VENV)/bin/mypy
 
-## test: install and run every check and test
+# The e2e suites whose server is the shared one (`server` in tests/conftest.py), run
+# again with that server on a 3-node Ray cluster on loopback (one cluster for the run):
+# sessions, exec, files, PTYs, the interpreter, previews, lifecycle and links, each
+# crossing a node's relay. Bounded: a few minutes on a loaded 2-core host.
+RAY_E2E := $(addprefix tests/e2e/,test_sessions.py test_session_input.py test_files.py \
+	test_pty.py test_interpreter.py test_lifecycle.py test_linked.py test_preview.py \
+	test_execute_beyond_daytona.py test_reference_examples.py)
+
+## test: install and run every check and test (and the e2e selection on the ray backend)
 test: check
 	$(VENV)/bin/pytest
+	COVE_TEST_BACKEND=ray $(VENV)/bin/pytest $(RAY_E2E)
+
+## test-ray-e2e: only the e2e selection on the ray backend
+test-ray-e2e: test-deps
+	COVE_TEST_BACKEND=ray $(VENV)/bin/pytest $(RAY_E2E)
 
 $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-test.txt -r requirements-bench.txt

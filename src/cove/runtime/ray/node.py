@@ -76,8 +76,14 @@ class NodeActor:
         self.relay: Relay | None = None
         self.relay_address: tuple[str, int] | None = None
 
-    def _handle(self, sid: str, state: State) -> RuntimeHandle:
+    def _handle(self, sid: str, state: State, *, own_if_running: bool = False) -> RuntimeHandle:
+        """The sandbox's handle with the control plane's `state`; with `own_if_running`,
+        this node's own while its agent runs (a start whose control plane died before
+        it heard the answer left a record without the agent's pid: a stop must still
+        end that agent)."""
         handle = self.handles.get(sid)
+        if handle is not None and own_if_running and self.local.is_running(handle):
+            return handle
         if handle is None:
             handle = self.handles[sid] = RuntimeHandle(sid, "local", dict(state))
         else:
@@ -113,12 +119,12 @@ class NodeActor:
         return handle.state
 
     async def stop(self, sid: str, state: State, grace: float) -> State:
-        handle = self._handle(sid, state)
+        handle = self._handle(sid, state, own_if_running=True)
         await self.local.stop(handle, grace)
         return handle.state
 
     async def destroy(self, sid: str, state: State) -> None:
-        await self.local.destroy(self._handle(sid, state))
+        await self.local.destroy(self._handle(sid, state, own_if_running=True))
         self.handles.pop(sid, None)
 
     async def wait_exit(self, sid: str, state: State) -> str:
