@@ -23,6 +23,14 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("COVE_IMAGE_BASE_CACHE", "/var/tmp/cove-test-image-bases")
 
 KEYS = ["test-key-alice", "test-key-bob"]
+RAY_SETUP_TIMEOUT = 300  # s: a 3-node cluster and its first actors, on a loaded host
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """On the ray backend the first test also starts the session's cluster and server:
+    its timeout covers that (a setup that overran would fail every test after it)."""
+    if os.environ.get("COVE_TEST_BACKEND") == "ray" and items:
+        items[0].add_marker(pytest.mark.timeout(RAY_SETUP_TIMEOUT), append=False)
 
 
 @pytest.fixture(scope="session")
