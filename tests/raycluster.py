@@ -111,6 +111,8 @@ def _remove_sandbox_leftovers(node_dir: Path) -> None:
     from cove.runtime.local import LocalBackend
 
     for data_dir in node_dir.glob("*/*"):
-        be = LocalBackend(data_dir)
+        # network="auto": nodes run the local network code, so their sandboxes'
+        # namespaces, rules and address claims are leftovers too (when root).
+        be = LocalBackend(data_dir, network="auto")
         asyncio.run(be.cleanup_leftovers(set()))
         asyncio.run(be.close())

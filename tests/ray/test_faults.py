@@ -12,7 +12,6 @@ import hashlib
 import os
 import signal
 import socket
-import subprocess
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -218,6 +217,7 @@ def test_the_control_plane_killed_during_a_burst_of_creates(
         for sid in acked:  # nothing acknowledged is lost
             assert by_id[sid]["state"] == "started", by_id[sid]
             assert execute(ray_api, sid, "echo kept").json()["result"] == "kept\n"
+            assert processes_in_cgroups_of(sid)  # what the check below looks for
         for s in listed:  # the rest: running, or an error that names its cause
             assert s["state"] in ("started", "error"), s
             if s["state"] == "error":
@@ -229,14 +229,26 @@ def test_the_control_plane_killed_during_a_burst_of_creates(
         # ... and nothing of an interrupted create or start runs on.
         for s in listed:
             if s["state"] == "error":
-                procs = subprocess.run(["pgrep", "-f", s["id"]], capture_output=True, text=True)
-                assert procs.stdout == "", (s["id"], procs.stdout)
+                assert not processes_in_cgroups_of(s["id"]), s
     finally:
         delete_all(ray_api, [s["id"] for s in listed])
     assert all(n["sandboxes"] == 0 for n in nodes_by_id(ray_api).values())
     # ... and no workspace of any of them left on any node.
     left = [p.name for p in node_workspaces(ray_cluster, ray_server)]
     assert not set(left) & set(by_id), left
+
+
+def processes_in_cgroups_of(sid: str) -> list[int]:
+    """Every process on this host whose cgroups are the sandbox's (they name its id)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if sid in (proc / "cgroup").read_text():
+                    found.append(int(proc.name))
+            except OSError:
+                continue  # ended meanwhile
+    return found
 
 
 def node_workspaces(cluster: RayCluster, server: ServerProcess) -> list[Path]:
