@@ -90,14 +90,6 @@ def test_metrics_are_read_on_the_node(sandbox: Any) -> None:
     assert latest.mem_used > 0
 
 
-def test_a_running_sandbox_cannot_be_resized(sandbox: Any) -> None:
-    from daytona import Resources
-    from daytona.common.errors import DaytonaError
-
-    with pytest.raises(DaytonaError, match="cannot resize a running sandbox"):
-        sandbox.resize(Resources(cpu=2))
-
-
 def test_a_preview_reaches_an_app_on_the_node(sandbox: Any) -> None:
     import httpx
 
