@@ -30,6 +30,7 @@ import fcntl
 import os
 import struct
 import subprocess
+import time
 from pathlib import Path
 
 from cove.runtime.local import imagefs
@@ -39,6 +40,7 @@ VOLUME = "vol"
 BOUND = ("home", "control")  # bound back to `<sid>/<name>`
 TEMPLATE_VERSION = 2
 MOUNT_OPTIONS = b"discard,noinit_itable"
+RELEASE_TIMEOUT = 30.0  # for a stopped sandbox's last processes to let go of its disk
 MS_NOSUID, MS_NODEV = 2, 4
 
 LOOP_CTL_GET_FREE = 0x4C82
@@ -180,6 +182,7 @@ def ensure_mounted(base: Path, size: int, uid: int) -> None:
     if os.stat(image).st_size < size:
         for name in (*BOUND, VOLUME):
             _unmount_now(base / name)
+        _wait_released(image)
         os.truncate(image, size)
         # resize2fs wants a fresh check; 1 and 2 mean "fixed" (e.g. free counts, kept
         # in memory only by a filesystem without a journal), 4 and up a real failure.
@@ -189,6 +192,7 @@ def ensure_mounted(base: Path, size: int, uid: int) -> None:
         subprocess.run(["resize2fs", str(image)], check=True, capture_output=True)
     if not imagefs.is_mounted(vol):
         vol.mkdir(exist_ok=True)
+        _wait_released(image)  # never a second live filesystem on one image
         dev, held = _attach(image)
         try:
             _mount(dev, vol, b"ext4", MS_NOSUID | MS_NODEV, MOUNT_OPTIONS)
@@ -205,6 +209,35 @@ def ensure_mounted(base: Path, size: int, uid: int) -> None:
         outer = base / name
         if not imagefs.is_mounted(outer):
             _mount(str(vol / name), outer, None, MS_BIND, None)
+
+
+def _loop_holders(image: Path) -> list[str]:
+    """The loop devices backed by `image` (the kernel lists each one's backing file)."""
+    held = []
+    for entry in Path("/sys/block").glob("loop*/loop/backing_file"):
+        try:
+            if entry.read_text().strip() == str(image):
+                held.append(entry.parent.parent.name)
+        except OSError:  # the device was cleared while we looked
+            continue
+    return held
+
+
+def _wait_released(image: Path, timeout: float = RELEASE_TIMEOUT) -> None:
+    """Wait until no loop device holds `image` before it is changed offline.
+
+    Unmounting here removes only the host's view: the stopped sandbox's own
+    mount namespace can keep the filesystem alive for a moment (its last
+    processes still exiting), and growing an image under a live ext4 corrupts
+    it. Autoclear frees the device once the last holder is gone.
+    """
+    deadline = time.monotonic() + timeout
+    while held := _loop_holders(image):
+        if time.monotonic() > deadline:
+            raise OSError(
+                errno.EBUSY, f"the sandbox's disk is still in use ({held[0]}) after {timeout:g}s"
+            )
+        time.sleep(0.05)
 
 
 def _unmount_now(target: Path) -> None:
