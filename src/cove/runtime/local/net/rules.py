@@ -14,14 +14,24 @@ other sandboxes, loopback, link-local (with the
 metadata address 169.254.169.254), multicast and reserved ranges refused;
 then established flows; then the sandbox's own chain (anti-spoofing, deny
 list, block-all or allow lists). Traffic from a sandbox to the host itself
-(`input`) is refused except DNS to the policy resolver on its gateway. New
+(`input`) is refused except DNS to the policy resolver on its own gateway. New
 connections into a sandbox are dropped (previews go through the agent).
+
+Private ranges (RFC 1918 and the 100.64/10 shared space) are where a host's
+own network lives: they are refused under every policy unless an allow-list
+entry lies inside one (`10.1.0.0/16` opens that; `0.0.0.0/0` does not open
+10/8), and an address a resolved name points to never opens one (DNS
+rebinding). Each sandbox may hold at most `CONN_LIMIT` tracked connections
+through the host and `DNS_CONN_LIMIT` to its resolver (`ct count`, keyed by
+its interface, which it cannot forge): a flood fills its own quota, not the
+host's connection tracking table.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import subprocess
 from collections.abc import Iterator
 
@@ -39,16 +49,38 @@ NEVER_V4 = (
     str(SANDBOX_NET),
 )  # fmt: skip
 
+# Refused unless an allow-list entry lies inside one of them (see the module doc).
+PRIVATE_V4 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+
+# Tracked connections per sandbox (UDP flows live 30 s after their last packet,
+# closed TCP ones are not counted): 64 sandboxes at the limit fill a quarter of
+# a default 262144-entry conntrack table. DNS has its own, smaller quota.
+CONN_LIMIT = 1024
+DNS_CONN_LIMIT = 512
+
+_CONN_RULE = f"ct state new add @conns {{ iifname ct count over {CONN_LIMIT} }} goto refuse"
+_DNS_CONN_RULE = (
+    f"iifname {IFACES} ct state new add @dns_conns {{ iifname ct count over {DNS_CONN_LIMIT} }}"
+    " goto refuse"
+)
+
+# DNS to the sandbox's own gateway only: an address local to the interface the packet came
+# in on. Another sandbox's resolver (whose policy may be laxer) is not for it.
+_OWN_GATEWAY_RULE = f"iifname {IFACES} fib daddr . iif type != local goto refuse"
+
 _BASE = f"""
 table {TABLE} {{
   map sandboxes {{ type ifname : verdict; }}
   map links {{ type ifname : verdict; }}
   set never4 {{ type ipv4_addr; flags interval; elements = {{ {", ".join(NEVER_V4)} }}; }}
+  set conns {{ type ifname; flags dynamic; size 65535; }}
+  set dns_conns {{ type ifname; flags dynamic; size 65535; }}
   chain refuse {{
     meta l4proto tcp reject with tcp reset
     reject with icmpx admin-prohibited
   }}
   chain from_sandbox {{
+    {_CONN_RULE}
     meta nfproto ipv6 drop
     iifname vmap @links
     oifname {IFACES} goto refuse
@@ -68,6 +100,8 @@ table {TABLE} {{
   }}
   chain input_hook {{
     type filter hook input priority filter - 1; policy accept;
+    {_DNS_CONN_RULE}
+    {_OWN_GATEWAY_RULE}
     iifname {IFACES} ip daddr {SANDBOX_NET} meta l4proto {{ tcp, udp }} th dport 53 accept
     iifname {IFACES} goto refuse
   }}
@@ -108,20 +142,35 @@ def _table_exists() -> bool:
     return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
 
 
-def _has_links() -> bool:
-    cmd = ["nft", "list", "map", *TABLE.split(), "links"]
+def _has(kind: str, name: str) -> bool:
+    cmd = ["nft", "list", kind, *TABLE.split(), name]
     return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
+
+
+def _listed(chain: str) -> str:
+    cmd = ["nft", "list", "chain", *TABLE.split(), chain]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
 
 
 def ensure_table() -> None:
     """The shared table and IPv4 forwarding, once per host (idempotent)."""
     with _locked():
         if _table_exists():
-            if not _has_links():  # made by a control plane from before links
+            # Made by a control plane from before links, or before connection quotas.
+            if not _has("map", "links"):
                 nft(
                     f"add map {TABLE} links {{ type ifname : verdict; }}\n"
                     f"insert rule {TABLE} from_sandbox iifname vmap @links\n"
                 )
+            if not _has("set", "conns"):
+                nft(
+                    f"add set {TABLE} conns {{ type ifname; flags dynamic; size 65535; }}\n"
+                    f"add set {TABLE} dns_conns {{ type ifname; flags dynamic; size 65535; }}\n"
+                    f"insert rule {TABLE} from_sandbox {_CONN_RULE}\n"
+                    f"insert rule {TABLE} input_hook {_DNS_CONN_RULE}\n"
+                )
+            if "fib daddr . iif" not in _listed("input_hook"):
+                nft(f"insert rule {TABLE} input_hook {_OWN_GATEWAY_RULE}\n")
             return
         script = _BASE
         with open(FORWARD_SYSCTL) as f:
@@ -154,7 +203,7 @@ def _names(slot: Slot) -> dict[str, str]:
         "chain": f"sb{n}",
         "allow4": f"sb{n}_allow4", "allow6": f"sb{n}_allow6",
         "deny4": f"sb{n}_deny4", "deny6": f"sb{n}_deny6",
-        "dns4": f"sb{n}_dns4",
+        "dns4": f"sb{n}_dns4", "allowpriv4": f"sb{n}_allowpriv4",
         "link": f"sb{n}_link", "peers": f"sb{n}_peers",
     }  # fmt: skip
 
@@ -198,9 +247,18 @@ def set_policy(slot: Slot, policy: NetworkPolicy, *, flush_dns: bool) -> None:
 def _policy_script(slot: Slot, p: NetworkPolicy, *, flush_dns: bool) -> str:
     n = _names(slot)
     chain = f"{TABLE} {n['chain']}"
-    lines = [f"flush chain {chain}"]
-    for key in ("allow4", "allow6", "deny4", "deny6") + (("dns4",) if flush_dns else ()):
+    lines = [
+        f"flush chain {chain}",
+        # `add` is a no-op if the set exists: sandboxes attached before it existed get it here.
+        f"add set {TABLE} {n['allowpriv4']} {{ type ipv4_addr; flags interval; }}",
+    ]
+    for key in ("allow4", "allow6", "deny4", "deny6", "allowpriv4") + (
+        ("dns4",) if flush_dns else ()
+    ):
         lines.append(f"flush set {TABLE} {n[key]}")
+    private = private_allowed(p.network_allow_list)
+    if private:
+        lines.append(f"add element {TABLE} {n['allowpriv4']} {{ {', '.join(private)} }}")
     for kind, listed in (("allow", p.network_allow_list), ("deny", p.network_deny_list)):
         for family, cidrs in (("4", [c for c in listed if ":" not in c]),
                               ("6", [c for c in listed if ":" in c])):  # fmt: skip
@@ -213,6 +271,8 @@ def _policy_script(slot: Slot, p: NetworkPolicy, *, flush_dns: bool) -> str:
     else:
         lines.append(f"add rule {chain} ip daddr @{n['deny4']} goto refuse")
         lines.append(f"add rule {chain} ip6 daddr @{n['deny6']} goto refuse")
+        lines.append(f"add rule {chain} ip daddr @{n['allowpriv4']} accept")
+        lines.append(f"add rule {chain} ip daddr {{ {', '.join(PRIVATE_V4)} }} goto refuse")
         if p.restricted:
             lines.append(f"add rule {chain} ip daddr @{n['allow4']} accept")
             lines.append(f"add rule {chain} ip6 daddr @{n['allow6']} accept")
@@ -221,6 +281,19 @@ def _policy_script(slot: Slot, p: NetworkPolicy, *, flush_dns: bool) -> str:
         else:
             lines.append(f"add rule {chain} accept")
     return "\n".join(lines) + "\n"
+
+
+def private_allowed(allow_list: list[str]) -> list[str]:
+    """The allow-list entries that lie inside a private range: only these open one."""
+    ranges = [ipaddress.IPv4Network(r) for r in PRIVATE_V4]
+    out = []
+    for entry in allow_list:
+        if ":" in entry:
+            continue
+        net = ipaddress.IPv4Network(entry, strict=False)
+        if any(net.subnet_of(r) for r in ranges):
+            out.append(str(net))
+    return out
 
 
 def allow_resolved(slot: Slot, addresses: list[str], ttl: int) -> None:
@@ -246,7 +319,7 @@ def remove_sandbox(slot: Slot) -> None:
     ]
     steps += [
         f"delete set {TABLE} {n[k]}"
-        for k in ("allow4", "allow6", "deny4", "deny6", "dns4", "peers")
+        for k in ("allow4", "allow6", "deny4", "deny6", "dns4", "allowpriv4", "peers")
     ]
     try:
         nft("\n".join(steps) + "\n")
