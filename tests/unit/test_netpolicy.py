@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from cove.runtime.local.net import dnsmsg
+from cove.runtime.local.net import alloc, dnsmsg, rules
 from cove.wire.errors import BadRequest
 from cove.wire.protocol.network import MAX_ENTRIES, NetworkPolicy, domain_allowed
 
@@ -96,3 +96,24 @@ def test_dns_answer_for_a_link_peer() -> None:
     assert answer[:2] == query[:2]  # the query's id
     assert dnsmsg.question(answer).name == "owner-web"
     assert dnsmsg.a_records(answer) == [("100.72.0.6", 5)]
+
+
+def test_only_allow_list_entries_inside_a_private_range_open_it() -> None:
+    listed = ["0.0.0.0/0", "10.0.0.0/8", "10.1.2.3/32", "172.16.0.0/11", "192.168.7.0/24",
+              "100.64.0.0/10", "198.18.0.0/15", "2001:db8::/32"]  # fmt: skip
+    assert rules.private_allowed(listed) == [
+        "10.0.0.0/8", "10.1.2.3/32", "192.168.7.0/24", "100.64.0.0/10"
+    ]  # fmt: skip
+
+
+def test_every_policy_refuses_private_ranges_after_its_deny_list_and_before_accepting() -> None:
+    slot = alloc.Slot(5)
+    for policy in (NetworkPolicy(), NetworkPolicy(network_allow_list=["0.0.0.0/0"]),
+                   NetworkPolicy(domain_allow_list=["*.test"])):  # fmt: skip
+        lines = rules._policy_script(slot, policy, flush_dns=False).splitlines()
+        rule_lines = [x for x in lines if x.startswith("add rule")]
+        private = next(i for i, x in enumerate(rule_lines) if "10.0.0.0/8" in x)
+        assert "goto refuse" in rule_lines[private]
+        assert "sb5_allowpriv4 accept" in rule_lines[private - 1]
+        assert "deny4" in rule_lines[private - 3]
+        assert all("accept" not in x or "allowpriv4" in x for x in rule_lines[:private])
