@@ -136,6 +136,8 @@ class NetworkManager:
         if slot.index in self._resolvers or not links.exists(slot):
             return
         try:
+            # The rules of this code (it may be newer than the one that attached the sandbox).
+            await asyncio.to_thread(rules.set_policy, slot, policy, flush_dns=False)
             await self._serve_dns(slot, policy)
         except OSError as exc:  # e.g. another control plane on this data dir serves it
             log.warning("sandbox %s: its DNS is not served here: %s", slot.netns, exc)
