@@ -377,6 +377,7 @@ def test_the_host_and_the_control_plane_are_unreachable_on_every_address(
 
 
 @pytest.mark.parametrize("policy", ["default", "allow-every-private-range", "allow-all-by-cidr"])
+@pytest.mark.timeout(300)  # three sandboxes, under load
 def test_other_sandboxes_of_the_same_key_and_of_another_key_are_unreachable(
     policy: str, daytona: Any, other_tenant: Any
 ) -> None:
@@ -425,6 +426,7 @@ def test_the_metadata_address_is_refused_though_it_answers(
         daytona.delete(sb)
 
 
+@pytest.mark.timeout(300)  # several sandboxes or a wait for flows to expire, under load
 def test_private_ranges_are_refused_unless_an_allow_list_entry_lies_inside_them(
     daytona: Any, decoys: Decoys, internet: FakeInternet
 ) -> None:
@@ -452,6 +454,7 @@ def test_private_ranges_are_refused_unless_an_allow_list_entry_lies_inside_them(
             daytona.delete(sb)
 
 
+@pytest.mark.timeout(300)  # several sandboxes or a wait for flows to expire, under load
 def test_dns_rebinding_of_an_allowed_name_never_opens_a_forbidden_address(
     daytona: Any, decoys: Decoys, internet: FakeInternet, host_listener: int
 ) -> None:
@@ -557,6 +560,7 @@ print(json.dumps({"udp_sent": sent, "dns_sent": len(socks)}))
 """
 
 
+@pytest.mark.timeout(300)  # several sandboxes or a wait for flows to expire, under load
 def test_a_connection_flood_fills_the_sandboxs_quota_not_the_hosts_table(
     daytona: Any, internet: FakeInternet, host_listener: int
 ) -> None:
