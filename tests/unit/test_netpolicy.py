@@ -117,3 +117,17 @@ def test_every_policy_refuses_private_ranges_after_its_deny_list_and_before_acce
         assert "sb5_allowpriv4 accept" in rule_lines[private - 1]
         assert "deny4" in rule_lines[private - 3]
         assert all("accept" not in x or "allowpriv4" in x for x in rule_lines[:private])
+
+
+def test_overlapping_entries_are_merged_for_nftables() -> None:
+    """nftables refuses overlapping intervals in one set ("conflicting intervals")."""
+    policy = NetworkPolicy(
+        network_allow_list=["10.0.0.0/8", "10.1.2.3/32", "198.18.0.0/16", "198.18.1.0/24",
+                            "2001:db8::/32", "2001:db8::1/128"],
+        network_deny_list=["192.168.0.0/16", "192.168.1.1/32"],
+    )  # fmt: skip
+    script = rules._policy_script(alloc.Slot(5), policy, flush_dns=False)
+    assert "sb5_allow4 { 10.0.0.0/8, 198.18.0.0/16 }" in script
+    assert "sb5_allow6 { 2001:db8::/32 }" in script
+    assert "sb5_allowpriv4 { 10.0.0.0/8 }" in script
+    assert "sb5_deny4 { 192.168.0.0/16 }" in script

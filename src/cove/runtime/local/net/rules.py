@@ -256,12 +256,12 @@ def _policy_script(slot: Slot, p: NetworkPolicy, *, flush_dns: bool) -> str:
         ("dns4",) if flush_dns else ()
     ):
         lines.append(f"flush set {TABLE} {n[key]}")
-    private = private_allowed(p.network_allow_list)
+    private = _collapsed(private_allowed(p.network_allow_list))
     if private:
         lines.append(f"add element {TABLE} {n['allowpriv4']} {{ {', '.join(private)} }}")
     for kind, listed in (("allow", p.network_allow_list), ("deny", p.network_deny_list)):
-        for family, cidrs in (("4", [c for c in listed if ":" not in c]),
-                              ("6", [c for c in listed if ":" in c])):  # fmt: skip
+        for family, cidrs in (("4", _collapsed([c for c in listed if ":" not in c])),
+                              ("6", _collapsed([c for c in listed if ":" in c]))):  # fmt: skip
             if cidrs:
                 key = kind + family
                 lines.append(f"add element {TABLE} {n[key]} {{ {', '.join(cidrs)} }}")
@@ -281,6 +281,13 @@ def _policy_script(slot: Slot, p: NetworkPolicy, *, flush_dns: bool) -> str:
         else:
             lines.append(f"add rule {chain} accept")
     return "\n".join(lines) + "\n"
+
+
+def _collapsed(cidrs: list[str]) -> list[str]:
+    """Overlapping entries merged: nftables refuses an interval set given
+    `10.0.0.0/8, 10.1.2.3/32` ("conflicting intervals")."""
+    nets = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+    return [str(x) for x in ipaddress.collapse_addresses(nets)]  # type: ignore[type-var]
 
 
 def private_allowed(allow_list: list[str]) -> list[str]:
