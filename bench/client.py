@@ -110,14 +110,17 @@ class RawConnection:
     generator then measured itself. This does the minimum per request.
     """
 
-    def __init__(self, port: int, key: str) -> None:
+    def __init__(self, port: int, key: str, unix: str | None = None) -> None:
         self.port = port
-        self.auth = f"Authorization: Bearer {key}\r\n"
+        self.unix = unix  # an agent's own socket instead of the server's port
+        self.auth = f"Authorization: Bearer {key}\r\n" if key else ""
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def post(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
-        if self.writer is None:
+        if self.writer is None and self.unix:
+            self.reader, self.writer = await asyncio.open_unix_connection(self.unix)
+        elif self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None
         data = json.dumps(body).encode()

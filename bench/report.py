@@ -51,7 +51,22 @@ def _verdict(row: Row) -> str:
     return {True: "**met**", False: "**missed**", None: "-"}[row.met]
 
 
+def _sections(rows: list[Row]) -> list[str]:
+    """The breakdown tables (rows with a `section`), one per section, in the order measured."""
+    out: list[str] = []
+    for name in dict.fromkeys(r.section for r in rows if r.section):
+        out += ["", f"## {name}", "", "| Step | Median / p95 / p99 | How measured |"]
+        out.append("|---|---|---|")
+        for r in rows:
+            if r.section == name:
+                cell = r.cove.cell() if r.cove else "-"
+                out.append(f"| {r.title} | {cell} | {r.note} |")
+    return out
+
+
 def markdown(rows: list[Row], argv: str, seconds: float, plots: list[str], conditions: str) -> str:
+    parts = [r for r in rows if r.section]
+    rows = [r for r in rows if not r.section]
     out = [
         "# Cove benchmarks",
         "",
@@ -78,6 +93,7 @@ def markdown(rows: list[Row], argv: str, seconds: float, plots: list[str], condi
     notes = [f"- **{i}. {r.title}**: {r.note}" for i, r in enumerate(rows, 1) if r.note and r.cove]
     if notes:
         out += ["", "Notes:", "", *notes]
+    out += _sections(parts)
     out += [
         "",
         "Reproduce a single area: `.venv/bin/python -m bench --only exec --out /tmp/bench` "
@@ -186,7 +202,11 @@ def _plots(rows: list[Row], where: Path) -> list[str]:
     latency = [
         r
         for r in rows
-        if r.samples and r.cove and r.cove.unit == "ms" and not r.key.startswith("burst")
+        if r.samples
+        and r.cove
+        and r.cove.unit == "ms"
+        and not r.key.startswith("burst")
+        and not r.section
     ]
     if latency:
         fig, ax = plt.subplots(figsize=(9, 0.9 * 2 * len(latency) + 1))

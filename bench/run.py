@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench import report
 from bench.cases import (
+    breakdown,
     cluster,
     dashboard,
     density,
@@ -60,7 +61,8 @@ def parse() -> argparse.Namespace:
 @contextlib.contextmanager
 def serving(data_dir: Path, pool: int) -> Iterator[Cove]:
     """A real `cove serve` on a fresh data dir, with a warm pool of `pool` sandboxes."""
-    env = {"COVE_WARM_POOL": str(pool)}
+    # COVE_PHASE_LOG: the server prints where each sandbox start spent its time.
+    env = {"COVE_WARM_POOL": str(pool), "COVE_PHASE_LOG": "1"}
     server = ServerProcess(data_dir, ["bench-key"], env=env).start(timeout=60)
     cove = Cove(server)
     try:
@@ -103,13 +105,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cove-bench-") as tmp:
         # Cold starts first, on a server without a warm pool.
         with serving(Path(tmp) / "cold", pool=0) as cold:
-            area(
-                "tti",
-                lambda: [
-                    lifecycle.sequential(cold, 8 if q else 20, pooled=False),
-                    lifecycle.burst(cold, 10 if q else 50, pooled=False)[0],
-                ],
-            )
+
+            def cold_tti() -> list[Row]:
+                since = len(cold.server.output)
+                seq = lifecycle.sequential(cold, 8 if q else 20, pooled=False)
+                parts = breakdown.cold(cold, seq, since)
+                parts += breakdown.agent_start(8 if q else 20)
+                return [seq, lifecycle.burst(cold, 10 if q else 100, pooled=False)[0], *parts]
+
+            area("tti", cold_tti)
             density.delete_many(cold, cold.list_ids())
 
             def on_ray() -> list[Row]:
@@ -128,13 +132,13 @@ def main() -> None:
             density.delete_many(cold, cold.list_ids())
         with serving(Path(tmp) / "main", pool=args.pool) as cove:
             warm = cove.create()
-            area(
-                "exec",
-                lambda: [
-                    execute.exec_rtt(cove, warm, 60 if q else 300),
-                    execute.code_run(cove, warm, 20 if q else 100),
-                ],
-            )
+
+            def exec_area() -> list[Row]:
+                rtt = execute.exec_rtt(cove, warm, 60 if q else 300)
+                parts = breakdown.exec_path(cove, warm, rtt, 60 if q else 300)
+                return [rtt, execute.code_run(cove, warm, 20 if q else 100), *parts]
+
+            area("exec", exec_area)
             area(
                 "interp",
                 lambda: interpreter.measure(

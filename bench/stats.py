@@ -66,6 +66,8 @@ class Row:
     target: str = ""
     met: bool | None = None
     note: str = ""
+    # A breakdown table of its own instead of the main table (see report.markdown).
+    section: str = ""
     # Raw samples for the plots (not printed).
     samples: list[float] = field(default_factory=list, repr=False)
     baseline_samples: list[float] = field(default_factory=list, repr=False)

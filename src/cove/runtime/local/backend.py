@@ -43,6 +43,7 @@ from cove.runtime.local import (
 from cove.runtime.local.net import NetworkManager
 from cove.runtime.local.net import available as network_available
 from cove.runtime.local.net.resolver import parse_upstream
+from cove.runtime.local.phases import Phases
 from cove.runtime.local.procs import (
     exit_description,
     kill_all,
@@ -272,6 +273,7 @@ class LocalBackend(RuntimeBackend):
         if self.is_running(handle):
             return
         bwrap.require()
+        phases = Phases("start")
         base = self._dir(handle.sandbox_id)
         ctl = base / "control"
         try:
@@ -283,12 +285,14 @@ class LocalBackend(RuntimeBackend):
         socketpin.unpin(self._own_fs_dir(handle))
         try:
             image = await asyncio.to_thread(self._mount_image, handle)
+            phases.mark("config+image")
         except OSError as exc:
             raise SandboxError(f"sandbox {handle.sandbox_id}: {exc}") from None
         cg = None
         if self.cgroup_version:
             cg = await asyncio.to_thread(self._fresh_cgroups, handle, spec)
             handle.state["cgroups"] = cg.dirs
+            phases.mark("cgroups")
         launch = bwrap.Launch(
             uid=int(handle.state["uid"]),
             home=str(base / "home"),
@@ -308,6 +312,7 @@ class LocalBackend(RuntimeBackend):
             launch.netns = self.net.netns_path(net)
             launch.resolv_conf = self.net.resolv_conf(net)
             await self._join_link(handle, spec)
+            phases.mark("network")
         log_fd = control.open_log(ctl)
         try:
             spawned = await bwrap.spawn_agent(launch, log_fd)
@@ -316,6 +321,7 @@ class LocalBackend(RuntimeBackend):
             raise
         finally:
             os.close(log_fd)
+        phases.mark("spawn")
         popen = spawned.popen
         self._live[handle.sandbox_id] = _Live(popen)
         try:
@@ -335,8 +341,10 @@ class LocalBackend(RuntimeBackend):
             raise SandboxError(
                 f"sandbox agent failed to start (exit status {code}): {control.log_tail(ctl)}"
             )
+        phases.mark("agent ready")
         pid = json.loads(info)["child-pid"]
         handle.state.update({"pid": pid, "pidStart": pid_start_time(pid)})
+        phases.emit()
 
     def _mount_disk(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
         """The sandbox's disk mounted (after a host restart) and grown to the spec (blocking)."""
