@@ -19,6 +19,7 @@ from bench.cases import (
     cluster,
     dashboard,
     density,
+    evaluation,
     execute,
     files,
     images,
@@ -27,6 +28,7 @@ from bench.cases import (
     mcp,
     network,
     preview,
+    sdks,
     streaming,
 )
 from bench.client import Cove
@@ -53,7 +55,7 @@ def parse() -> argparse.Namespace:
         "--only",
         default="",
         help="areas, comma-separated: "
-        "exec,interp,stream,files,preview,mcp,tti,density,network,dashboard,cluster,images",
+        "exec,interp,stream,files,preview,eval,mcp,tti,density,network,dashboard,cluster,images",
     )
     return p.parse_args()
 
@@ -136,7 +138,8 @@ def main() -> None:
             def exec_area() -> list[Row]:
                 rtt = execute.exec_rtt(cove, warm, 60 if q else 300)
                 parts = breakdown.exec_path(cove, warm, rtt, 60 if q else 300)
-                return [rtt, execute.code_run(cove, warm, 20 if q else 100), *parts]
+                sdk = sdks.measure(cove, warm, 30 if q else 200)
+                return [rtt, execute.code_run(cove, warm, 20 if q else 100), *sdk, *parts]
 
             area("exec", exec_area)
             area(
@@ -158,6 +161,13 @@ def main() -> None:
                 lambda: preview.measure_in_own_sandbox(
                     cove, 100 if q else 500, (32 if q else 256) * (1 << 20), 1 if q else 3
                 ),
+            )
+            area(
+                "eval",
+                lambda: [
+                    *evaluation.measure(cove, 5 if q else 20, 1 if q else 3),
+                    *evaluation.measure(cove, 10 if q else 100, 1),
+                ],
             )
             area("mcp", lambda: mcp.measure(cove, warm, 20 if q else 100))
             area("tti", lambda: [lifecycle.sequential(cove, 8 if q else 30, pooled=True)])
