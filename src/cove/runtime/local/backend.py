@@ -305,18 +305,24 @@ class LocalBackend(RuntimeBackend):
             cgroups=cg,
             image=image,
         )
+        connecting: asyncio.Future[None] | None = None
         if self.net is not None:
             await self._detach_network(handle)  # a run that died without a stop left it
-            net = await self.net.attach(handle.sandbox_id, spec.network)
+            net = await self.net.open(handle.sandbox_id)
             handle.state["net"] = net
             launch.netns = self.net.netns_path(net)
             launch.resolv_conf = self.net.resolv_conf(net)
-            await self._join_link(handle, spec)
-            phases.mark("network")
+            # Pair, rules and resolver are made while the agent starts up (it
+            # needs none of them to start, and until they are in place its
+            # namespace reaches nothing); both are done before this returns,
+            # so before any code but the agent's runs in the sandbox.
+            connecting = asyncio.ensure_future(self._connect_network(handle, spec))
+            phases.mark("network open")
         log_fd = control.open_log(ctl)
         try:
             spawned = await bwrap.spawn_agent(launch, log_fd)
         except BaseException:
+            await _settle(connecting)
             await self._detach_network(handle)
             raise
         finally:
@@ -331,17 +337,29 @@ class LocalBackend(RuntimeBackend):
                 ),
                 START_TIMEOUT,
             )
+            phases.mark("agent ready")
+            if connecting is not None:
+                await connecting
+                phases.mark("network connect (rest)")
         except TimeoutError:
             popen.kill()
+            await _settle(connecting)
             raise SandboxError(
                 f"sandbox agent did not become ready in {START_TIMEOUT:g}s; {control.log_tail(ctl)}"
             ) from None
+        except BaseException:
+            # E.g. the network could not be made: as when that failed before the
+            # agent started, nothing of this run is left (its stop finds no net).
+            popen.kill()
+            await _settle(connecting)
+            await asyncio.to_thread(popen.wait)
+            await self._detach_network(handle)
+            raise
         if not ready.startswith(b"ready"):
             code = await asyncio.to_thread(popen.wait)
             raise SandboxError(
                 f"sandbox agent failed to start (exit status {code}): {control.log_tail(ctl)}"
             )
-        phases.mark("agent ready")
         pid = json.loads(info)["child-pid"]
         handle.state.update({"pid": pid, "pidStart": pid_start_time(pid)})
         phases.emit()
@@ -485,6 +503,11 @@ class LocalBackend(RuntimeBackend):
             await self.net.resume(net, spec.network)
             await self._join_link(handle, spec)
 
+    async def _connect_network(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
+        assert self.net is not None
+        await self.net.connect(handle.state["net"], spec.network)
+        await self._join_link(handle, spec)
+
     async def _join_link(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
         """Into its link group (owner and followers), reachable by name and id there."""
         net = handle.state.get("net")
@@ -600,6 +623,14 @@ class LocalBackend(RuntimeBackend):
                     log.warning("leftover %s stays: %s", entry, exc)
                 removed.add(entry.name)
         return sorted(removed)
+
+
+async def _settle(task: asyncio.Future[None] | None) -> None:
+    """Wait out a task whose result no longer matters (a start that failed anyway)."""
+    if task is not None:
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved: the start's own error is the one reported
 
 
 def _move_tree(src: Path, dest: Path) -> None:

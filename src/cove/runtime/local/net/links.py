@@ -31,8 +31,22 @@ def netns_path(slot: Slot) -> str:
 
 def create(slot: Slot) -> None:
     """Namespace, veth pair and addresses for `slot` (blocking: run in a thread)."""
+    create_namespace(slot)
+    create_pair(slot)
+
+
+def create_namespace(slot: Slot) -> None:
+    """The namespace alone: no interface in it but a down `lo` (blocking)."""
     remove(slot)  # a leftover of the same index (e.g. a crash mid-create) goes first
     _ip("netns", "add", slot.netns)
+
+
+def create_pair(slot: Slot) -> None:
+    """The veth pair and addresses of `slot`'s existing namespace (blocking).
+
+    The namespace may already hold a running sandbox: it sees its `eth0`
+    appear, which is what a cable plugged in later looks like.
+    """
     try:
         _ip("-batch", "-", stdin=(
             f"link add {slot.host_if} type veth peer name eth0 netns {slot.netns}\n"

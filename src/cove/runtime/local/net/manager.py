@@ -1,9 +1,11 @@
 """Each sandbox's network over its lifetime: attach at start, policy, detach.
 
-A sandbox's network lives while its agent runs: `attach` before bwrap
-starts (the agent is launched inside the namespace), `detach` once it has
-stopped. A pooled sandbox is attached with the default policy and gets its
-own at adoption, before anyone can run code in it. After a control-plane
+A sandbox's network lives while its agent runs: `open` (the namespace)
+before bwrap starts, as the agent is launched inside it, and `connect`
+(pair, rules, resolver) while the agent starts up, awaited before the
+sandbox is given to anyone; `detach` once it has stopped. A pooled
+sandbox is attached with the default policy and gets its own at
+adoption, before anyone can run code in it. After a control-plane
 restart, `resume` serves DNS again for sandboxes that kept running, and
 `cleanup` removes the namespaces, rules and claims of sandboxes this
 control plane no longer knows (e.g. after a SIGKILL).
@@ -62,16 +64,35 @@ class NetworkManager:
         self._groups: dict[str, dict[int, _Member]] = {}  # link group -> slot index -> member
         self._group_of: dict[int, str] = {}
         self._background: set[asyncio.Future[Any]] = set()
+        self._connecting: dict[int, asyncio.Future[None]] = {}  # slot index -> connect running
 
     async def attach(self, sandbox_id: str, policy: NetworkPolicy) -> dict[str, Any]:
         """Namespace, pair, rules and resolver for a sandbox about to start; its state.
 
-        Shielded: a caller cancelled midway (a client that hung up, a pool
-        closing) must not leave a half-made network, or a resolver socket
-        bound to an address whose claim is gone. The attach finishes and is
-        then undone in the background.
+        `open` then `connect`; a start that launches its agent between the
+        two (`LocalBackend._start`) hides the second behind the agent's own
+        start-up.
         """
-        task = asyncio.ensure_future(self._attach(sandbox_id, policy))
+        net = await self.open(sandbox_id)
+        try:
+            await self.connect(net, policy)
+        except BaseException:
+            await self.detach(net)
+            raise
+        return net
+
+    async def open(self, sandbox_id: str) -> dict[str, Any]:
+        """A claimed slot and its namespace, still empty; its state.
+
+        What runs in the namespace before `connect` has finished sees a down
+        `lo` and no other interface: it reaches nothing, and never the
+        host's network.
+
+        Shielded: a caller cancelled midway (a client that hung up, a pool
+        closing) must not leave a half-made network. The open finishes and
+        is then undone in the background.
+        """
+        task = asyncio.ensure_future(self._open(sandbox_id))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -83,25 +104,24 @@ class NetworkManager:
 
     def _undo(self, task: asyncio.Future[dict[str, Any]]) -> None:
         if task.cancelled() or task.exception() is not None:
-            return  # `_attach` removed what it had made
+            return  # `_open` removed what it had made
         undo = asyncio.ensure_future(self.detach(task.result()))
         self._background.add(undo)
         undo.add_done_callback(self._background.discard)
 
-    async def _attach(self, sandbox_id: str, policy: NetworkPolicy) -> dict[str, Any]:
+    async def _open(self, sandbox_id: str) -> dict[str, Any]:
         for attempt in range(3):
             # Claim first: another control plane drops the shared table only when
             # no claim exists, so after ours the table is made if missing and stays.
             slot = alloc.claim(self.instance, sandbox_id)
             try:
-                await asyncio.to_thread(rules.ensure_table)
-                await asyncio.to_thread(links.create, slot)
-                await asyncio.to_thread(rules.add_sandbox, slot, policy)
-                await self._serve_dns(slot, policy)
+                # A gateway port still held (e.g. by a control plane that ran
+                # this address before and has not let go): try another address
+                # now, before anything is started in this slot's namespace.
+                await asyncio.to_thread(resolver.check_port_free, slot.gateway)
+                await asyncio.to_thread(links.create_namespace, slot)
             except OSError as exc:
                 await self._teardown(slot)
-                # A gateway port still held (e.g. by a control plane that ran
-                # this address before and has not let go): try another address.
                 if exc.errno != errno.EADDRINUSE or attempt == 2:
                     raise
                 log.warning("%s: DNS port of %s in use; taking another", sandbox_id, slot.gateway)
@@ -111,6 +131,34 @@ class NetworkManager:
             else:
                 return {"index": slot.index}
         raise AssertionError("unreachable")
+
+    async def connect(self, net: dict[str, Any], policy: NetworkPolicy) -> None:
+        """Pair, addresses, rules and resolver of an opened slot.
+
+        Finishes even if the caller is cancelled, and `detach` of the slot
+        waits for it first, so nothing it makes outlives the teardown. On a
+        failure the caller detaches (which removes whatever was made).
+        """
+        slot = alloc.Slot(int(net["index"]))
+        task = asyncio.ensure_future(self._connect(slot, policy))
+        self._connecting[slot.index] = task
+        self._background.add(task)
+
+        def done(t: asyncio.Future[None]) -> None:
+            self._background.discard(t)
+            if self._connecting.get(slot.index) is t:
+                del self._connecting[slot.index]
+            if not t.cancelled():
+                t.exception()  # the caller's to report; retrieved if it was cancelled
+
+        task.add_done_callback(done)
+        await asyncio.shield(task)
+
+    async def _connect(self, slot: alloc.Slot, policy: NetworkPolicy) -> None:
+        await asyncio.to_thread(rules.ensure_table)
+        await asyncio.to_thread(links.create_pair, slot)
+        await asyncio.to_thread(rules.add_sandbox, slot, policy)
+        await self._serve_dns(slot, policy)
 
     async def _serve_dns(self, slot: alloc.Slot, policy: NetworkPolicy) -> None:
         def allow(addresses: list[str], ttl: int) -> None:
@@ -182,6 +230,9 @@ class NetworkManager:
                 }
 
     async def _teardown(self, slot: alloc.Slot) -> None:
+        pending = self._connecting.get(slot.index)
+        if pending is not None:  # a connect still making things: they go too, after it
+            await asyncio.wait([pending])
         await self.leave(slot)
         r = self._resolvers.pop(slot.index, None)
         if r is not None:

@@ -189,6 +189,24 @@ class SandboxResolver(asyncio.DatagramProtocol):
             task.cancel()
 
 
+IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)  # Linux; not in every Python's socket
+
+
+def check_port_free(gateway: str) -> None:
+    """Raise EADDRINUSE now if `serve` could not bind port 53 on `gateway` later.
+
+    The address is not on any interface yet (the pair comes after the
+    namespace), so the probe binds with IP_FREEBIND. What holds such a port
+    is a stale process of an earlier run, so a free port stays free.
+    """
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+            if kind == socket.SOCK_STREAM:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((gateway, 53))
+
+
 async def serve(
     gateway: str, client: str, upstream: tuple[str, int], policy: NetworkPolicy,
     allow: Callable[[list[str], int], None],
