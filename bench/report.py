@@ -97,10 +97,13 @@ def markdown(rows: list[Row], argv: str, seconds: float, plots: list[str], condi
     out += [
         "",
         "Reproduce a single area: `.venv/bin/python -m bench --only exec --out /tmp/bench` "
-        "(areas: `tti`, `exec`, `interp`, `stream`, `files`, `preview`, `density`, "
+        "(areas: `tti`, `exec`, `interp`, `stream`, `files`, `preview`, `eval`, `density`, "
         "`network`, `cluster`); "
         "`--pool N` sets the main server's warm pool; without `--out`, this file and "
-        "README's figures are replaced.",
+        "README's figures are replaced. `COVE_BENCH_IDLE=1000` makes the density area "
+        "create 1,000 idle sandboxes instead of 200 (opt-in: minutes, and gigabytes of "
+        "memory). The control plane prints the phase records of the cold-start breakdown "
+        "when `COVE_PHASE_LOG=1` (the bench sets it for its servers).",
     ]
     if plots:
         out += ["", "## Plots", ""] + [f"![{p}](plots/{p})" for p in plots]
