@@ -67,3 +67,17 @@ def test_readme_figures_are_this_runs_medians_only(tmp_path: Path) -> None:
 def test_the_repository_readme_has_the_block_make_bench_fills() -> None:
     text = report.README.read_text()
     assert text.count(report.README_BEGIN) == 1 and text.count(report.README_END) == 1
+
+
+def test_breakdown_rows_get_a_table_of_their_own_after_the_main_one() -> None:
+    step = Row(
+        "bd_cold_spawn",
+        "spawn",
+        Summary.of([3.0, 4.0, 5.0], "ms"),
+        note="phase record",
+        section="Where the time goes: cold start",
+    )
+    text = report.markdown([*_rows(), step], "python -m bench", 1.0, [], "quiet")
+    main, _, rest = text.partition("## Where the time goes: cold start")
+    assert "spawn" not in main.split("Notes:")[0]  # not a numbered row of the main table
+    assert "| spawn | 4.00 / 4.90 / 4.98 ms (n=3) | phase record |" in rest
