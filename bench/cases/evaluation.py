@@ -12,6 +12,7 @@ pool) and the official SDK's `AsyncDaytona`, as a harness would use it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import tempfile
 import time
 import uuid
@@ -43,6 +44,7 @@ PROJECT: dict[str, str] = {
     ),
 }
 COMMAND = "cd proj && python3 -m unittest 2>&1"
+STEPS = ("create", "upload", "test run", "delete")
 
 
 def _passed(exit_code: int, output: str) -> bool:
@@ -63,25 +65,31 @@ def _multipart() -> tuple[bytes, str]:
     return ("".join(parts) + f"--{boundary}--\r\n").encode(), boundary
 
 
-async def _task_httpx(client: Any, body: bytes, boundary: str) -> float:
-    t0 = time.perf_counter()
+async def _task_httpx(client: Any, body: bytes, boundary: str) -> dict[str, float]:
+    """One task; its milliseconds per step (create, upload, test, delete) and in all."""
+    marks = [time.perf_counter()]
     sid = await acreate(client)
+    marks.append(time.perf_counter())
     headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
     _check(
         await client.post(f"/toolbox/{sid}/files/bulk-upload", content=body, headers=headers),
         "upload",
     )
+    marks.append(time.perf_counter())
     r = _check(
         await client.post(f"/toolbox/{sid}/process/execute", json={"command": COMMAND}), "exec"
     )
+    marks.append(time.perf_counter())
     out = r.json()
     _check(await client.delete(f"/api/sandbox/{sid}"), "delete")
+    marks.append(time.perf_counter())
     if not _passed(out.get("exitCode", -1), out.get("result", "")):
         raise RuntimeError(f"task failed: {out!r}")
-    return (time.perf_counter() - t0) * 1000
+    steps = dict(zip(STEPS, (b - a for a, b in itertools.pairwise(marks)), strict=True))
+    return {k: v * 1000 for k, v in {**steps, "task": marks[-1] - marks[0]}.items()}
 
 
-async def _task_sdk(daytona: Any) -> float:
+async def _task_sdk(daytona: Any) -> dict[str, float]:
     from daytona import FileUpload
 
     t0 = time.perf_counter()
@@ -91,13 +99,13 @@ async def _task_sdk(daytona: Any) -> float:
     await sandbox.delete()
     if not _passed(res.exit_code, res.result):
         raise RuntimeError(f"task failed: {res!r}")
-    return (time.perf_counter() - t0) * 1000
+    return {"task": (time.perf_counter() - t0) * 1000}
 
 
-def run_httpx(cove: Cove, n: int) -> tuple[float, list[float]]:
+def run_httpx(cove: Cove, n: int) -> tuple[float, list[dict[str, float]]]:
     body, boundary = _multipart()
 
-    async def go() -> tuple[float, list[float]]:
+    async def go() -> tuple[float, list[dict[str, float]]]:
         async with cove.aclient(n) as client:
             t0 = time.perf_counter()
             each = await asyncio.gather(*(_task_httpx(client, body, boundary) for _ in range(n)))
@@ -106,10 +114,10 @@ def run_httpx(cove: Cove, n: int) -> tuple[float, list[float]]:
     return asyncio.run(go())
 
 
-def run_sdk(cove: Cove, n: int) -> tuple[float, list[float]]:
+def run_sdk(cove: Cove, n: int) -> tuple[float, list[dict[str, float]]]:
     from daytona import AsyncDaytona, DaytonaConfig
 
-    async def go() -> tuple[float, list[float]]:
+    async def go() -> tuple[float, list[dict[str, float]]]:
         config = DaytonaConfig(api_key=cove.server.key, api_url=cove.server.api_url)
         async with AsyncDaytona(config) as daytona:
             t0 = time.perf_counter()
@@ -155,11 +163,19 @@ def measure(cove: Cove, n: int, runs: int, sdk: bool = True) -> list[Row]:
     if sdk:
         clients.append(("official SDK", run_sdk))
     for name, fn in clients:
-        walls, each = [], []
+        walls: list[float] = []
+        each: list[dict[str, float]] = []
         for _ in range(runs):
             wall, per = fn(cove, n)
             walls.append(wall)
             each += per
+        tasks = Summary.of([t["task"] for t in each], "ms").cell()
+        # Where a task's time went (the measured cause of a miss): each step's median.
+        steps = ", ".join(
+            f"{k} {Summary.of([t[k] for t in each], 'ms').median:.0f}"
+            for k in STEPS
+            if k in each[0]
+        )
         row = Row(
             f"eval{n}_{name.split()[-1].lower()}",
             f"Evaluation harness: {n} tasks at once, each in its own sandbox "
@@ -168,7 +184,8 @@ def measure(cove: Cove, n: int, runs: int, sdk: bool = True) -> list[Row]:
             Summary.of(host, "ms"),
             f"the same {n} `python3 -m unittest` runs as bare host processes at once",
             f"<= {RATIO_TARGET:g}x the host's",
-            note=f"per task within the batch: {Summary.of(each, 'ms').cell()}",
+            note=f"per task within the batch: {tasks}"
+            + (f"; median ms per step: {steps}" if steps else ""),
             samples=walls,
             baseline_samples=host,
         )
