@@ -112,6 +112,7 @@ def main() -> None:
                 since = len(cold.server.output)
                 seq = lifecycle.sequential(cold, 8 if q else 20, pooled=False)
                 parts = breakdown.cold(cold, seq, since)
+                seq.note = "; ".join(filter(None, [seq.note, breakdown.largest(parts)]))
                 parts += breakdown.agent_start(8 if q else 20)
                 n = 10 if q else 100
                 try:  # a burst that fails (e.g. a start timed out) keeps the rows above
@@ -149,6 +150,7 @@ def main() -> None:
             def exec_area() -> list[Row]:
                 rtt = execute.exec_rtt(cove, warm, 60 if q else 300)
                 parts = breakdown.exec_path(cove, warm, rtt, 60 if q else 300)
+                rtt.note = "; ".join(filter(None, [rtt.note, breakdown.largest(parts[1:])]))
                 sdk = sdks.measure(cove, warm, 30 if q else 200)
                 return [rtt, execute.code_run(cove, warm, 20 if q else 100), *sdk, *parts]
 

@@ -65,6 +65,16 @@ def cold(cove: Cove, tti: Row, output_from: int) -> list[Row]:
     return rows
 
 
+def largest(parts: list[Row]) -> str:
+    """The step with the largest median, for a row's note: the measured cause of a miss."""
+    measured = [r for r in parts if r.cove is not None]
+    if not measured:
+        return ""
+    top = max(measured, key=lambda r: r.cove.median if r.cove else 0.0)
+    assert top.cove is not None
+    return f"largest step: {top.title} ({top.cove.median:.1f} ms median, see the breakdown)"
+
+
 def _agent_socket(cove: Cove, sid: str) -> str | None:
     # The local backend's layout: <root>/<instance: hash of the data dir>/<id>/agent.sock.
     instance = hashlib.sha256(str(cove.server.data_dir.resolve()).encode()).hexdigest()[:12]
