@@ -22,6 +22,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from bench import baselines
@@ -41,7 +42,14 @@ def _row(section: str, key: str, title: str, samples: list[float], how: str) -> 
 
 def cold(cove: Cove, tti: Row, output_from: int) -> list[Row]:
     """Rows from the phase records the server printed since `output_from`."""
-    records = parse(cove.server.output[output_from:], "start")
+    # Printed before each create answered, but read from the server's pipe by
+    # a thread of its own: wait (with a deadline) until every one has arrived.
+    deadline = time.monotonic() + 10
+    while True:
+        records = parse(cove.server.output[output_from:], "start")
+        if len(records) >= len(tti.samples) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     # The row dropped its first create (the server's warm-up): drop its record too.
     records = records[-len(tti.samples) :] if tti.samples else []
     if not records:
