@@ -59,8 +59,9 @@ from cove.wire.protocol.network import NetworkPolicy
 
 log = logging.getLogger("cove.runtime")
 
-START_TIMEOUT = 60.0  # a hung agent only: one that dies closes its fds at once.
-# Generous because a burst of creates on a loaded 2-core host took agents past 15 s.
+# Bounds a hung agent only (one that dies closes its fds and is seen at once); generous
+# because a burst of creates on a loaded 2-core host took agents past 15 s.
+START_TIMEOUT = 60.0
 
 
 def default_sandbox_root(data_dir: Path) -> Path:
