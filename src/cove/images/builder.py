@@ -243,7 +243,7 @@ class Builder:
             key = content_key(
                 "RUN", state.key(), json.dumps(argv), json.dumps(env, sort_keys=True), cwd
             )
-            await self._layer(state, key, Step([], argv, env, cwd), ins, log)
+            await self._layer(state, key, Step([], argv, env, cwd, network=True), ins, log)
         elif kind in ("COPY", "ADD"):
             await self._copy(ins, args, state, stages, context, ctx, log)
 

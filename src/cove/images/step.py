@@ -29,6 +29,9 @@ class Step:
     memory_bytes: int = 4 << 30
     pids: int = 4096
     timeout: float = 3600.0
+    # RUN steps reach the network (apt-get, pip) as any sandbox with the default
+    # policy would; COPY steps never need it.
+    network: bool = False
 
 
 @runtime_checkable

@@ -185,7 +185,8 @@ class LocalBackend(RuntimeBackend):
                 raise SandboxError(f"sandbox {spec.id}: making its disk failed: {exc}") from None
             state["disk"] = spec.disk_bytes
         if spec.image:
-            state["image"] = spec.image
+            if self._own_root(spec.image):
+                state["image"] = spec.image
             await asyncio.to_thread(self._seed_workspace, spec.image, spec.id, uid)
         return RuntimeHandle(spec.id, self.name, state)
 
@@ -220,7 +221,7 @@ class LocalBackend(RuntimeBackend):
 
     def _agent_config(self, spec: SandboxSpec) -> AgentConfig:
         python: str | None = fs.AGENT_PYTHON
-        if spec.image:  # user code runs on the image's own python3, if it has one
+        if spec.image and self._own_root(spec.image):  # the image's own python3, if any
             python = imagefs.find_python(self.images.lower_dirs(spec.image))
         return AgentConfig(
             sandbox_id=spec.id,
@@ -534,10 +535,22 @@ class LocalBackend(RuntimeBackend):
         )
         name = f"build-{os.urandom(6).hex()}"
         self._building.add(name)
+        net = None
         try:
-            upper = await buildstep.run(host, step, name, out)
+            step_net = None
+            if step.network and self.net is not None:
+                # The default policy, as a sandbox that asks for nothing has.
+                net = await self.net.attach(name, NetworkPolicy())
+                step_net = buildstep.StepNet(
+                    self.net.netns_path(net), self.net.resolv_conf(net), buildstep.host_proxy_env()
+                )
+            elif step.network:
+                out(f"(no network for this step: {self._network_note})")
+            upper = await buildstep.run(host, step, name, out, step_net)
             await asyncio.to_thread(_move_tree, upper, dest)
         finally:
+            if net is not None and self.net is not None:
+                await self.net.detach(net)
             await asyncio.to_thread(buildstep.discard, host, name)
             self._building.discard(name)
 
@@ -552,6 +565,10 @@ class LocalBackend(RuntimeBackend):
         home.mkdir(parents=True, exist_ok=True)
         subprocess.run(["cp", "-a", "--", f"{base / 'home'}/.", str(home)], check=True)
         subprocess.run(["chown", "-hR", f"{IMAGE_UID}:{IMAGE_UID}", str(dest)], check=True)
+
+    def _own_root(self, image_id: str) -> bool:
+        """Whether sandboxes of the image run on it (else: on the default root, see Image)."""
+        return not self.images.get(image_id).host_root
 
     def _seed_workspace(self, image_id: str, sid: str, uid: int) -> None:
         """An image's /home/user (e.g. a snapshot's workspace) copied into a new workspace."""

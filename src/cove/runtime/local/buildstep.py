@@ -3,9 +3,14 @@
 The step runs under bubblewrap with the same namespaces, seccomp filter and
 cgroup limits as a sandbox, on an overlay of the image so far with a fresh
 upper directory; that upper directory, once the step exits 0, is the new
-layer. Inside, the step is root of its user namespace, which maps to the
-host's `IMAGE_UID` (the owner of image files) and nothing else: it may
-change any file of the image and no file of the host.
+layer. A RUN step has the egress of a sandbox with the default policy (a
+namespace, rules and policy resolver of its own from the backend's
+`NetworkManager`), so apt-get and pip reach the registries the host reaches;
+the host's proxy variables, if the control plane has any, are passed on
+without becoming part of the layer's key. Inside, the step is root of its
+user namespace, which maps to the host's `IMAGE_UID` (the owner of image
+files) and nothing else: it may change any file of the image and no file of
+the host.
 """
 
 from __future__ import annotations
@@ -41,7 +46,26 @@ class StepHost:
     cgroup_parent: str
 
 
-async def run(host: StepHost, step: Step, name: str, out: Callable[[str], None]) -> Path:
+@dataclass
+class StepNet:
+    """The network a RUN step runs in (see bwrap.Launch.netns), and what it inherits."""
+
+    netns: str
+    resolv_conf: bytes
+    env: dict[str, str]  # the host's proxy settings
+
+
+# What the host's own apt (through apt's http_proxy support) and pip honour.
+PROXY_VARS = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
+
+
+def host_proxy_env(environ: dict[str, str] | os._Environ[str] = os.environ) -> dict[str, str]:
+    return {k: environ[k] for k in PROXY_VARS if environ.get(k)}
+
+
+async def run(
+    host: StepHost, step: Step, name: str, out: Callable[[str], None], net: StepNet | None = None
+) -> Path:
     """Run `step`; return its upper directory (the caller moves it away, then calls `discard`).
 
     SandboxError with the exit status if the step fails.
@@ -83,6 +107,7 @@ async def run(host: StepHost, step: Step, name: str, out: Callable[[str], None])
                 IMAGE_UID, host.cgroup_version,
             )  # fmt: skip
         passwd, group = imagefs.account_files(step.lower)
+        base_env = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8"}
         script = 'mkdir -p "$1" && cd "$1" && shift && exec "$@"'
         launch = bwrap.Launch(
             uid=IMAGE_UID,
@@ -95,9 +120,11 @@ async def run(host: StepHost, step: Step, name: str, out: Callable[[str], None])
             cgroups=cg,
             image=imagefs.ImageRoot(str(rootfs), passwd, group),
             command=["/bin/sh", "-c", script, "sh", step.cwd, *step.argv],
-            env={"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", **step.env},
+            env={**base_env, **(net.env if net else {}), **step.env},
             inside_uid=0,
             ro_binds=binds,
+            netns=net.netns if net else None,
+            resolv_conf=net.resolv_conf if net else None,
         )
         code = await _spawn_and_stream(launch, out, step.timeout, cg)
     finally:

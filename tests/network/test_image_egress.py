@@ -1,0 +1,70 @@
+"""Image builds reach package indexes: RUN steps have a sandbox's egress.
+
+The official SDK's `Image.base(...).pip_install(..., index_url=...)` builds
+against the test internet's package index (by name, through the build
+sandbox's own policy resolver); the package lands in the image's system
+site-packages and every new sandbox of the image has it. The build
+sandbox's network is gone once the build ends.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.network.internet import FakeInternet
+from tests.network.test_teardown import remains
+
+HOST = "pkgs.internet.test"
+
+# The first build of a session may build the Debian base.
+pytestmark = pytest.mark.timeout(900)
+
+
+def _index_of_gateway(gateway: str) -> int:
+    return (int(ipaddress.ip_address(gateway)) - int(ipaddress.ip_address("100.72.0.0"))) // 4
+
+
+def test_pip_install_in_a_build_reaches_the_index(netdaytona: Any, internet: FakeInternet) -> None:
+    from daytona import CreateSandboxFromImageParams, Image
+
+    internet.set_zone({HOST: [internet.addresses[2]]})
+    internet.add_wheel("covebuildpkg", "2.0.1", "GREETING = 'built into the image'\n")
+    image = (
+        Image.base("python:3.11-slim")
+        .pip_install(
+            ["covebuildpkg"],
+            index_url=f"http://{HOST}/simple",
+            extra_options=f"--trusted-host {HOST}",
+        )
+        .run_commands("grep nameserver /etc/resolv.conf > /opt/build-nameserver")
+    )
+    logs: list[str] = []
+    sb = netdaytona.create(
+        CreateSandboxFromImageParams(image=image), timeout=900, on_snapshot_create_logs=logs.append
+    )
+    try:
+        text = "\n".join(logs)
+        assert "Successfully installed covebuildpkg-2.0.1" in text, text[-3000:]
+        r = sb.process.exec(
+            "python3 -c 'import covebuildpkg as m; print(m.GREETING); print(m.__file__)'"
+        )
+        assert r.exit_code == 0, r.result
+        greeting, path = r.result.strip().splitlines()
+        assert greeting == "built into the image"
+        assert path.startswith("/usr/local/lib/python3.11/"), path  # system-wide, not ~/.local
+        # The build's resolv.conf was bound over the image's, never written into a layer.
+        build_ns = sb.fs.download_file("/opt/build-nameserver").decode().split()[1]
+        own_ns = sb.process.exec("grep nameserver /etc/resolv.conf").result.split()[1]
+        assert build_ns != own_ns
+        index = _index_of_gateway(build_ns)
+        claim = Path(f"/run/cove/net/{index}")
+        taken = claim.exists() and not json.loads(claim.read_text())["sandbox"].startswith("build-")
+        if not taken:  # (else a later sandbox took the released address)
+            assert remains(index) == []
+    finally:
+        netdaytona.delete(sb)
