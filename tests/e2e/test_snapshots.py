@@ -99,3 +99,30 @@ def test_a_failing_snapshot_build_and_a_deleted_snapshot(daytona: Any) -> None:
     with pytest.raises(DaytonaError) as err:
         daytona.create(CreateSandboxFromSnapshotParams(snapshot="snap-bad"))
     assert "'snap-bad' does not exist" in str(err.value)
+
+
+def test_create_snapshot_of_a_sandbox_on_the_default_root(daytona: Any) -> None:
+    """Its writable state is its workspace: the snapshot carries that, on the default root."""
+    from daytona import CreateSandboxFromSnapshotParams
+
+    first = daytona.create()
+    try:
+        first.process.exec("mkdir -p ~/proj && echo from-default-root > ~/proj/notes.txt")
+        first.create_snapshot("snap-default-root")
+    finally:
+        daytona.delete(first)
+    captured = daytona.snapshot.get("snap-default-root")
+    assert captured.state == "active" and captured.source_sandbox_id == first.id
+    second = daytona.create(CreateSandboxFromSnapshotParams(snapshot="snap-default-root"))
+    try:
+        r = second.process.exec("cat ~/proj/notes.txt; stat -c %U ~/proj/notes.txt")
+        assert r.result.split() == ["from-default-root", "user"], r.result
+        # Still the default root (image roots have the host's /usr bound aside), and code_run.
+        r = second.process.exec("test -e /opt/cove/host/usr && echo image-root || echo default")
+        assert r.result.strip() == "default"
+        assert second.process.code_run("print(6 * 7)").result.strip() == "42"
+        r = second.process.exec("echo more >> ~/proj/notes.txt && cat ~/proj/notes.txt")
+        assert r.result.split() == ["from-default-root", "more"]
+    finally:
+        daytona.delete(second)
+        daytona.snapshot.delete("snap-default-root")

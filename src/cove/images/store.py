@@ -61,6 +61,9 @@ class Image(WireModel):
     created_at: float = 0.0
     size: int = 0  # bytes of its layers on disk
     source: str = ""  # what it was made from (a reference, a Dockerfile's digest)
+    # A snapshot of a sandbox on the default root: its layers only seed the
+    # workspace of new sandboxes, which run on the default root too.
+    host_root: bool = False
 
 
 def content_key(*parts: str) -> str:
@@ -119,16 +122,19 @@ class ImageStore:
     def _image_file(self, image_id: str) -> Path:
         return self.root / "images" / f"{image_id}.json"
 
-    def put(self, layers: list[str], config: ImageConfig, source: str = "") -> Image:
+    def put(
+        self, layers: list[str], config: ImageConfig, source: str = "", host_root: bool = False
+    ) -> Image:
         for key in layers:
             if not self.has_layer(key):
                 raise NotFound(f"image layer {key} is not in the store")
-        image_id = content_key(*layers, json.dumps(config.to_wire(), sort_keys=True))
+        parts = [*layers, json.dumps(config.to_wire(), sort_keys=True)]
+        image_id = content_key(*parts, "host-root") if host_root else content_key(*parts)
         path = self._image_file(image_id)
         if path.exists():
             return self.get(image_id)
         size = sum(tree_size(self.layer_path(k)) for k in layers)
-        image = Image(image_id, list(layers), config, time.time(), size, source)
+        image = Image(image_id, list(layers), config, time.time(), size, source, host_root)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(image.to_wire()))
         tmp.rename(path)

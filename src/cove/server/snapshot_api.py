@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from cove.images import dockerfile
 from cove.images.step import Capturer
-from cove.images.store import ImageStore, content_key
+from cove.images.store import ImageConfig, ImageStore, content_key
 from cove.server.api import read_json, sandbox_json
 from cove.server.builds import BuildService
 from cove.server.records import SandboxState
@@ -274,12 +274,12 @@ class SnapshotRoutes:
             raise BadRequest("field 'name' is required")
         r = self.service.get(owner, request.path_params["ref"])
         backend = self.service.backend
-        if not r.spec.image_id or not isinstance(backend, Capturer):
-            raise BadRequest(
-                "create_snapshot needs a sandbox that runs on an image (created from an image "
-                "or a snapshot); the default root cannot be captured yet"
-            )
-        base = self.store.get(r.spec.image_id)
+        if not isinstance(backend, Capturer):
+            raise BadRequest(f"create_snapshot: the {backend.name} backend cannot capture")
+        # On the default root, what a sandbox can change is its workspace (the
+        # host's /usr is read-only to it): the snapshot is that workspace, and
+        # its sandboxes run on the default root as their source did.
+        base = self.store.get(r.spec.image_id) if r.spec.image_id else None
         record = SnapshotRecord(
             id=str(uuid.uuid4()),
             owner=owner,
@@ -299,7 +299,11 @@ class SnapshotRoutes:
             await asyncio.to_thread(backend.capture_changes, handle, tree)
             key = content_key("capture", r.id, record.id)
             self.store.commit_layer(key, tree)
-            image = self.store.put([*base.layers, key], base.config, source=f"sandbox:{r.id}")
+            source = f"sandbox:{r.id}"
+            if base is None:
+                image = self.store.put([key], ImageConfig(), source, host_root=True)
+            else:
+                image = self.store.put([*base.layers, key], base.config, source, base.host_root)
         except BaseException as exc:
             self.repo.delete(record)
             if isinstance(exc, Exception) and not isinstance(exc, CoveError):
