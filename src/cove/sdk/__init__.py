@@ -9,6 +9,8 @@ SDK. Where things are:
   process.py         `sandbox.process`: exec, code_run, sessions, logs (+ PTY methods)
   pty.py             PTY methods and `PtyHandle` / `AsyncPtyHandle`
   interpreter.py     `sandbox.code_interpreter`: run_code, contexts
+  images.py          `client.images`: build (context sent directly), list, prune
+  snapshots.py       `client.snapshots`: create (log followed), list, get, delete, activate
   models.py          what calls return: the wire models, or built from them
   errors.py          the SDK's side of the error tree (`CommandTimeout`...)
   embedded.py        the in-process control plane used when no URL is set
@@ -52,6 +54,7 @@ from cove.sdk.models import (
 from cove.sdk.process import AsyncProcess, Process
 from cove.sdk.pty import AsyncPtyHandle, PtyHandle
 from cove.sdk.sandbox import AsyncSandbox, Sandbox
+from cove.sdk.snapshots import AsyncSnapshots, Snapshot, Snapshots
 from cove.wire.errors import (
     AuthError,
     BadRequest,
@@ -72,6 +75,7 @@ __all__ = [
     "AsyncProcess",
     "AsyncPtyHandle",
     "AsyncSandbox",
+    "AsyncSnapshots",
     "AuthError",
     "BadRequest",
     "CodeInterpreter",
@@ -111,5 +115,7 @@ __all__ = [
     "SessionCommandLogsResponse",
     "SessionExecuteRequest",
     "SessionExecuteResponse",
+    "Snapshot",
+    "Snapshots",
     "Timeout",
 ]

@@ -15,6 +15,7 @@ import atexit
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -27,11 +28,14 @@ from cove.sdk._base import CoveConfig, Endpoints, default_embedded_dir, headers
 from cove.sdk._transport import AsyncTransport, SyncTransport
 from cove.sdk.images import AsyncImages, ImageCalls, Images
 from cove.sdk.models import CreateSandboxParams
-from cove.sdk.sandbox import AsyncSandbox, Sandbox, SandboxCalls, check_started
+from cove.sdk.sandbox import BUILDING_STATES, AsyncSandbox, Sandbox, SandboxCalls, check_started
+from cove.sdk.snapshots import AsyncSnapshots, Backoff, LogLines, SnapshotCalls, Snapshots
 from cove.wire.errors import AuthError, CoveError, NotFound
 from cove.wire.protocol import NodeList
 
 _PARAM_NAMES = [f.name for f in dataclasses.fields(CreateSandboxParams)]
+# After its image is built, a sandbox starts in the background: wait through these.
+STARTING = (*BUILDING_STATES, "creating", "starting")
 log = logging.getLogger(__name__)
 
 
@@ -138,6 +142,7 @@ class Cove(_ClientBase):
         super().__init__(config, api_url, api_key, data_dir, keep)
         self._t = SyncTransport(self.api_url, self.api_key, self._trust_env)
         self.images = Images(self._t, ImageCalls(Endpoints(self.api_url)))
+        self.snapshots = Snapshots(self._t, SnapshotCalls(Endpoints(self.api_url)))
 
     def create(
         self, params: Any = None, timeout: float | None = 120, *, language: str | None = None,
@@ -151,14 +156,29 @@ class Cove(_ClientBase):
         snapshot: str | None = None,
         ephemeral: bool | None = None,
         linked_sandbox: str | None = None,
+        image: Any = None,
+        on_snapshot_create_logs: Callable[[str], None] | None = None,
     ) -> Sandbox:  # fmt: skip
-        """Create and start a sandbox; memory and disk in GiB."""
+        """Create and start a sandbox; memory and disk in GiB.
+
+        With `image` (a reference or an `Image` builder), the image is built
+        first (its log to `on_snapshot_create_logs`) unless already cached.
+        """
         p = merge_params(params, {k: v for k, v in locals().items() if k in _PARAM_NAMES})
         call = self._calls.create(p)
         call.timeout = timeout
         wire = self._t.call(call)
         self._created.append(wire.id)
         try:
+            if wire.state in BUILDING_STATES:
+                lines = LogLines(on_snapshot_create_logs)
+                with self._t.stream(self._calls.build_logs(wire.id)) as pieces:
+                    for piece in pieces:
+                        lines.feed(piece)
+                lines.close()
+                wait = Backoff(timeout)
+                while (wire := self._t.call(self._calls.get(wire.id))).state in STARTING:
+                    time.sleep(wait.next(f"sandbox {wire.id}'s start"))
             check_started(wire)
         except CoveError:
             try:
@@ -227,6 +247,7 @@ class AsyncCove(_ClientBase):
         super().__init__(config, api_url, api_key, data_dir, keep)
         self._t = AsyncTransport(self.api_url, self.api_key, self._trust_env)
         self.images = AsyncImages(self._t, ImageCalls(Endpoints(self.api_url)))
+        self.snapshots = AsyncSnapshots(self._t, SnapshotCalls(Endpoints(self.api_url)))
 
     async def create(
         self, params: Any = None, timeout: float | None = 120, *, language: str | None = None,
@@ -240,14 +261,25 @@ class AsyncCove(_ClientBase):
         snapshot: str | None = None,
         ephemeral: bool | None = None,
         linked_sandbox: str | None = None,
+        image: Any = None,
+        on_snapshot_create_logs: Callable[[str], None] | None = None,
     ) -> AsyncSandbox:  # fmt: skip
-        """Create and start a sandbox; memory and disk in GiB."""
+        """Create and start a sandbox; memory and disk in GiB (see `Cove.create`)."""
         p = merge_params(params, {k: v for k, v in locals().items() if k in _PARAM_NAMES})
         call = self._calls.create(p)
         call.timeout = timeout
         wire = await self._t.call(call)
         self._created.append(wire.id)
         try:
+            if wire.state in BUILDING_STATES:
+                lines = LogLines(on_snapshot_create_logs)
+                async with self._t.stream(self._calls.build_logs(wire.id)) as pieces:
+                    async for piece in pieces:
+                        lines.feed(piece)
+                lines.close()
+                wait = Backoff(timeout)
+                while (wire := await self._t.call(self._calls.get(wire.id))).state in STARTING:
+                    await asyncio.sleep(wait.next(f"sandbox {wire.id}'s start"))
             check_started(wire)
         except CoveError:
             try:

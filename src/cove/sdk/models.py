@@ -261,3 +261,7 @@ class CreateSandboxParams:
     snapshot: str | None = None  # an image by name: a snapshot or a built tag
     ephemeral: bool | None = None  # deleted as soon as it stops
     linked_sandbox: str | None = None  # id or name of the owner this one follows
+    # An image to build and run on: a reference, or an `Image` builder (the
+    # official SDK's: anything with `dockerfile()`); its build log goes to
+    # create's `on_snapshot_create_logs`.
+    image: Any = None

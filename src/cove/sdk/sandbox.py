@@ -19,7 +19,8 @@ from cove.sdk.git import AsyncGit, Git
 from cove.sdk.interpreter import AsyncCodeInterpreter, CodeInterpreter
 from cove.sdk.models import CreateSandboxParams
 from cove.sdk.process import AsyncProcess, Process
-from cove.wire.errors import SandboxError
+from cove.sdk.snapshots import dockerfile_of
+from cove.wire.errors import BadRequest, SandboxError
 from cove.wire.protocol import (
     LANGUAGE_LABEL,
     CreateSandboxRequest,
@@ -35,6 +36,19 @@ from cove.wire.protocol import Sandbox as WireSandbox
 from cove.wire.protocol.ssh import SshAccess, SshAccessValidation
 
 FAILED_STATES = ("error", "build_failed")
+BUILDING_STATES = ("pending_build", "building_snapshot")
+
+
+def _build_info(image: Any) -> dict[str, Any] | None:
+    """What a create sends for `image`: its Dockerfile (a reference is `FROM` it)."""
+    if image is None:
+        return None
+    text = dockerfile_of(image)
+    if text is None:
+        if not isinstance(image, str) or not image:
+            raise BadRequest(f"image= must be a reference or an Image builder, not {image!r}")
+        text = f"FROM {image}\n"
+    return {"dockerfileContent": text}
 
 
 def _sandbox(data: Any) -> WireSandbox:
@@ -58,8 +72,21 @@ class SandboxCalls:
             snapshot=p.snapshot,
             ephemeral=p.ephemeral,
             linked_sandbox=p.linked_sandbox,
+            build_info=_build_info(p.image),
         )  # fmt: skip
         return Call("POST", self.ep.api("/sandbox"), "create sandbox", _sandbox, wire_body(body))
+
+    def build_logs(self, sandbox_id: str) -> Call[None]:
+        """The sandbox's image build log, followed until the build ends (streamed)."""
+        url = self.ep.api(f"/sandbox/{seg(sandbox_id)}/build-logs")
+        return Call(
+            "GET", url, "sandbox build logs", lambda _: None, params={"follow": "true"},
+            timeout=None,
+        )  # fmt: skip
+
+    def create_snapshot(self, sandbox_id: str, name: str) -> Call[WireSandbox]:
+        url = self.ep.api(f"/sandbox/{seg(sandbox_id)}/snapshot")
+        return Call("POST", url, "create snapshot", _sandbox, {"name": name}, timeout=None)
 
     def update_network(self, sandbox_id: str, body: UpdateNetworkSettings) -> Call[WireSandbox]:
         url = self.ep.api(f"/sandbox/{seg(sandbox_id)}/network-settings")
@@ -211,6 +238,11 @@ class Sandbox(SyncControl, SandboxData):
         self._t.call(self._calls.delete(self.id, timeout))
         self.state = "destroyed"
 
+    def create_snapshot(self, name: str) -> None:
+        """Its root's changes (on an image) or its workspace (on the default root) as
+        snapshot `name`: `create(snapshot=name)` starts from them."""
+        self._apply(self._t.call(self._calls.create_snapshot(self.id, name)))
+
     def update_network_settings(
         self, *, network_block_all: bool | None = None, network_allow_list: str | None = None,
         domain_allow_list: str | None = None, network_deny_list: str | None = None,
@@ -302,6 +334,9 @@ class AsyncSandbox(AsyncControl, SandboxData):
     async def delete(self, timeout: float | None = 60) -> None:
         await self._t.call(self._calls.delete(self.id, timeout))
         self.state = "destroyed"
+
+    async def create_snapshot(self, name: str) -> None:
+        self._apply(await self._t.call(self._calls.create_snapshot(self.id, name)))
 
     async def update_network_settings(
         self, *, network_block_all: bool | None = None, network_allow_list: str | None = None,
