@@ -34,6 +34,7 @@ from cove.runtime.local import (
     control,
     disk,
     fs,
+    idmap,
     imagefs,
     resources,
     socketpin,
@@ -227,7 +228,7 @@ class LocalBackend(RuntimeBackend):
             sandbox_id=spec.id,
             socket=f"{fs.CONTROL}/{socketpin.PINNED}",
             workdir=fs.HOME,
-            user=fs.SANDBOX_USER,
+            user="root" if self._runs_as_root(spec.image) else fs.SANDBOX_USER,
             env=spec.env,
             language=spec.language,
             max_output_bytes=spec.max_output_bytes,
@@ -307,6 +308,7 @@ class LocalBackend(RuntimeBackend):
             tmp_bytes=spec.memory_bytes // 2,
             cgroups=cg,
             image=image,
+            inside_uid=0 if self._runs_as_root(spec.image) else fs.SANDBOX_UID,
         )
         connecting: asyncio.Future[None] | None = None
         if self.net is not None:
@@ -385,9 +387,20 @@ class LocalBackend(RuntimeBackend):
         lower = self.images.lower_dirs(str(image_id))
         rootfs = base / "rootfs"
         if not imagefs.is_mounted(rootfs):
-            top = imagefs.mountpoint_layer(self.images.root)
-            layers = self._own_fs_dir(handle)
-            imagefs.mount_overlay([str(top), *lower], layers / "upper", layers / "work", rootfs)
+            own = self._own_fs_dir(handle)
+            layers = [str(imagefs.mountpoint_layer(self.images.root)), *lower]
+            owner = IMAGE_UID
+            if self._runs_as_root(str(image_id)):
+                # Root of the image (docs/images.md): its layers seen as owned by
+                # the sandbox's uid, which is 0 inside; its upper layer its own.
+                owner = int(handle.state["uid"])
+                self._unmount_lower(handle.sandbox_id)  # a run that died left them
+                layers = idmap.mount_layers(layers, base / "lower", IMAGE_UID, owner)
+            try:
+                imagefs.mount_overlay(layers, own / "upper", own / "work", rootfs, owner)
+            except OSError:
+                self._unmount_lower(handle.sandbox_id)
+                raise
         self.images.touch(str(image_id))
         passwd, group = imagefs.account_files(lower)
         return imagefs.ImageRoot(str(rootfs), passwd, group)
@@ -397,6 +410,23 @@ class LocalBackend(RuntimeBackend):
             imagefs.unmount(self._dir(sid) / "rootfs")
         except OSError as exc:
             log.warning("sandbox %s: %s", sid, exc)
+        self._unmount_lower(sid)
+
+    def _unmount_lower(self, sid: str) -> None:
+        """The ID-mapped layer mounts of a root-in-sandbox image, detached."""
+        lower = self._dir(sid) / "lower"
+        for point in sorted(imagefs.mounts_under(lower), key=len, reverse=True):
+            try:
+                imagefs.unmount(Path(point))
+            except OSError as exc:
+                log.warning("sandbox %s: %s", sid, exc)
+
+    def _runs_as_root(self, image_id: str | None) -> bool:
+        """Whether the image says USER root: its sandbox is uid 0 in its namespace."""
+        if not image_id or not self._own_root(image_id):
+            return False
+        user = self.images.get(image_id).config.user or ""
+        return user.split(":")[0] in ("root", "0")
 
     # -- running -----------------------------------------------------------------
 

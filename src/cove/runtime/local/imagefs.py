@@ -76,14 +76,16 @@ def mountpoint_layer(root: Path) -> Path:
     return path
 
 
-def mount_overlay(lower: list[str], upper: Path, work: Path, target: Path) -> None:
+def mount_overlay(
+    lower: list[str], upper: Path, work: Path, target: Path, owner: int = IMAGE_UID
+) -> None:
     """Mount lower (top first) + upper at target; OSError with the reason if the kernel refuses."""
     for d in (upper, work, target):
         d.mkdir(exist_ok=True)
     # Files the sandbox writes (as its own host uid) land in `upper`. The root
     # of `upper` is `/`: owned like image files (root's in a build sandbox,
-    # never a sandbox user's).
-    os.chown(upper, IMAGE_UID, IMAGE_UID)
+    # never a sandbox user's), or by `owner`, the uid a root-in-sandbox is.
+    os.chown(upper, owner, owner)
     os.chmod(upper, 0o755)
     opts = f"lowerdir={':'.join(lower)},upperdir={upper},workdir={work}"
     if len(opts) >= 4096:
