@@ -3,6 +3,8 @@ pushed with umoci + skopeo, and the official SDK asking for it by reference."""
 
 from __future__ import annotations
 
+import json
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.images.registry import loopback_registry, push_tree
+from tests.images.registry import loopback_registry, push_sharing_a_base, push_tree
 from tests.images.rootfs import tiny_rootfs
+from tests.serverproc import ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +27,61 @@ def pushed() -> Iterator[str]:
             (tree / "etc/pulled").write_text("from the registry\n")
             push_tree(tree, root / "push", ref, {"PULLED": "yes", "PATH": "/usr/bin:/bin"}, ["sh"])
             yield ref
+
+
+@pytest.fixture(scope="module")
+def two_sharing_a_base() -> Iterator[tuple[str, str]]:
+    """Two images on one base layer; the second deletes a base file in its own layer."""
+    with tempfile.TemporaryDirectory(prefix="cove-registry-") as tmp:
+        root = Path(tmp)
+        with loopback_registry(root / "registry") as address:
+            first, second = f"{address}/test/first:1", f"{address}/test/second:1"
+            tree = tiny_rootfs(root / "tree")
+            (tree / "etc/base-file").write_text("in the base\n")
+            push_sharing_a_base(
+                tree,
+                root / "push",
+                {
+                    first: ({"etc/which": "first\n"}, []),
+                    second: ({"etc/which": "second\n"}, ["etc/base-file"]),
+                },
+            )
+            yield first, second
+
+
+def _layers_of(server: ServerProcess, ref: str) -> list[str]:
+    """The layer keys of the image pulled from `ref`, from the server's store on disk."""
+    store = Path(os.environ.get("COVE_IMAGE_DIR") or server.data_dir / "images")
+    images = [json.loads(p.read_text()) for p in (store / "images").glob("*.json")]
+    matches = [i for i in images if i["source"] == ref]
+    assert len(matches) == 1, (ref, [i["source"] for i in images])
+    return list(matches[0]["layers"])
+
+
+def test_pulled_images_keep_their_layers_and_share_the_base(
+    daytona: Any, server: ServerProcess, two_sharing_a_base: tuple[str, str]
+) -> None:
+    from daytona import CreateSandboxFromImageParams
+
+    first, second = two_sharing_a_base
+    logs: list[str] = []
+    a = daytona.create(CreateSandboxFromImageParams(image=first), timeout=300)
+    b = daytona.create(
+        CreateSandboxFromImageParams(image=second), timeout=300, on_snapshot_create_logs=logs.append
+    )
+    try:
+        assert a.process.exec("cat /etc/which /etc/base-file").result == "first\nin the base\n"
+        r = b.process.exec(
+            "cat /etc/which; test -e /etc/base-file && echo still-there || echo gone"
+        )
+        assert r.result == "second\ngone\n", r.result  # the whiteout of its own layer
+        assert any("shared, already in the store" in line for line in logs), logs
+        la, lb = _layers_of(server, first), _layers_of(server, second)
+        assert len(la) == len(lb) == 2
+        assert la[0] == lb[0] and la[1] != lb[1]  # one base layer on disk for both
+    finally:
+        daytona.delete(a)
+        daytona.delete(b)
 
 
 def test_a_sandbox_on_a_pulled_image(daytona: Any, pushed: str) -> None:

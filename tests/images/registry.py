@@ -73,3 +73,37 @@ def push_tree(tree: Path, work: Path, ref: str, env: dict[str, str], cmd: list[s
     run(
         "skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:t", f"docker://{ref}"
     )
+
+
+def push_sharing_a_base(
+    base: Path, work: Path, variants: dict[str, tuple[dict[str, str], list[str]]]
+) -> None:
+    """One base layer (`base`'s tree) under each variant's own layer, pushed to each ref.
+
+    A variant is ({path: text} written, [paths] removed from the base, a whiteout):
+    the base layer is the very same blob in every image, as with a shared FROM.
+    """
+    layout = work / "layout"
+
+    def run(*argv: str) -> None:
+        subprocess.run(argv, check=True, capture_output=True)
+
+    run("umoci", "init", "--layout", str(layout))
+    run("umoci", "new", "--image", f"{layout}:base")
+    bundle = work / "base-bundle"
+    run("umoci", "unpack", "--image", f"{layout}:base", str(bundle))
+    shutil.copytree(base, bundle / "rootfs", symlinks=True, dirs_exist_ok=True)
+    run("umoci", "repack", "--image", f"{layout}:base", str(bundle))
+    run("umoci", "config", "--image", f"{layout}:base", "--config.env", "PATH=/usr/bin:/bin")
+    for i, (ref, (written, removed)) in enumerate(variants.items()):
+        bundle = work / f"bundle-{i}"
+        run("umoci", "unpack", "--image", f"{layout}:base", str(bundle))
+        for path, text in written.items():
+            target = bundle / "rootfs" / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        for path in removed:
+            (bundle / "rootfs" / path).unlink()
+        run("umoci", "repack", "--image", f"{layout}:v{i}", str(bundle))
+        dest = f"docker://{ref}"
+        run("skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:v{i}", dest)

@@ -1,11 +1,16 @@
-"""Images pulled from an OCI registry: skopeo fetches, umoci unpacks.
+"""Images pulled from an OCI registry by skopeo, layer by layer.
 
-No registry protocol is written here: `skopeo inspect` resolves the
-reference to a manifest digest, `skopeo copy` fetches it into an OCI layout,
-and `umoci unpack` applies its layers in order (whiteouts included) into a
-root filesystem, which becomes one layer in the store keyed by that digest:
-pulling the same digest again reuses it without fetching. The image's config
-(Env, Entrypoint + Cmd, WorkingDir) comes from umoci's runtime config.
+No registry protocol and no layer format is written here: `skopeo inspect`
+resolves the reference to a manifest digest, and `skopeo copy` fetches it
+into a scratch containers/storage root with the overlay driver, which
+unpacks each layer into its own directory in overlayfs's format (OCI
+whiteouts become 0:0 character devices, opaque directories an xattr). Each
+of those directories becomes a store layer keyed by the layer's
+uncompressed digest (its diff ID): a layer's overlay tree depends on that
+layer alone, so two images sharing a base share its layers on disk, and
+pulling the same manifest digest again reuses the whole image without
+fetching. The image's config (Env, Entrypoint, Cmd, WorkingDir) comes from
+`skopeo inspect --config`.
 
 A reference without a registry goes to `default_registry` (Docker Hub).
 Loopback registries are spoken to over plain HTTP, as Docker does; others
@@ -18,8 +23,11 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from cove.images.bases import ImageUnavailable
 from cove.images.store import IMAGE_UID, Image, ImageConfig, ImageStore, content_key
@@ -58,11 +66,8 @@ class Puller:
 
     async def pull(self, ref: str, log: Log) -> Image:
         """The image `ref` names, from the store if its digest is there, else fetched."""
-        for tool in ("skopeo", "umoci"):
-            if shutil.which(tool) is None:
-                raise ImageUnavailable(
-                    f"image {ref!r}: pulling needs {tool} (apt-get install skopeo umoci)"
-                )
+        if shutil.which("skopeo") is None:
+            raise ImageUnavailable(f"image {ref!r}: pulling needs skopeo (apt-get install skopeo)")
         full = qualify(ref, self.settings.default_registry)
         log(f"pulling {full}")
         try:
@@ -72,47 +77,84 @@ class Puller:
             raise ImageUnavailable(
                 f"image {ref!r} cannot be had: the registry did not give it ({err.message})"
             ) from None
-        key = content_key("pulled", digest)
         cached = self.store.resolve(f"pulled:{digest}")
         if cached is not None:
             log(f"{digest}: already pulled")
             return self.store.get(cached)
+        config = await _run(
+            ["skopeo", "inspect", "--config", *self._flags(full), f"docker://{full}"], None
+        )
         work = self.store.scratch("pull")
         try:
-            layout = work / "oci"
-            source = f"docker://{full}"
+            # skip_mount_home: no bind mount of the scratch root (nothing to undo).
+            storage = (
+                f"containers-storage:[overlay@{work}/root+{work}/run:overlay.skip_mount_home=true]"
+            )
             flags = self._flags(full, "src-")
-            await _run(["skopeo", "copy", "--quiet", *flags, source, f"oci:{layout}:image"], log)
-            bundle = work / "bundle"
-            await _run(["umoci", "unpack", "--image", f"{layout}:image", str(bundle)], log)
-            runtime = json.loads((bundle / "config.json").read_text())
-            rootfs = bundle / "rootfs"
-            owner = f"{IMAGE_UID}:{IMAGE_UID}"
-            await _run(["chown", "-hR", owner, str(rootfs)], log)
-            self.store.commit_layer(key, rootfs)
+            dest = f"{storage}cove.pull/image:latest"
+            await _run(["skopeo", "copy", "--quiet", *flags, f"docker://{full}", dest], log)
+            _unmount_if_mounted(work / "root/overlay")  # a containers/storage that mounted anyway
+            keys = await asyncio.to_thread(self._take_layers, work / "root", log)
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)
-        image = self.store.put([key], _config(runtime), source=full)
+        image = self.store.put(keys, _config(json.loads(config)), source=full)
         self.store.tag(f"pulled:{digest}", image.id)
-        log(f"{digest}: unpacked, {image.size // (1 << 20)} MiB")
+        log(f"{digest}: {len(keys)} layers, {image.size // (1 << 20)} MiB")
         return image
 
+    def _take_layers(self, root: Path, log: Log) -> list[str]:
+        """The unpacked layers of the one image under `root`, bottom first, moved into the store."""
+        images = json.loads((root / "overlay-images/images.json").read_text())
+        layers = {x["id"]: x for x in json.loads((root / "overlay-layers/layers.json").read_text())}
+        chain: list[dict[str, Any]] = []
+        top = images[0].get("layer") if images else None
+        while top:
+            chain.append(layers[top])
+            top = layers[top].get("parent")
+        chain.reverse()
+        keys: list[str] = []
+        for layer in chain:
+            diff_id = str(layer["diff-digest"])
+            key = content_key("oci-layer", diff_id)
+            if key in keys:  # the same layer twice in one image: its own copy
+                key = content_key("oci-layer", diff_id, str(len(keys)))
+            keys.append(key)
+            if self.store.has_layer(key):
+                log(f"  layer {diff_id[:19]}: shared, already in the store")
+                continue
+            tree = root / "overlay" / str(layer["id"]) / "diff"
+            subprocess.run(["chown", "-hR", f"{IMAGE_UID}:{IMAGE_UID}", str(tree)], check=True)
+            self.store.commit_layer(key, tree)
+            log(f"  layer {diff_id[:19]}: unpacked")
+        return keys
 
-def _config(runtime: dict[str, object]) -> ImageConfig:
-    process = runtime.get("process")
-    if not isinstance(process, dict):
+
+def _config(oci: dict[str, Any]) -> ImageConfig:
+    """Cove's part of an OCI image config (`skopeo inspect --config`)."""
+    c = oci.get("config")
+    if not isinstance(c, dict):
         return ImageConfig()
     env = {}
-    for item in process.get("env") or []:
+    for item in c.get("Env") or []:
         name, _, value = str(item).partition("=")
         env[name] = value
-    cwd = process.get("cwd")
-    args = [str(a) for a in process.get("args") or []]
+    cwd = c.get("WorkingDir")
+    entrypoint = [str(a) for a in c.get("Entrypoint") or []]
+    cmd = [str(a) for a in c.get("Cmd") or []]
     return ImageConfig(
         env=env,
-        workdir=cwd if isinstance(cwd, str) and cwd != "/" else None,
-        cmd=args or None,
+        workdir=cwd if isinstance(cwd, str) and cwd not in ("", "/") else None,
+        entrypoint=entrypoint or None,
+        cmd=cmd or None,
     )
+
+
+def _unmount_if_mounted(path: Path) -> None:
+    """Detach `path` if /proc/self/mounts lists it (a rename out of it would fail: EXDEV)."""
+    with open("/proc/self/mounts") as f:
+        points = {line.split()[1].replace("\\040", " ") for line in f}
+    if str(path) in points:
+        subprocess.run(["umount", "--lazy", str(path)], check=True)
 
 
 async def _run(argv: list[str], log: Log | None) -> str:
