@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import pytest
 
 from tests.network.internet import FakeInternet
 from tests.network.test_teardown import remains
+from tests.serverproc import ServerProcess
 
 HOST = "pkgs.internet.test"
 
@@ -68,3 +71,43 @@ def test_pip_install_in_a_build_reaches_the_index(netdaytona: Any, internet: Fak
             assert remains(index) == []
     finally:
         netdaytona.delete(sb)
+
+
+@pytest.mark.skipif(
+    os.environ.get("COVE_TEST_REAL_REGISTRIES") != "1",
+    reason="opt-in: reaches Debian's mirror and PyPI (COVE_TEST_REAL_REGISTRIES=1)",
+)
+def test_debian_slim_against_the_real_registries() -> None:
+    """The manual check: the SDK's own `debian_slim` (apt-get and pip steps) as a user runs it.
+
+    The server's resolver is the host's (no COVE_NETWORK_DNS), so the build
+    reaches the registries exactly as the host's own apt and pip would.
+    """
+    from daytona import CreateSandboxFromImageParams, Daytona, DaytonaConfig, Image
+
+    with tempfile.TemporaryDirectory(prefix="cove-real-") as tmp:
+        server = ServerProcess(Path(tmp) / "data", ["real-key"], env={"COVE_WARM_POOL": "0"})
+        server.start(60)
+        try:
+            d = Daytona(DaytonaConfig(api_key=server.key, api_url=server.api_url))
+            logs: list[str] = []
+            image = Image.debian_slim("3.11").pip_install(["six"])
+            try:
+                sb = d.create(
+                    CreateSandboxFromImageParams(image=image),
+                    timeout=1800,
+                    on_snapshot_create_logs=logs.append,
+                )
+            except Exception as exc:
+                raise AssertionError("\n".join(logs[-60:])) from exc
+            try:
+                r = sb.process.exec(
+                    "python3 -c 'import six; print(six.__version__)'; gcc --version"
+                )
+                assert r.exit_code == 0, r.result
+                assert "gcc" in r.result
+            finally:
+                d.delete(sb)
+        finally:
+            server.delete_all_sandboxes()
+            server.stop()
