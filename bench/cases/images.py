@@ -121,7 +121,7 @@ def pull(cove: Cove, runs: int) -> Row:
     s = Summary.of(samples, "ms")
     return Row(
         "pull",
-        f"Pull and unpack of a {PULL_MB} MB image from a loopback registry (skopeo into per-layer overlay dirs)",
+        f"Pull and unpack of a {PULL_MB} MB image from a loopback registry (per layer)",
         s,
         note="each run a new image (new digest): nothing cached",
         samples=samples,
