@@ -106,6 +106,7 @@ class LocalBackend(RuntimeBackend):
         staging.precompile(self.lib_dir, fs.AGENT_PYTHON)
         self.runtime_dir = staging.stage_tree(runtime_dir, top, "runtime") if runtime_dir else None
         self._seccomp = build_filter()
+        self._seccomp_root = build_filter(ownership_noop=True)  # uid 0 of a one-id namespace
         if disk_quota not in ("auto", "off"):
             raise ValueError(f"COVE_DISK_QUOTA must be auto or off, got {disk_quota!r}")
         # Each sandbox's own disk (see `disk`); None: sizes are recorded, not enforced.
@@ -297,6 +298,7 @@ class LocalBackend(RuntimeBackend):
             cg = await asyncio.to_thread(self._fresh_cgroups, handle, spec)
             handle.state["cgroups"] = cg.dirs
             phases.mark("cgroups")
+        as_root = self._runs_as_root(spec.image)
         launch = bwrap.Launch(
             uid=int(handle.state["uid"]),
             home=str(base / "home"),
@@ -304,11 +306,11 @@ class LocalBackend(RuntimeBackend):
             lib=str(self.lib_dir),
             # The runtime's packages are built for the host's Python, not an image's.
             runtime=str(self.runtime_dir) if self.runtime_dir and not image else None,
-            seccomp=self._seccomp,
+            seccomp=self._seccomp_root if as_root else self._seccomp,
             tmp_bytes=spec.memory_bytes // 2,
             cgroups=cg,
             image=image,
-            inside_uid=0 if self._runs_as_root(spec.image) else fs.SANDBOX_UID,
+            inside_uid=0 if as_root else fs.SANDBOX_UID,
         )
         connecting: asyncio.Future[None] | None = None
         if self.net is not None:
@@ -559,7 +561,7 @@ class LocalBackend(RuntimeBackend):
             self.root,
             imagefs.mountpoint_layer(self.images.root),
             str(self.lib_dir),
-            self._seccomp,
+            self._seccomp_root,
             self.cgroup_version,
             self.cgroup_parent,
         )

@@ -178,12 +178,28 @@ ARCHES: dict[str, tuple[int, dict[str, int]]] = {
 }
 
 
+# Root of a user namespace that maps one id (a build step, a USER root
+# sandbox) cannot give a file to any other owner: chown to, say, gid 50
+# (`staff`, as fontconfig's postinst does) fails with EINVAL and takes the
+# package install with it. Image files all belong to one host uid anyway
+# (layers are stored with a single owner), so there these calls succeed
+# without changing anything, as under fakeroot.
+OWNERSHIP_CALLS: dict[str, dict[str, int]] = {
+    "x86_64": {"chown": 92, "fchown": 93, "lchown": 94, "fchownat": 260},
+    "aarch64": {"fchown": 55, "fchownat": 54},
+}
+
+
 def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> tuple[int, int, int, int]:
     return (code, jt, jf, k)
 
 
-def build_filter(machine: str | None = None) -> bytes:
-    """The filter program for this (or the named) machine, as `struct sock_filter[]`."""
+def build_filter(machine: str | None = None, *, ownership_noop: bool = False) -> bytes:
+    """The filter program for this (or the named) machine, as `struct sock_filter[]`.
+
+    `ownership_noop`: chown and its kin return success and do nothing (see
+    OWNERSHIP_CALLS).
+    """
     machine = machine or platform.machine()
     if machine not in ARCHES:
         raise RuntimeError(f"no seccomp syscall table for architecture {machine!r}")
@@ -199,6 +215,9 @@ def build_filter(machine: str | None = None) -> bytes:
         prog += [_ins(JGE_K, 0x40000000, jf=1), _ins(RET_K, RET_KILL_PROCESS)]
     for name in DENIED:
         prog += [_ins(JEQ_K, nrs[name], jf=1), _ins(RET_K, eperm)]
+    if ownership_noop:
+        for nr in OWNERSHIP_CALLS[machine].values():
+            prog += [_ins(JEQ_K, nr, jf=1), _ins(RET_K, RET_ERRNO | 0)]
     prog += [
         _ins(JEQ_K, nrs["clone3"], jf=1),
         _ins(RET_K, RET_ERRNO | errno.ENOSYS),
