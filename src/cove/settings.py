@@ -87,6 +87,9 @@ class Settings:
     # The resolver the policy resolver forwards to ("HOST" or "HOST:PORT";
     # empty: the host's first nameserver).
     network_dns: str = ""
+    # The CA bundle RUN steps of image builds trust ("none": the image's own);
+    # empty: the `cert` of the host's pip configuration, if it names one.
+    build_ca_bundle: str = ""
     # Seconds in a "minute" of autoStopInterval/autoDeleteInterval (tests shorten it).
     lifecycle_minute: float = 60.0
     # Seconds between metrics samples of each started sandbox (0 = no history),
@@ -141,6 +144,7 @@ class Settings:
         "quota_file": "COVE_QUOTA_FILE",
         "admit_min_memory_mib": "COVE_ADMIT_MIN_MEMORY_MIB",
         "admit_min_disk_gib": "COVE_ADMIT_MIN_DISK_GIB",
+        "build_ca_bundle": "COVE_BUILD_CA_BUNDLE",
         "ray_address": "COVE_RAY_ADDRESS",
         "ray_secret": "COVE_RAY_SECRET",
         "ray_node_dir": "COVE_RAY_NODE_DIR",

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.network.conftest import net_server
 from tests.network.internet import FakeInternet
 from tests.network.test_teardown import remains
 from tests.serverproc import ServerProcess
@@ -106,6 +107,36 @@ def test_debian_slim_against_the_real_registries() -> None:
                 )
                 assert r.exit_code == 0, r.result
                 assert "gcc" in r.result
+            finally:
+                d.delete(sb)
+        finally:
+            server.delete_all_sandboxes()
+            server.stop()
+
+
+def test_run_steps_trust_the_configured_ca_bundle(internet: FakeInternet) -> None:
+    """A host behind a TLS-inspecting proxy: its CA bundle reaches RUN steps, not the image."""
+    from daytona import CreateSandboxFromImageParams, Daytona, DaytonaConfig, Image
+
+    pem = "-----BEGIN CERTIFICATE-----\nY292ZS10ZXN0LWNh\n-----END CERTIFICATE-----\n"
+    with tempfile.TemporaryDirectory(prefix="cove-ca-") as tmp:
+        bundle = Path(tmp) / "ca.pem"
+        bundle.write_text(pem)
+        env = {"COVE_WARM_POOL": "0", "COVE_BUILD_CA_BUNDLE": str(bundle)}
+        server = net_server(tmp, internet, **env).start(60)
+        try:
+            d = Daytona(DaytonaConfig(api_key=server.key, api_url=server.api_url))
+            image = Image.base("python:3.11-slim").run_commands(
+                'cat "$SSL_CERT_FILE" > /opt/seen-ca && echo "$PIP_CERT" > /opt/seen-var'
+            )
+            sb = d.create(CreateSandboxFromImageParams(image=image), timeout=900)
+            try:
+                assert sb.fs.download_file("/opt/seen-ca").decode() == pem
+                seen = sb.fs.download_file("/opt/seen-var").decode().strip()
+                assert seen == "/run/cove-build/ca-certificates.crt"
+                # Nothing of it in the image: no file, no variable.
+                r = sb.process.exec('ls -A /run/cove-build; echo "[$SSL_CERT_FILE]"')
+                assert r.result.strip() == "[]", r.result
             finally:
                 d.delete(sb)
         finally:

@@ -25,6 +25,7 @@ def _local(settings: Settings) -> RuntimeBackend:
         network_dns=settings.network_dns or None,
         image_dir=settings.image_dir,
         disk_quota=settings.disk_quota,
+        build_ca_bundle=settings.build_ca_bundle,
     )
 
 

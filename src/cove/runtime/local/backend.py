@@ -91,6 +91,7 @@ class LocalBackend(RuntimeBackend):
         network_dns: str | None = None,
         image_dir: Path | None = None,
         disk_quota: str = "auto",
+        build_ca_bundle: str = "",
     ) -> None:
         self.warm_pool_size = max(0, warm_pool)
         # One instance id per data directory: its sandboxes' directories and
@@ -112,6 +113,7 @@ class LocalBackend(RuntimeBackend):
         # Each sandbox's own disk (see `disk`); None: sizes are recorded, not enforced.
         self.disk_note = disk.available() if disk_quota == "auto" else "COVE_DISK_QUOTA=off"
         self.disk_templates = top / "disk-templates"
+        self._build_ca = buildstep.ca_bundle(build_ca_bundle)
         if network not in ("auto", "off"):
             raise ValueError(f"COVE_NETWORK must be auto or off, got {network!r}")
         why_not = network_available() if network == "auto" else "egress is off (COVE_NETWORK=off)"
@@ -574,7 +576,10 @@ class LocalBackend(RuntimeBackend):
                 # The default policy, as a sandbox that asks for nothing has.
                 net = await self.net.attach(name, NetworkPolicy())
                 step_net = buildstep.StepNet(
-                    self.net.netns_path(net), self.net.resolv_conf(net), buildstep.host_proxy_env()
+                    self.net.netns_path(net),
+                    self.net.resolv_conf(net),
+                    buildstep.host_proxy_env(),
+                    self._build_ca,
                 )
             elif step.network:
                 out(f"(no network for this step: {self._network_note})")

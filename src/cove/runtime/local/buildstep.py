@@ -6,11 +6,12 @@ upper directory; that upper directory, once the step exits 0, is the new
 layer. A RUN step has the egress of a sandbox with the default policy (a
 namespace, rules and policy resolver of its own from the backend's
 `NetworkManager`), so apt-get and pip reach the registries the host reaches;
-the host's proxy variables, if the control plane has any, are passed on
-without becoming part of the layer's key. Inside, the step is root of its
-user namespace, which maps to the host's `IMAGE_UID` (the owner of image
-files) and nothing else: it may change any file of the image and no file of
-the host.
+the host's proxy variables, if the control plane has any, and the CA
+bundle the host's pip trusts (or COVE_BUILD_CA_BUNDLE: a host behind a
+TLS-inspecting proxy) are passed on without becoming part of the layer.
+Inside, the step is root of its user namespace, which maps to the host's
+`IMAGE_UID` (the owner of image files) and nothing else: it may change any
+file of the image and no file of the host.
 """
 
 from __future__ import annotations
@@ -53,6 +54,47 @@ class StepNet:
     netns: str
     resolv_conf: bytes
     env: dict[str, str]  # the host's proxy settings
+    ca_bundle: bytes | None = None  # PEM, at CA_PATH with the variables tools read
+
+
+# On a tmpfs of its own (imagefs's mount point layer has the directory), so
+# nothing of it reaches the layer.
+CA_DIR = "/run/cove-build"
+CA_PATH = f"{CA_DIR}/ca-certificates.crt"
+CA_VARS = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+PIP_CONFIGS = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf")
+
+
+def ca_bundle(setting: str) -> bytes | None:
+    """The CA bundle RUN steps trust: the setting's file, "none", or the host pip's `cert`."""
+    if setting == "none":
+        return None
+    path = setting or _pip_cert()
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        if setting:  # asked for by name: say so at start
+            raise ValueError(f"COVE_BUILD_CA_BUNDLE {path!r}: {exc.strerror}") from None
+        log.warning("the host pip's CA bundle %s is not readable: %s", path, exc)
+        return None
+
+
+def _pip_cert() -> str | None:
+    import configparser
+
+    for path in PIP_CONFIGS:
+        cp = configparser.ConfigParser()
+        try:
+            cp.read(path)
+        except configparser.Error:
+            continue
+        for section in ("install", "global"):
+            if cp.has_option(section, "cert"):
+                return cp.get(section, "cert").strip() or None
+    return None
 
 
 # What the host's own apt (through apt's http_proxy support) and pip honour.
@@ -120,11 +162,12 @@ async def run(
             cgroups=cg,
             image=imagefs.ImageRoot(str(rootfs), passwd, group),
             command=["/bin/sh", "-c", script, "sh", step.cwd, *step.argv],
-            env={**base_env, **(net.env if net else {}), **step.env},
+            env={**base_env, **_net_env(net), **step.env},
             inside_uid=0,
             ro_binds=binds,
             netns=net.netns if net else None,
             resolv_conf=net.resolv_conf if net else None,
+            extra_files={CA_PATH: net.ca_bundle} if net and net.ca_bundle else {},
         )
         code = await _spawn_and_stream(launch, out, step.timeout, cg)
     finally:
@@ -137,6 +180,15 @@ async def run(
     if code != 0:
         raise SandboxError(f"exit status {code}")
     return base / "upper"
+
+
+def _net_env(net: StepNet | None) -> dict[str, str]:
+    if net is None:
+        return {}
+    env = dict(net.env)
+    if net.ca_bundle:
+        env.update(dict.fromkeys(CA_VARS, CA_PATH))
+    return env
 
 
 async def _spawn_and_stream(

@@ -67,6 +67,9 @@ class Launch:
     env: dict[str, str] | None = None
     inside_uid: int = fs.SANDBOX_UID
     ro_binds: dict[str, str] = field(default_factory=dict)
+    # Read-only files {path: content}, each on a tmpfs over its directory
+    # (which must exist in the root: image roots have /run/cove-build).
+    extra_files: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -122,6 +125,10 @@ def command(launch: Launch, fa: fs.FdArgs, ready_w: int, info_w: int) -> list[st
         fa.args += ["--file", fa.data_fd(launch.resolv_conf), "/etc/resolv.conf"]
     for inside_path, host_path in launch.ro_binds.items():
         fa.args += ["--ro-bind-fd", fa.path_fd(host_path), inside_path]
+    for directory in sorted({os.path.dirname(p) for p in launch.extra_files}):
+        fa.args += ["--tmpfs", directory]
+    for inside_path, content in launch.extra_files.items():
+        fa.args += ["--perms", "0644", "--ro-bind-data", fa.data_fd(content), inside_path]
     fa.args += ["--seccomp", fa.data_fd(launch.seccomp), "--info-fd", str(info_w)]
     if launch.command is not None:
         return [*fa.args, *launch.command]

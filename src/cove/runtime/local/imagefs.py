@@ -33,12 +33,12 @@ from cove.images.store import IMAGE_UID
 from cove.runtime.local import fs
 
 HOST_USR = "/opt/cove/host/usr"
-MOUNTPOINTS_VERSION = "2"
+MOUNTPOINTS_VERSION = "3"
 # Mount points bwrap needs in the root; cgroup controller names as SandboxCgroups binds them.
 _DIRS = (
     "opt/cove/host/usr", "opt/cove/lib", "opt/cove/runtime", "run/cove", "home/user",
     "tmp", "var/tmp", "proc", "dev", "etc",
-    "run/cove-cgroup", "run/cove-src", "run/cove-context",
+    "run/cove-cgroup", "run/cove-src", "run/cove-context", "run/cove-build",
 )  # fmt: skip
 _FILES = ("etc/passwd", "etc/group", "etc/hosts", "etc/hostname", "etc/resolv.conf")
 PYTHON_CANDIDATES = ("usr/local/bin/python3", "usr/bin/python3")
