@@ -25,7 +25,7 @@ log = logging.getLogger("cove.server")
 
 # Log lines that only real work writes: a new layer, a pull unpacked, a base
 # built. A build without any was served from the cache.
-WORK_MARKS = (" ---> layer ", ": unpacked, ", ": mmdebstrap ")
+WORK_MARKS = (" ---> layer ", ": unpacked", ": mmdebstrap ")
 
 
 @dataclass
