@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUNTIME := build/sandbox-runtime
 
-.PHONY: install system-deps image-test-deps run test test-ray-e2e test-deps check bench fuzz load clean
+.PHONY: install system-deps image-test-deps run test test-ray-e2e test-deps check bench fuzz load soak clean
 
 system-deps:
 	@sh scripts/system-deps.sh
@@ -75,6 +75,10 @@ bench: install $(VENV)/.bench-installed $(VENV)/.ray-installed
 load: test-deps
 	$(PY) -m loadtest.load
 	$(PY) -m loadtest.neighbours
+
+## soak: every feature at a steady rate for SOAK_MINUTES (30); errors, memory slope, leftovers (loadtest/SOAK.md)
+soak: test-deps
+	$(PY) -m loadtest.soak
 
 $(VENV)/.fuzz-installed: $(VENV)/.test-installed requirements-fuzz.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-fuzz.txt

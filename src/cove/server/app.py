@@ -121,6 +121,7 @@ def build_server(settings: Settings) -> Server:
 
         builds = BuildService(builder, settings.data_dir / "build-logs", evict)
         builds.in_use = in_use
+        service.on_delete.append(builds.forget)  # a sandbox's build log goes with it
         service.image_builds = SandboxImages(builds, settings.image_fallback == "default")
     # SDK `Image` definitions (`buildInfo`), then `snapshot`: a named image's root.
     service.spec_hooks.append(BuildInfoSpecs(builds is not None))

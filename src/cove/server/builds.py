@@ -2,7 +2,10 @@
 
 A job's log is a file (`<data>/build-logs/<key>.log`), so it can be read
 from the start by any number of followers while the build runs, and after
-it ended. Followers wait on the job's condition, not on a timer.
+it ended. Followers wait on the job's condition, not on a timer. The job
+and its log last as long as what was built for (`forget` when the sandbox
+or snapshot is deleted): kept for ever, every image create left a file on
+disk and a job in memory (found by `make soak`).
 """
 
 from __future__ import annotations
@@ -99,6 +102,18 @@ class BuildService:
 
         job.task = asyncio.create_task(run())
         return job
+
+    def forget(self, key: str) -> None:
+        """Drop a job and its log: the sandbox or snapshot it built for is gone.
+
+        A build still running keeps its log until it ends (its task writes
+        there); a follower with the file open reads on after the unlink."""
+        job = self.jobs.pop(key, None)
+        path = self.logs_dir / f"{key}.log"
+        if job is not None and job.task is not None and not job.task.done():
+            job.task.add_done_callback(lambda _: path.unlink(missing_ok=True))
+            return
+        path.unlink(missing_ok=True)
 
     def log_path(self, key: str) -> Path:
         path = self.logs_dir / f"{key}.log"

@@ -135,6 +135,8 @@ class ImageRoutes:
                 self.store.tag(tag, image.id)
             yield _line({"image": {"id": image.id, "tag": tag, "size": image.size}})
         finally:
+            # Only this stream reads a `cove build` log: it goes when the stream ends.
+            self.builds.forget(key)
             await asyncio.to_thread(shutil.rmtree, work, True)
 
 

@@ -234,6 +234,7 @@ class SnapshotRoutes:
         if self.store.resolve(record.name) == record.image_id:
             self.store.untag(record.name)
         self.repo.delete(record)
+        self.builds.forget(f"snapshot-{record.id}")  # its build log goes with it
         record.state = "removing"
         return JSONResponse(render_snapshot(record))
 
