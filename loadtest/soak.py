@@ -235,7 +235,7 @@ class Soak:
         limit = max(1, int(self.seconds / period))  # bounded in count as well as time
         d = self.client()
         sb = d.get(self.main_id)
-        next_at = time.monotonic() + random.uniform(0, period)  # stagger the kinds
+        next_at = time.monotonic() + random.uniform(0, min(period, self.seconds / 2))  # stagger
         for n in range(1, limit + 1):
             wait = next_at - time.monotonic()
             if wait > 0 and self.stop.wait(wait):

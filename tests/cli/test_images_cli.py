@@ -31,6 +31,8 @@ def test_build_create_images(server: ServerProcess, tmp_path: Path) -> None:
     assert built.returncode == 0, built.stderr
     assert "COPY cli.txt /etc/cli.txt" in built.stdout and "built " in built.stdout
     assert "step-ran" in built.stdout or "cached layer" in built.stdout
+    # Only the build's stream reads its log: none is left once it ended.
+    assert not list((server.data_dir / "build-logs").glob("build-*.log"))
 
     made = cove_cmd("create", "--image", "cli-img:1", "--json", env=env)
     assert made.returncode == 0, made.stderr

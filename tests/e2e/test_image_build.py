@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.serverproc import ServerProcess
+
 MULTI_STAGE = """\
 FROM python:3.11-slim AS build
 RUN mkdir -p /out && echo "built in stage one" > /out/artifact && id -u > /out/uid
@@ -87,6 +89,17 @@ def test_an_unchanged_rebuild_is_instant(daytona: Any, built: tuple[Any, list[st
         daytona.delete(sb)
     print(f"cached rebuild + create: {elapsed:.2f}s")
     assert elapsed < 5, elapsed
+
+
+def test_a_deleted_sandbox_takes_its_build_log(
+    daytona: Any, server: ServerProcess, built: tuple[Any, list[str], float]
+) -> None:
+    # Kept for ever, every image create left a file and an in-memory job (make soak).
+    sb = _create(daytona, MULTI_STAGE, [])
+    log = server.data_dir / "build-logs" / f"{sb.id}.log"
+    assert log.exists()  # readable while the sandbox lives
+    daytona.delete(sb)
+    assert not log.exists()
 
 
 def test_a_changed_last_step_rebuilds_only_that_step(

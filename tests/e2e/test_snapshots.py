@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.serverproc import ServerProcess
+
 pytestmark = pytest.mark.timeout(900)  # the first image of a fresh machine builds its base
 
 
@@ -85,7 +87,9 @@ def test_create_snapshot_of_a_running_sandbox(
         daytona.snapshot.delete("snap-captured")
 
 
-def test_a_failing_snapshot_build_and_a_deleted_snapshot(daytona: Any) -> None:
+def test_a_failing_snapshot_build_and_a_deleted_snapshot(
+    daytona: Any, server: ServerProcess
+) -> None:
     from daytona import CreateSandboxFromSnapshotParams, CreateSnapshotParams, DaytonaError, Image
 
     with pytest.raises(DaytonaError) as err:
@@ -95,7 +99,10 @@ def test_a_failing_snapshot_build_and_a_deleted_snapshot(daytona: Any) -> None:
             )
         )
     assert "exit status 7" in str(err.value)
+    log = server.data_dir / "build-logs" / f"snapshot-{daytona.snapshot.get('snap-bad').id}.log"
+    assert "exit status 7" in log.read_text()
     daytona.snapshot.delete("snap-bad")
+    assert not log.exists()  # the build log goes with its snapshot
     with pytest.raises(DaytonaError) as err:
         daytona.create(CreateSandboxFromSnapshotParams(snapshot="snap-bad"))
     assert "'snap-bad' does not exist" in str(err.value)
