@@ -79,6 +79,7 @@ class AgentConnectionPool:
     def __init__(self, endpoint: AgentEndpoint) -> None:
         self.endpoint = endpoint
         self._idle: list[_Conn] = []
+        self.closed = False  # its agent is gone: a connection given back is closed, not kept
 
     async def _connect(self, limit: int = http1.MAX_HEAD) -> _Conn:
         try:
@@ -137,10 +138,7 @@ class AgentConnectionPool:
         except BaseException:  # cancelled mid-request: the connection's state is unknown
             conn.close()
             raise
-        if keep and len(self._idle) < MAX_IDLE:
-            self._idle.append(conn)
-        else:
-            conn.close()
+        self._give_back(conn, keep)
         return response
 
     async def stream(
@@ -213,12 +211,16 @@ class AgentConnectionPool:
 
     def release(self, conn: _Conn, keep: bool) -> None:
         """Take back a streamed exchange's connection (kept only if its answer was read whole)."""
-        if keep and len(self._idle) < MAX_IDLE:
+        self._give_back(conn, keep)
+
+    def _give_back(self, conn: _Conn, keep: bool) -> None:
+        if keep and not self.closed and len(self._idle) < MAX_IDLE:
             self._idle.append(conn)
         else:
             conn.close()
 
     def close(self) -> None:
+        self.closed = True
         idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()

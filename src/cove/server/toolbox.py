@@ -24,6 +24,7 @@ from cove.runtime.endpoint import AgentEndpoint
 from cove.server.agentclient import AgentConnectionPool, AgentStream, AgentUnreachable
 from cove.server.api import owner, parse_json, read_body
 from cove.server.errors import reject
+from cove.server.records import SandboxRecord, SandboxState
 from cove.server.sandboxes import SandboxService
 from cove.wire.errors import InternalError
 
@@ -40,16 +41,41 @@ STREAMED_DOWNLOADS = ("/files/download", "/files/bulk-download")
 
 
 class AgentClients:
-    """One keep-alive connection pool per agent endpoint."""
+    """One keep-alive connection pool per agent endpoint.
+
+    A sandbox's pools are closed when it is deleted or stops (`forget`): kept,
+    each sandbox that ever had toolbox traffic left its idle connections to a
+    dead agent open in the server for ever, one file descriptor or more per
+    sandbox (found by `make soak`)."""
 
     def __init__(self) -> None:
         self._pools: dict[AgentEndpoint, AgentConnectionPool] = {}
+        self._of_sandbox: dict[str, set[AgentEndpoint]] = {}
 
-    def get(self, endpoint: AgentEndpoint) -> AgentConnectionPool:
+    def get(self, endpoint: AgentEndpoint, sandbox_id: str | None = None) -> AgentConnectionPool:
         pool = self._pools.get(endpoint)
         if pool is None:
             pool = self._pools[endpoint] = AgentConnectionPool(endpoint)
+        if sandbox_id is not None:
+            self._of_sandbox.setdefault(sandbox_id, set()).add(endpoint)
         return pool
+
+    def forget(self, sandbox_id: str) -> None:
+        """Close the pools of a sandbox whose agent is gone (deleted or stopped)."""
+        for endpoint in self._of_sandbox.pop(sandbox_id, set()):
+            pool = self._pools.pop(endpoint, None)
+            if pool is not None:
+                pool.close()
+
+    def watch(self, service: SandboxService) -> None:
+        """Forget each sandbox's pools when it is deleted or leaves `started`."""
+        service.on_delete.append(self.forget)
+
+        def on_state(r: SandboxRecord) -> None:
+            if r.state != SandboxState.STARTED:
+                self.forget(r.id)
+
+        service.on_state.append(on_state)
 
     async def drop(self, endpoint: AgentEndpoint) -> None:
         pool = self._pools.pop(endpoint, None)
@@ -67,6 +93,7 @@ class ToolboxProxy:
         self.service = service
         self.limit = max_request_bytes
         self.clients = AgentClients()
+        self.clients.watch(service)
 
     def routes(self) -> list[Route | WebSocketRoute]:
         methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
@@ -100,7 +127,7 @@ class ToolboxProxy:
             parse_json(body)
         headers = {k: v for k, v in request.headers.items() if k in FORWARD}
         try:
-            resp = await self.clients.get(endpoint).request(
+            resp = await self.clients.get(endpoint, sid).request(
                 request.method, self._target(request.scope, request.url.query), headers, body
             )
         except AgentUnreachable:
@@ -117,7 +144,7 @@ class ToolboxProxy:
         sid = request.path_params["sid"]
         headers = {k: v for k, v in request.headers.items() if k in FORWARD}
         target = self._target(request.scope, request.url.query)
-        pool = self.clients.get(endpoint)
+        pool = self.clients.get(endpoint, sid)
         try:
             if route in STREAMED_UPLOADS:
                 declared = request.headers.get("content-length")

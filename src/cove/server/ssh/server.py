@@ -232,7 +232,7 @@ class _Session:
     async def _start(self, process: asyncssh.SSHServerProcess[bytes], out: Outlet) -> int:
         r = self.record
         socket = self.server.service.agent_endpoint(r.owner, r.id)  # refuses a stopped sandbox
-        agent = AgentLink(socket, self.server.clients.get(socket))
+        agent = AgentLink(socket, self.server.clients.get(socket, r.id))
         command = process.command
         term = process.term_type
         if term:  # the client asked for a PTY

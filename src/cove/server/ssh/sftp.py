@@ -115,7 +115,7 @@ class SandboxSftp(asyncssh.SFTPServer):
             socket = self.service.agent_endpoint(self.record.owner, self.record.id)
         except CoveError as err:
             raise _sftp_error(err) from None
-        return AgentLink(socket, self.clients.get(socket))
+        return AgentLink(socket, self.clients.get(socket, self.record.id))
 
     async def _call(self, method: str, route: str, **query: str) -> Any:
         target = f"{route}?{urlencode(query)}" if query else route
