@@ -28,6 +28,7 @@ import hashlib
 import os
 import random
 import re
+import signal
 import sqlite3
 import subprocess
 import tempfile
@@ -96,7 +97,8 @@ class Soak:
     errors: list[str] = field(default_factory=list)
     done: Counter[str] = field(default_factory=Counter)
     latency: dict[str, list[float]] = field(default_factory=dict)
-    samples: list[tuple[float, int, int, int]] = field(default_factory=list)  # t, server, agent, n
+    # t, server RSS KiB, agent RSS KiB, live sandboxes, server's open fds
+    samples: list[tuple[float, int, int, int, int]] = field(default_factory=list)
     created: set[str] = field(default_factory=set)
     net_indices: set[int] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -271,6 +273,7 @@ class Soak:
                         rss_kib(server_pid),
                         rss_kib(agent),
                         live_sandboxes(instance),
+                        len(os.listdir(f"/proc/{server_pid}/fd")),
                     )
                 )
             self.net_indices |= set(net_claims(instance))
@@ -530,6 +533,24 @@ def render(
             )
         live = [s[3] for s in steady]
         lines.append(f"- live sandboxes while sampled: {min(live)} to {max(live)}")
+        # Open files: each kept connection is one; a leak shows as a steady climb.
+        fds = [(s[0] / 3600, float(s[4])) for s in steady]
+        fd_growth = slope(fds) * hours
+        fd_up = fd_growth > max(10.0, 0.1 * fds[0][1])
+        grows |= fd_up
+        lines.append(
+            f"- server's open file descriptors: {fds[0][1]:.0f} first, {fds[-1][1]:.0f} last, "
+            f"max {max(y for _, y in fds):.0f}; {fd_growth:+.1f} over the window by the fitted "
+            f"line: **{'UPWARD' if fd_up else 'flat'}**"
+        )
+    if soak.samples:  # the samples themselves, thinned to about 15 rows
+        lines += ["", "| minute | server MiB | busy agent MiB | live sandboxes | server fds |"]
+        lines.append("|---|---|---|---|---|")
+        step = max(1, len(soak.samples) // 15)
+        for t, server, agent, live_n, fd_n in soak.samples[::step] + soak.samples[-1:]:
+            lines.append(
+                f"| {t / 60:.1f} | {server / 1024:.1f} | {agent / 1024:.1f} | {live_n} | {fd_n} |"
+            )
     total_left = sum(len(v) for v in left.values())
     lines += ["", f"Left behind after the server stopped: **{total_left}**", ""]
     for what, items in left.items():
@@ -552,6 +573,10 @@ def main() -> None:
     parser.add_argument("--report", default="loadtest/SOAK.md", help="full report ('' for none)")
     parser.add_argument("--reliability", default="RELIABILITY.md", help="summary ('' for none)")
     args = parser.parse_args()
+    # Stopped by a signal, the run still deletes its sandboxes and stops its server
+    # (a shell's background job starts with SIGINT ignored: take it back).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     os.environ["DAYTONA_USE_DEPRECATED_POLLING"] = "false"
     os.environ.setdefault("COVE_IMAGE_BASE_CACHE", "/var/tmp/cove-test-image-bases")
