@@ -4,7 +4,8 @@ Toolbox calls reuse kept-alive connections to each sandbox's agent. Before
 `make soak` found it, the pool of a deleted or stopped sandbox stayed in the
 server with its idle connections: one open socket (whose other end was gone)
 per sandbox that ever had toolbox traffic, for ever, until the server ran
-out of file descriptors.
+out of file descriptors. Preview tunnels kept for reuse were the same: closed
+only at the port's next request, which a deleted sandbox never gets.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import subprocess
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.e2e.test_preview import PORT, TOKEN, start_app
 from tests.reliability.helpers import wait_for
 from tests.serverproc import ServerProcess
 
@@ -40,6 +43,10 @@ def test_deleted_and_stopped_sandboxes_leave_no_agent_connection(
     for sb in made:
         assert sb.process.exec("echo kept-alive").result == "kept-alive\n"
         assert sb.fs.download_file("/etc/hostname")  # a streamed exchange too
+    start_app(made[1])  # a preview's kept tunnel to the agent as well
+    link = made[1].get_preview_link(PORT)
+    r = httpx.get(link.url + "/hello", headers={TOKEN: link.token}, timeout=30)
+    assert r.text.startswith("hello from the sandbox"), r.text
     daytona.stop(made[0])
     for sb in made[1:]:
         daytona.delete(sb)

@@ -77,6 +77,22 @@ class TunnelPool:
             return
         tunnel.idle_since = time.monotonic()
         kept.append(tunnel)
+        # Closed once too old to be used, not at the port's next request: that
+        # never comes for a sandbox deleted or a preview left, and each kept
+        # tunnel was an open socket in the server for ever (found by `make soak`).
+        # The margin: a loop may run a timer a clock tick early.
+        with contextlib.suppress(RuntimeError):  # no loop: nothing to schedule on
+            loop = asyncio.get_running_loop()
+            loop.call_later(KEEP_SECONDS + 0.1, self._expire, (socket, port), tunnel)
+
+    def _expire(self, key: tuple[AgentEndpoint, int], tunnel: Tunnel) -> None:
+        kept = self._idle.get(key, [])
+        if tunnel.usable() or not any(t is tunnel for t in kept):
+            return  # taken meanwhile (given back since: its own timer runs)
+        kept[:] = [t for t in kept if t is not tunnel]
+        tunnel.close()
+        if not kept:
+            del self._idle[key]
 
     def close(self) -> None:
         for kept in self._idle.values():
