@@ -281,6 +281,16 @@ class Soak:
                 return
 
 
+def tracebacks(output: list[str]) -> list[str]:
+    """Each traceback the server logged, with the log line before it and its last lines."""
+    found = []
+    for i, line in enumerate(output):
+        if line.startswith("Traceback"):
+            end = next((j for j in range(i + 1, len(output)) if not output[j][:1].isspace()), i)
+            found.append("".join(output[max(0, i - 1) : end + 1]))
+    return found
+
+
 def build_from_dockerfile(d: Any, timeout: float = 900) -> Any:
     from daytona import CreateSandboxFromImageParams, Image
 
@@ -478,7 +488,7 @@ def run(args: argparse.Namespace) -> tuple[str, bool]:
         finally:
             soak.stop.set()
             server.delete_all_sandboxes()
-            traceback_lines = [line for line in server.output if "Traceback" in line]
+            traceback_lines = tracebacks(server.output)
             server.stop()
             left = leftovers(data_dir, instance, soak.net_indices)
     return render(soak, args, host, elapsed, left, traceback_lines)
@@ -559,6 +569,8 @@ def render(
         kinds = Counter(e.split(" #")[0] for e in soak.errors)
         lines += ["", "Errors by kind: " + ", ".join(f"{k} {v}" for k, v in kinds.items()), ""]
         lines += [f"- `{e}`" for e in soak.errors[:20]]
+    for block in tracebacks[:3]:
+        lines += ["", "Server traceback:", "", "```", block.rstrip()[-3000:], "```"]
     ok = not soak.errors and not tracebacks and not grows and total_left == 0 and elapsed > 0
     return "\n".join(lines), ok
 
