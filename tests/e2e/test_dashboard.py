@@ -72,7 +72,7 @@ def test_wrong_key_and_foreign_origin_refused(
     assert r.status_code == 403 and "own page" in r.json()["message"]
 
 
-def test_session_reads_freely_but_writes_need_the_csrf_token(
+def test_session_reads_and_writes_need_the_csrf_token(
     server: ServerProcess, browser_like: httpx.Client, daytona: Any, other_daytona: Any
 ) -> None:
     csrf = sign_in(browser_like, server.key)
@@ -81,8 +81,13 @@ def test_session_reads_freely_but_writes_need_the_csrf_token(
     mine = daytona.create(Params(labels={"dash": "mine"}))
     theirs = other_daytona.create(Params(labels={"dash": "theirs"}))
     try:
-        ids = {s["id"] for s in browser_like.get("/api/sandbox").json()["items"]}
+        r = browser_like.get("/api/sandbox")  # the cookie alone: a same-origin script's try
+        assert r.status_code == 403 and "CSRF" in r.json()["message"]
+        listed = browser_like.get("/api/sandbox", headers={"X-CSRF-Token": csrf}).json()
+        ids = {s["id"] for s in listed["items"]}
         assert mine.id in ids and theirs.id not in ids  # only this key's sandboxes
+        r = browser_like.get("/api/sandbox", params={"csrf_token": csrf})  # links, WebSockets
+        assert r.status_code == 200
         r = browser_like.post(f"/api/sandbox/{mine.id}/stop")
         assert r.status_code == 403 and "CSRF" in r.json()["message"]
         r = browser_like.post(f"/api/sandbox/{mine.id}/stop", headers={"X-CSRF-Token": "x" + csrf})
@@ -101,19 +106,23 @@ def test_session_reads_freely_but_writes_need_the_csrf_token(
         other_daytona.delete(theirs)
 
 
-def test_terminal_websocket_needs_our_origin(
+def test_terminal_websocket_needs_our_origin_and_the_token(
     server: ServerProcess, browser_like: httpx.Client, sandbox: Any
 ) -> None:
-    sign_in(browser_like, server.key)
+    csrf = sign_in(browser_like, server.key)
     cookie = f"cove_session={browser_like.cookies['cove_session']}"
     url = f"ws://127.0.0.1:{server.port}/toolbox/{sandbox.id}/process/pty/create-connect"
     with pytest.raises(InvalidStatus) as refused:
-        connect(f"{url}?id=dash-evil", additional_headers={"Cookie": cookie},
+        connect(f"{url}?id=dash-evil&csrf_token={csrf}", additional_headers={"Cookie": cookie},
                 origin="http://evil.example")  # fmt: skip
     assert refused.value.response.status_code == 403
+    with pytest.raises(InvalidStatus) as refused:  # our origin, but no token: a preview's try
+        connect(f"{url}?id=dash-evil", additional_headers={"Cookie": cookie},
+                origin=server.url)  # fmt: skip
+    assert refused.value.response.status_code == 403
     with connect(
-        f"{url}?id=dash-ok&cols=80&rows=24", additional_headers={"Cookie": cookie},
-        origin=server.url,
+        f"{url}?id=dash-ok&cols=80&rows=24&csrf_token={csrf}",
+        additional_headers={"Cookie": cookie}, origin=server.url,
     ) as ws:  # fmt: skip
         assert '"connected"' in str(ws.recv(timeout=30))
         ws.send(b"echo $((6*7))\n")

@@ -335,3 +335,54 @@ def made_default_sees_chromium(daytona: Any) -> bool:
         return bool(sb.process.exec("test -e /usr/bin/chromium && echo yes").result.strip())
     finally:
         daytona.delete(sb)
+
+
+def test_a_script_on_the_dashboards_origin_gets_no_csrf_token(
+    browser: Browser, server: ServerProcess
+) -> None:
+    """A path-form preview shares this origin: what its script could try, tried from the
+    same origin with a signed-in session. The page (which holds the CSRF token) comes to
+    navigations only, refuses framing, and the API refuses the cookie without the token."""
+    browser.navigate(server.url + "/")
+    if browser.evaluate("!!document.getElementById('key')"):
+        set_value(browser, "#key", server.key)
+        navigating(browser, "document.querySelector('form.signin').submit()")
+    token = browser.evaluate("document.querySelector('meta[name=csrf-token]').content")
+    assert token  # the navigation itself is signed in and gets it
+
+    fetched = browser.evaluate("""
+fetch('/', {credentials: 'include'}).then(async r => [r.status, await r.text()])""")
+    assert fetched[0] == 403 and "navigations only" in fetched[1], fetched
+    assert token not in fetched[1]
+
+    framed = browser.evaluate("""
+new Promise(resolve => {
+  const f = document.createElement('iframe');
+  f.src = '/';
+  f.onload = () => {
+    let seen = null;
+    try { seen = f.contentDocument && f.contentDocument.querySelector('meta[name=csrf-token]'); }
+    catch (e) { seen = null; }
+    resolve(seen ? seen.content : '');
+  };
+  document.body.appendChild(f);
+})""")
+    assert framed == ""  # refused by frame-ancestors 'none': no document to read
+
+    # The cookie alone opens nothing: a read, a file download, a terminal WebSocket.
+    api = browser.evaluate("""
+fetch('/api/sandbox', {credentials: 'include'}).then(async r => [r.status, await r.text()])""")
+    assert api[0] == 403 and "CSRF token" in api[1], api
+    assert (
+        browser.evaluate(f"""
+fetch('/api/sandbox', {{headers: {{'X-CSRF-Token': {json.dumps(token)}}}}})
+  .then(r => r.status)""")
+        == 200
+    )  # the page's own calls, with the token
+    opened = browser.evaluate("""
+new Promise(resolve => {
+  const ws = new WebSocket(`ws://${location.host}/toolbox/any/process/pty/x/connect`);
+  ws.onopen = () => resolve('open');
+  ws.onerror = () => resolve('refused');
+})""")
+    assert opened == "refused"

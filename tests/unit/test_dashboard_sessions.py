@@ -25,9 +25,23 @@ def headers(sid: str, **more: str) -> dict[str, str]:
 def test_session_stands_for_the_key_hash_never_the_key(book: SessionBook) -> None:
     sid, session = book.sign_in("alpha")
     assert session.owner == key_hash("alpha") and "alpha" not in (sid, session.csrf)
-    assert book.authorize(headers(sid), "GET", websocket=False) == key_hash("alpha")
+    read = headers(sid, **{"x-csrf-token": session.csrf})
+    assert book.authorize(read, "GET", websocket=False) == key_hash("alpha")
     with pytest.raises(AuthError):
         book.sign_in("gamma")
+
+
+def test_reads_and_websockets_need_the_token_too(book: SessionBook) -> None:
+    """A path-form preview shares the origin: the cookie alone must open nothing."""
+    sid, session = book.sign_in("alpha")
+    with pytest.raises(AccessDenied, match="CSRF"):
+        book.authorize(headers(sid), "GET", websocket=False)
+    with pytest.raises(AccessDenied, match="CSRF"):
+        book.authorize(headers(sid, origin="http://h:3000"), "GET", websocket=True)
+    with pytest.raises(AccessDenied, match="CSRF"):
+        book.authorize(headers(sid), "GET", websocket=False, query="csrf_token=wrong")
+    query = f"follow=true&csrf_token={session.csrf}"
+    assert book.authorize(headers(sid), "GET", websocket=False, query=query)
 
 
 def test_unsafe_methods_need_the_token_and_our_origin(book: SessionBook) -> None:
@@ -41,9 +55,10 @@ def test_unsafe_methods_need_the_token_and_our_origin(book: SessionBook) -> None
         )  # fmt: skip
     ok = headers(sid, **{"x-csrf-token": session.csrf, "origin": "http://h:3000"})
     assert book.authorize(ok, "POST", websocket=False) == key_hash("alpha")
+    token = f"csrf_token={session.csrf}"
     with pytest.raises(AccessDenied, match="origin"):
-        book.authorize(headers(sid), "GET", websocket=True)  # no Origin at all
-    assert book.authorize(headers(sid, origin="http://h:3000"), "GET", websocket=True)
+        book.authorize(headers(sid), "GET", websocket=True, query=token)  # no Origin at all
+    assert book.authorize(headers(sid, origin="http://h:3000"), "GET", websocket=True, query=token)
 
 
 def test_expiry_sign_out_and_a_removed_key_end_sessions(tmp_path: Path) -> None:

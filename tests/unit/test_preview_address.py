@@ -94,3 +94,13 @@ def test_response_headers_move_under_the_prefix() -> None:
     kept = dict(response_headers([("location", "//cdn.example/x")], "/preview/s/80"))
     assert kept[b"location"] == b"//cdn.example/x"
     assert dict(response_headers([("location", "/a")], ""))[b"location"] == b"/a"
+
+
+def test_path_form_drops_headers_that_reach_the_whole_origin() -> None:
+    """A path-form app shares the control plane's origin (and the dashboard's)."""
+    fields = [("service-worker-allowed", "/"), ("clear-site-data", '"cookies"'),
+              ("content-type", "text/html")]  # fmt: skip
+    out = dict(response_headers(fields, "/preview/s/80"))
+    assert out == {b"content-type": b"text/html"}
+    own_host = dict(response_headers(fields, ""))  # the host form has its own origin
+    assert own_host[b"service-worker-allowed"] == b"/"

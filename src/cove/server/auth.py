@@ -98,7 +98,8 @@ class AuthMiddleware:
             websocket = scope["type"] == "websocket"
             method = "GET" if websocket else scope["method"]
             try:
-                owner = request_owner(self.keys, self.sessions, headers, method, websocket)
+                query = scope.get("query_string", b"").decode("latin-1")
+                owner = request_owner(self.keys, self.sessions, headers, method, websocket, query)
             except CoveError as err:  # AuthError, or AccessDenied (CSRF, Origin)
                 await reject(scope, receive, send, err)
                 return

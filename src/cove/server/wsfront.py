@@ -203,7 +203,9 @@ class ToolboxFront(asyncio.Protocol):
         assert self.client is not None
         self.client.pause_reading()  # until the agent has answered
         try:
-            self.owner = request_owner(self.keys, self.sessions, headers, "GET", websocket=True)
+            self.owner = request_owner(
+                self.keys, self.sessions, headers, "GET", websocket=True, query=query
+            )
             if not headers.get("sec-websocket-key") or headers.get("sec-websocket-version") != "13":
                 raise BadRequest("a WebSocket upgrade needs Sec-WebSocket-Key and version 13")
             self.sid = unquote(sid)

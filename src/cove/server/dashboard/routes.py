@@ -38,6 +38,8 @@ SECURITY_HEADERS = {
     # POST, which the Origin check must refuse. Same-origin: nothing leaks to previews.
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
+    # A page opened by a preview (same origin in the path form) gets no handle on us.
+    "Cross-Origin-Opener-Policy": "same-origin",
 }
 TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css",
          ".txt": "text/plain", ".png": "image/png"}  # fmt: skip
@@ -102,6 +104,11 @@ class DashboardRoutes:
         session = self.sessions.get(request.cookies.get(COOKIE))
         if session is None:
             return page("", "", SIGN_IN.format(error=""))
+        if not _navigation(request):
+            # The page carries the CSRF token: a preview's script on this origin (the
+            # path form) could fetch it. Browsers mark every fetch, so only a
+            # navigation to the page gets it (framing is refused by the CSP).
+            raise AccessDenied("the dashboard page is served to browser navigations only")
         csrf = escape(session.csrf)
         return page(SIGNED_IN_HEAD.format(csrf=csrf), SIGN_OUT.format(csrf=csrf), "")
 
@@ -158,3 +165,10 @@ def _form(body: bytes) -> dict[str, str]:
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("expected a URL-encoded form") from None
     return {k: v[0] for k, v in fields.items()}
+
+
+def _navigation(request: Request) -> bool:
+    """A top-level page load, or a client that sends no fetch metadata (curl, old browsers)."""
+    mode = request.headers.get("sec-fetch-mode")
+    dest = request.headers.get("sec-fetch-dest")
+    return (mode is None or mode == "navigate") and (dest is None or dest == "document")

@@ -20,7 +20,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from cove.wire.errors import AccessDenied, AuthError
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # auth imports this module to accept session cookies
 
 COOKIE = "cove_session"
 CSRF_HEADER = "x-csrf-token"
+CSRF_QUERY = "csrf_token"  # ends in "token": the access log redacts it
 LIFETIME = 12 * 3600.0  # seconds a session lasts from sign-in
 MAX_SESSIONS = 10_000  # oldest dropped past this: sign-in cannot grow the table without bound
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -77,27 +78,39 @@ class SessionBook:
             return None
         return session
 
-    def authorize(self, headers: dict[str, str], method: str, websocket: bool) -> str:
+    def authorize(
+        self, headers: dict[str, str], method: str, websocket: bool, query: str = ""
+    ) -> str:
         """The owner for a request carrying the session cookie, or an error naming why not.
 
-        `headers` has lower-case names. Unsafe methods need the session's CSRF
-        token; a WebSocket needs an Origin of this very server (browsers send
-        cookies on cross-site WebSocket handshakes, and cannot set headers there).
+        `headers` has lower-case names. Every request, reads too, needs the session's
+        CSRF token (header, or `csrf_token` in the query where a browser cannot set
+        headers: WebSockets, download links): in the path form a preview's page shares
+        this origin, and the cookie alone would let its script read files or open a
+        terminal. A WebSocket also needs an Origin of this very server (browsers send
+        cookies on cross-site WebSocket handshakes).
         """
         session = self.get(cookie_value(headers.get("cookie", ""), COOKIE))
         if session is None:
             raise AuthError("not signed in, or the session has expired: sign in again")
+        token = headers.get(CSRF_HEADER) or _query_token(query)
+        if not token or not hmac.compare_digest(token, session.csrf):
+            raise AccessDenied(
+                f"missing or wrong CSRF token (header '{CSRF_HEADER}' or query '{CSRF_QUERY}')"
+            )
         if websocket:
             if not same_origin(headers.get("origin", ""), headers.get("host", "")):
                 raise AccessDenied("a dashboard WebSocket must come from the dashboard's origin")
         elif method.upper() not in SAFE_METHODS:
-            token = headers.get(CSRF_HEADER, "")
-            if not token or not hmac.compare_digest(token, session.csrf):
-                raise AccessDenied(f"missing or wrong CSRF token (header '{CSRF_HEADER}')")
             origin = headers.get("origin")
             if origin and not same_origin(origin, headers.get("host", "")):
                 raise AccessDenied("cross-origin request refused")
         return session.owner
+
+
+def _query_token(query: str) -> str:
+    values = parse_qs(query, max_num_fields=50).get(CSRF_QUERY) if query else None
+    return values[0] if values else ""
 
 
 def _hash(sid: str) -> str:
@@ -106,7 +119,7 @@ def _hash(sid: str) -> str:
 
 def request_owner(
     keys: KeyRing, sessions: SessionBook | None, headers: dict[str, str], method: str,
-    websocket: bool = False,
+    websocket: bool = False, query: str = "",
 ) -> str:  # fmt: skip
     """Who sends a request: its API key, else (no Authorization at all) its session cookie."""
     if (
@@ -114,7 +127,7 @@ def request_owner(
         and "authorization" not in headers
         and cookie_value(headers.get("cookie", ""), COOKIE) is not None
     ):
-        return sessions.authorize(headers, method, websocket)
+        return sessions.authorize(headers, method, websocket, query)
     return keys.owner_of(headers.get("authorization"))
 
 

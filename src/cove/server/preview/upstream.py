@@ -108,12 +108,18 @@ def request_head(
     return http1.request_head(method, target, fields)
 
 
+# In the path form an app shares the control plane's origin: these answer headers
+# would let it act on the whole origin (a service worker scoped to `/` that reads
+# the dashboard's pages, or wiping the dashboard's cookies), so they are dropped.
+SAME_ORIGIN_REACH = frozenset({"service-worker-allowed", "clear-site-data"})
+
+
 def response_headers(headers: list[tuple[str, str]], prefix: str) -> list[tuple[bytes, bytes]]:
     """The app's answer headers for the client: hop-by-hop dropped; in the path form,
     absolute redirects and cookie paths moved under the prefix."""
     out: list[tuple[bytes, bytes]] = []
     for name, value in headers:
-        if name in HOP_BY_HOP:
+        if name in HOP_BY_HOP or (prefix and name in SAME_ORIGIN_REACH):
             continue
         if prefix and name == "location" and value.startswith("/") and not value.startswith("//"):
             value = prefix + value

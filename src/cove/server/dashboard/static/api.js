@@ -1,5 +1,6 @@
 // The JSON API as the page calls it: the session cookie goes along by itself, the CSRF
-// token from the page's <meta> on every state-changing request. Output from sandboxes
+// token from the page's <meta> on every request (reads too: a preview's page may share
+// this origin, and the cookie alone must not let its script read anything). Output from sandboxes
 // only ever reaches the page through `el` (text nodes), never as HTML.
 
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -9,8 +10,7 @@ export class ApiError extends Error {}
 let unreachable = false;
 
 export async function call(method, path, body) {
-  const headers = {};
-  if (method !== "GET") headers["X-CSRF-Token"] = csrf;
+  const headers = { "X-CSRF-Token": csrf };
   let payload;
   if (body instanceof FormData) payload = body;
   else if (body !== undefined) {
@@ -55,8 +55,14 @@ function errorText(xhr) {
   try { return JSON.parse(xhr.responseText).message; } catch { return `${xhr.status}`; }
 }
 
+// Where a browser cannot set a header (a WebSocket, a download link) the token rides
+// in the query as `csrf_token` (which the server's access log redacts).
+export function withToken(path) {
+  return `${path}${path.includes("?") ? "&" : "?"}csrf_token=${encodeURIComponent(csrf)}`;
+}
+
 export function wsUrl(path) {
-  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${path}`;
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${withToken(path)}`;
 }
 
 // A DOM element; strings among the children become text nodes (never parsed as HTML).

@@ -1,6 +1,6 @@
 // A file browser over the agent's files API: list, upload (drag-and-drop or a picker,
 // with progress), download, delete. Names are shown as text, whatever they contain.
-import { bytes, call, el, flash, upload } from "./api.js";
+import { bytes, call, el, flash, upload, withToken } from "./api.js";
 
 export function renderFiles(root, sid) {
   const tb = `/toolbox/${encodeURIComponent(sid)}`;
@@ -28,7 +28,7 @@ export function renderFiles(root, sid) {
             : f.name),
           el("td", {}, f.isDir ? "" : bytes(f.size)),
           el("td", {}, f.mode),
-          el("td", {}, f.isDir ? "" : el("a", { href: `${tb}/files/download?${q}`, download: f.name }, "download")),
+          el("td", {}, f.isDir ? "" : el("a", { href: withToken(`${tb}/files/download?${q}`), download: f.name }, "download")),
           el("td", {}, el("button", { class: "file-delete", onclick: async () => {
             try { await call("DELETE", `${tb}/files?${new URLSearchParams({ path: full, recursive: f.isDir })}`); } catch (err) { flash(root, err); }
             go(dir);
