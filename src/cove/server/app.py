@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,7 @@ from cove.settings import Settings
 from cove.wire.errors import BadRequest, CoveError, NotFound
 
 log = logging.getLogger("cove.server")
+EXECUTOR_THREADS = 64  # short blocking calls (files, cgroups, nft) beside a few long ones
 
 
 @dataclass
@@ -169,6 +171,11 @@ def build_app(server: Server) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def _lifespan() -> AsyncIterator[None]:
+        # The default executor has cpu count + 4 threads: a few long calls (a base
+        # image's mmdebstrap, an unpack) would queue every short one behind them.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=EXECUTOR_THREADS, thread_name_prefix="cove")
+        )
         await server.service.startup()
         sweeper = LifecycleSweeper(server.service, minute=server.settings.lifecycle_minute)
         sweeper.start()

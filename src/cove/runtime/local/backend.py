@@ -51,6 +51,7 @@ from cove.runtime.local.procs import (
     pid_start_time,
     read_until,
     terminate,
+    wait_child,
     wait_pid,
 )
 from cove.runtime.local.seccomp import build_filter
@@ -361,11 +362,11 @@ class LocalBackend(RuntimeBackend):
             # agent started, nothing of this run is left (its stop finds no net).
             popen.kill()
             await _settle(connecting)
-            await asyncio.to_thread(popen.wait)
+            await wait_child(popen)
             await self._detach_network(handle)
             raise
         if not ready.startswith(b"ready"):
-            code = await asyncio.to_thread(popen.wait)
+            code = await wait_child(popen)
             raise SandboxError(
                 f"sandbox agent failed to start (exit status {code}): {control.log_tail(ctl)}"
             )
@@ -449,7 +450,7 @@ class LocalBackend(RuntimeBackend):
         live = self._live.get(handle.sandbox_id)
         status = None
         if live and live.popen is not None:
-            status = await asyncio.to_thread(live.popen.wait)
+            status = await wait_child(live.popen)
             if live.stopping:
                 return "stopped"
         reason = exit_description(status)
@@ -502,7 +503,7 @@ class LocalBackend(RuntimeBackend):
             # namespace's PID 1 then takes down anything that is left.
             await terminate(int(handle.state["pid"]), grace)
         if live.popen is not None:
-            await asyncio.to_thread(live.popen.wait)
+            await wait_child(live.popen)
         self._live.pop(handle.sandbox_id, None)
         handle.state.pop("pid", None)
         handle.state.pop("pidStart", None)
@@ -663,7 +664,7 @@ class LocalBackend(RuntimeBackend):
                 kill_all(cg.processes())
                 live = self._live.pop(sid, None)
                 if live is not None and live.popen is not None:
-                    await asyncio.to_thread(live.popen.wait)
+                    await wait_child(live.popen)
                 try:
                     await asyncio.to_thread(cg.remove)
                 except OSError as exc:

@@ -27,7 +27,7 @@ from pathlib import Path
 from cove.images.step import Step
 from cove.images.store import IMAGE_UID
 from cove.runtime.local import bwrap, cgroups, imagefs
-from cove.runtime.local.procs import kill_all, read_until
+from cove.runtime.local.procs import kill_all, read_until, wait_child
 from cove.wire.errors import SandboxError
 
 log = logging.getLogger("cove.runtime")
@@ -211,9 +211,9 @@ async def _spawn_and_stream(
         await asyncio.wait_for(_stream_lines(read_fd, out), timeout)
     except TimeoutError:
         spawned.popen.kill()
-        await asyncio.to_thread(spawned.popen.wait)
+        await wait_child(spawned.popen)
         raise SandboxError(f"the step did not finish in {timeout:g}s") from None
-    return await asyncio.to_thread(spawned.popen.wait)
+    return await wait_child(spawned.popen)
 
 
 async def _stream_lines(fd: int, out: Callable[[str], None]) -> None:

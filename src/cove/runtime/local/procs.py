@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
+from typing import Any
 
 
 def pid_start_time(pid: int) -> str | None:
@@ -45,6 +47,20 @@ async def wait_pid(pid: int) -> None:
     finally:
         loop.remove_reader(fd)
         os.close(fd)
+
+
+async def wait_child(popen: subprocess.Popen[Any]) -> int:
+    """A child's exit status, waited for on the event loop (pidfd), not in a thread.
+
+    `asyncio.to_thread(popen.wait)` holds one of the default executor's few
+    threads (cpu count + 4) for as long as the child lives: a handful of
+    sandboxes whose watchers waited that way starved every other `to_thread`
+    call of the server (disk set-up, cgroups, deletes), and it hung.
+    """
+    if popen.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            await wait_pid(popen.pid)
+    return popen.wait()  # it has exited: this only reaps
 
 
 async def terminate(pid: int, grace: float) -> None:
