@@ -31,7 +31,7 @@ from bench.cases import (
     sdks,
     streaming,
 )
-from bench.client import Cove
+from bench.client import NO_QUOTAS, Cove
 from bench.stats import Row
 from cove.settings import Settings
 from tests.serverproc import ServerProcess
@@ -64,7 +64,7 @@ def parse() -> argparse.Namespace:
 def serving(data_dir: Path, pool: int) -> Iterator[Cove]:
     """A real `cove serve` on a fresh data dir, with a warm pool of `pool` sandboxes."""
     # COVE_PHASE_LOG: the server prints where each sandbox start spent its time.
-    env = {"COVE_WARM_POOL": str(pool), "COVE_PHASE_LOG": "1"}
+    env = {"COVE_WARM_POOL": str(pool), "COVE_PHASE_LOG": "1", **NO_QUOTAS}
     server = ServerProcess(data_dir, ["bench-key"], env=env).start(timeout=60)
     cove = Cove(server)
     try:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.client import Cove, RawConnection, acreate, aexec
+from bench.client import NO_QUOTAS, Cove, RawConnection, acreate, aexec
 from bench.stats import Row, Summary, timed
 from tests.raycluster import ray_cluster
 from tests.serverproc import ServerProcess
@@ -24,7 +24,7 @@ from tests.serverproc import ServerProcess
 def ray_serving(data_dir: Path) -> Iterator[Cove]:
     """A `cove serve --backend ray` on a fresh 3-node loopback cluster."""
     with ray_cluster(3) as cluster:
-        env = {**cluster.env(), "COVE_RAY_PLACEMENT_TIMEOUT": "60"}
+        env = {**cluster.env(), "COVE_RAY_PLACEMENT_TIMEOUT": "60", **NO_QUOTAS}
         args = ["--backend", "ray", "--ray-address", cluster.address]
         server = ServerProcess(data_dir, ["bench-key"], env=env, args=args).start(timeout=90)
         cove = Cove(server)

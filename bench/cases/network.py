@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.client import Cove
+from bench.client import NO_QUOTAS, Cove
 from bench.stats import Row, Summary, not_measured, stopwatch
 from tests.network.internet import FakeInternet, can_run
 from tests.serverproc import ServerProcess
@@ -38,7 +38,7 @@ print(sent / (time.perf_counter() - t0) / 1e6)
 
 @contextlib.contextmanager
 def _server(data: Path, network: str, dns: str) -> Iterator[Cove]:
-    env = {"COVE_WARM_POOL": "0", "COVE_NETWORK": network, "COVE_NETWORK_DNS": dns}
+    env = {"COVE_WARM_POOL": "0", "COVE_NETWORK": network, "COVE_NETWORK_DNS": dns, **NO_QUOTAS}
     server = ServerProcess(data, ["bench-key"], env=env).start(timeout=60)
     cove = Cove(server)
     try:
