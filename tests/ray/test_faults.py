@@ -222,10 +222,12 @@ def test_the_control_plane_killed_during_a_burst_of_creates(
             assert s["state"] in ("started", "error"), s
             if s["state"] == "error":
                 assert "control plane restarted" in s["errorReason"], s
-        # Nothing half-made: one reservation per record (an errored one keeps its
-        # room, as a stopped one does, until it is deleted), none without a record...
+        # Nothing half-made: every started record holds its room, an errored one may
+        # (it keeps what it had reserved until deleted; one interrupted before its
+        # reservation has none), and no reservation is without a record...
         held = sum(n["sandboxes"] for n in nodes_by_id(ray_api).values())
-        assert held == len(listed)
+        started = sum(1 for s in listed if s["state"] == "started")
+        assert started <= held <= len(listed), (started, held, listed)
         # ... and nothing of an interrupted create or start runs on.
         for s in listed:
             if s["state"] == "error":
