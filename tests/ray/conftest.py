@@ -33,6 +33,16 @@ def ray_server(ray_cluster: RayCluster) -> Iterator[ServerProcess]:
             proc.stop()
 
 
+@pytest.fixture(autouse=True)
+def _ray_server_alive(request: pytest.FixtureRequest) -> None:
+    """The shared server is back up before a test that uses it: a fault test that
+    kills it and then fails before its own restart must not fail every later test."""
+    if "ray_server" in request.fixturenames:
+        server: ServerProcess = request.getfixturevalue("ray_server")
+        if server.proc is None or server.proc.poll() is not None:
+            server.start(timeout=300)
+
+
 @pytest.fixture(scope="session")
 def ray_daytona(ray_server: ServerProcess) -> Any:
     from daytona import Daytona, DaytonaConfig
