@@ -163,3 +163,17 @@ def test_odd_names_are_a_4xx_naming_the_problem(
     r = raw.post("/files/bulk-upload", files=files, timeout=20)
     assert r.status_code == status and words in r.text, r.text
     agent_answers(raw)
+
+
+def test_an_upload_refused_early_still_gets_its_whole_answer(raw: httpx.Client) -> None:
+    """The agent refuses at the first bad part, with most of the body unread: it reads
+    and drops that rest, since closing on unread input resets the connection and the
+    answer already sent could be lost (seen once as a head without its body)."""
+    for _ in range(20):
+        files = {
+            "files[0].path": (None, "x" * 4096),
+            "files[0].file": ("f", b"y" * (512 * 1024)),
+        }
+        r = raw.post("/files/bulk-upload", files=files, timeout=20)
+        assert r.status_code == 400 and "longer than a path" in r.text, r.text
+    agent_answers(raw)

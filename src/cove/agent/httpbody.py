@@ -67,6 +67,12 @@ class Body:
             self.done = True
         self._left = size
 
+    async def discard(self, limit: int) -> bool:
+        """Read and drop what is left, up to `limit` bytes; whether the body is done."""
+        while not self.done and self.received < limit:
+            await self.read()
+        return self.done
+
     async def read_all(self, limit: int) -> bytes:
         """The whole body; `OverflowError` past `limit` bytes."""
         if self.length is not None and self.length > limit:

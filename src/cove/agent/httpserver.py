@@ -13,6 +13,7 @@ Routing is a table of `(method, pattern) -> handler`; handlers raise
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import sys
@@ -36,6 +37,9 @@ from cove.wire.errors import (
 from cove.wire.websocket import Message, WebSocket, accept_key
 
 MAX_BODY = 64 * 1024 * 1024
+# The most of an unread request body read and dropped to keep its answer intact.
+DRAIN_LIMIT = 1024 * 1024
+DRAIN_TIMEOUT = 2.0
 
 
 @dataclass
@@ -208,8 +212,15 @@ class HttpServer:
             response = self._error(err, path)
         else:
             response = await self._dispatch(req, handler)
-        # A body left unread (refused early, or a handler that stopped reading)
-        # cannot be skipped cheaply: end the connection after the answer.
+        # A body left unread (refused early, or a handler that stopped reading): a
+        # small rest is read and dropped, since closing a socket with unread input
+        # resets it and the peer can lose the answer already sent; a large one is
+        # not worth reading, so the connection ends after the answer.
+        if not body.done:
+            with contextlib.suppress(
+                TimeoutError, asyncio.IncompleteReadError, ConnectionError, http1.HeadError
+            ):
+                await asyncio.wait_for(body.discard(DRAIN_LIMIT), DRAIN_TIMEOUT)
         close = not body.done or not http1.keeps_alive(headers)
         await self._write(writer, response, close=close)
         return not close
