@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,17 @@ class Browser:
             assert self.proc.stderr is not None
             self.proc.stderr.close()
             self._profile.cleanup()
+
+
+@contextlib.contextmanager
+def desktop_browser() -> Iterator[Browser]:
+    """Headless chromium with a desktop-sized window (the dashboard's layout)."""
+    binary = chromium()
+    assert binary is not None
+    b = Browser(binary)
+    try:
+        b.send("Emulation.setDeviceMetricsOverride", width=1280, height=860,
+               deviceScaleFactor=1, mobile=False)  # fmt: skip
+        yield b
+    finally:
+        b.close()

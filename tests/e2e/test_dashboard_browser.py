@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.cdp import Browser, chromium
+from tests.e2e.cdp import Browser, chromium, desktop_browser
 from tests.e2e.test_preview import PORT, start_app
 from tests.serverproc import ServerProcess
 
@@ -28,15 +28,8 @@ pytestmark = pytest.mark.skipif(chromium() is None, reason="Debian's chromium is
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    binary = chromium()
-    assert binary is not None
-    b = Browser(binary)
-    try:
-        b.send("Emulation.setDeviceMetricsOverride", width=1280, height=860,
-               deviceScaleFactor=1, mobile=False)  # fmt: skip
+    with desktop_browser() as b:
         yield b
-    finally:
-        b.close()
 
 
 def wait_for(browser: Browser, condition: str, timeout_ms: int = 30000) -> Any:

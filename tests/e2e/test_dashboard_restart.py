@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.cdp import Browser, chromium
+from tests.e2e.cdp import Browser, chromium, desktop_browser
 from tests.e2e.test_dashboard_browser import ARTIFACTS, click, navigating, set_value, wait_for
 from tests.serverproc import ServerProcess
 
@@ -40,15 +40,8 @@ def own_server() -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def page() -> Iterator[Browser]:
-    binary = chromium()
-    assert binary is not None
-    b = Browser(binary)
-    try:
-        b.send("Emulation.setDeviceMetricsOverride", width=1280, height=860,
-               deviceScaleFactor=1, mobile=False)  # fmt: skip
+    with desktop_browser() as b:
         yield b
-    finally:
-        b.close()
 
 
 def lines(prefix: str, first: int, last: int) -> str:
