@@ -6,9 +6,9 @@
                                         answer streams NDJSON: {"log": line}... then
                                         {"image": {...}} or {"error": {...}}
 
-The context goes straight to the server (no object store), is unpacked with
-tarfile's "data" filter (no absolute paths, no links out of the tree, no
-devices) and is bound read-only into the build sandboxes that COPY from it.
+The context goes straight to the server (no object store), is unpacked by
+`images.context` (no absolute paths, no links out of the tree, no devices,
+bounded) and is bound read-only into the build sandboxes that COPY from it.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
-import tarfile
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -28,12 +26,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from cove.images import dockerfile
-from cove.images.store import IMAGE_UID, ImageStore, prune
+from cove.images.context import CONTEXT_LIMIT, unpack_context
+from cove.images.store import ImageStore, prune
 from cove.server.builds import BuildService
 from cove.wire.errors import BadRequest, CoveError, PayloadTooLarge
-
-CONTEXT_LIMIT = 2 << 30  # bytes of tar a build context may send, and may unpack to
-CONTEXT_ENTRIES = 200_000  # files, directories and links a build context may hold
 
 
 def _iso(ts: float) -> str:
@@ -140,18 +136,6 @@ class ImageRoutes:
             await asyncio.to_thread(shutil.rmtree, work, True)
 
 
-def _check_unpacked_size(members: list[tarfile.TarInfo]) -> None:
-    """Refuse a context that unpacks to more than it may send: a gzip of zeros (or a
-    sparse member) a few MB long would otherwise fill the host's disk as it unpacks."""
-    if len(members) > CONTEXT_ENTRIES:
-        raise BadRequest(f"the build context has more than {CONTEXT_ENTRIES} entries")
-    total = sum(m.size for m in members if m.isfile())
-    if total > CONTEXT_LIMIT:
-        raise PayloadTooLarge(
-            f"the build context unpacks to {total} bytes; at most {CONTEXT_LIMIT} are allowed"
-        )
-
-
 def _line(value: dict[str, Any]) -> bytes:
     return json.dumps(value).encode() + b"\n"
 
@@ -167,16 +151,5 @@ async def _receive_context(request: Request, tar_path: Path, dest: Path) -> None
     dest.mkdir()
     if size == 0:
         return
-
-    def unpack() -> None:
-        try:
-            with tarfile.open(tar_path) as tar:
-                _check_unpacked_size(tar.getmembers())
-                tar.extractall(dest, filter="data")
-        except (tarfile.TarError, OSError) as exc:
-            raise BadRequest(f"the build context is not a usable tar: {exc}") from None
-        # Owned like image files: root's in the build sandbox that copies them.
-        subprocess.run(["chown", "-hR", f"{IMAGE_UID}:{IMAGE_UID}", str(dest)], check=True)
-
-    await asyncio.to_thread(unpack)
+    await asyncio.to_thread(unpack_context, [tar_path], dest)
     tar_path.unlink()
