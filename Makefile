@@ -17,8 +17,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[server,mcp]'
 	@touch $@
 
-$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-test.txt
+# The tests serve the official SDK's build contexts from a store: the `s3` extra.
+$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt pyproject.toml
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[server,mcp,s3]' -r requirements-test.txt
 	@touch $@
 
 # The `ray` extra: the tests run the ray backend on a 3-node cluster on loopback.

@@ -111,6 +111,19 @@ class Settings:
     # build fails naming it: a Dockerfile that never ends must not hold a build for ever.
     build_step_timeout: float = 3600.0
     ray_warm_pool: int = 0  # per node: pooled sandboxes idle outside Ray's accounting
+    # An S3-compatible store for the official SDK's build contexts
+    # (`Image.add_local_file`/`add_local_dir`/`from_dockerfile` with a COPY;
+    # docs/images.md). Empty URL: none (the Cove SDK and `cove build` send the
+    # context straight to the server). `object_storage_share_key` must be "1"
+    # for push-access to hand this key to API key holders; `..._ca_bundle`: a
+    # PEM file of a private CA the server trusts for the store.
+    object_storage_url: str = ""
+    object_storage_bucket: str = "cove-build-contexts"
+    object_storage_region: str = "us-east-1"
+    object_storage_access_key: str = ""
+    object_storage_secret_key: str = ""
+    object_storage_ca_bundle: Path | None = None
+    object_storage_share_key: str = ""
 
     ENV = {
         "host": "COVE_HOST",
@@ -152,6 +165,13 @@ class Settings:
         "ray_relay_port": "COVE_RAY_RELAY_PORT",
         "build_step_timeout": "COVE_BUILD_STEP_TIMEOUT",
         "ray_warm_pool": "COVE_RAY_WARM_POOL",
+        "object_storage_url": "COVE_OBJECT_STORAGE_URL",
+        "object_storage_bucket": "COVE_OBJECT_STORAGE_BUCKET",
+        "object_storage_region": "COVE_OBJECT_STORAGE_REGION",
+        "object_storage_access_key": "COVE_OBJECT_STORAGE_ACCESS_KEY",
+        "object_storage_secret_key": "COVE_OBJECT_STORAGE_SECRET_KEY",
+        "object_storage_ca_bundle": "COVE_OBJECT_STORAGE_CA_BUNDLE",
+        "object_storage_share_key": "COVE_OBJECT_STORAGE_SHARE_KEY",
     }
 
     @classmethod

@@ -277,8 +277,8 @@ class Builder:
             if context is None:
                 raise BadRequest(
                     f"{ins.where}: this build has no context to copy from (send one with the "
-                    "Cove SDK or `cove build`; the official SDK's object-storage upload is not "
-                    "supported)"
+                    "Cove SDK or `cove build`, or the official SDK's `Image.add_local_file` etc. "
+                    "on a server with an object store)"
                 )
             root, what = CONTEXT, f"context:{ctx}"
             step.ro_binds[CONTEXT] = str(context)

@@ -32,6 +32,7 @@ from cove.server.image_api import ImageRoutes
 from cove.server.images import BuildInfoSpecs
 from cove.server.memory import IdleTrim
 from cove.server.metrics import MetricsHistory, MetricsSampler
+from cove.server.object_storage import ContextStore
 from cove.server.openapi import openapi_endpoint
 from cove.server.preview.access import PreviewAccess, load_or_generate_secret
 from cove.server.preview.front import PreviewFront, Previews
@@ -74,6 +75,8 @@ class Server:
     sessions: SessionBook  # the dashboard's signed-in browsers
     ssh: SshServer | None = None  # with `ssh_port` set
     builds: BuildService | None = None  # image builds, when the backend can run them
+    # The official SDK's build contexts (an S3-compatible store, when configured).
+    contexts: ContextStore | None = None
 
     def uvicorn_ws(self) -> type[asyncio.Protocol]:
         """uvicorn's `ws=`: toolbox and preview WebSockets relayed as bytes (see `wsfront`)."""
@@ -107,6 +110,8 @@ def build_server(settings: Settings) -> Server:
     service.admit_hooks.append(lambda owner, spec, r: admission.check(spec))
     service.admit_hooks.append(quotas.check)
     images = ImageStore(settings.image_dir or settings.data_dir / "images")
+    contexts = ContextStore(settings)
+    service.create_checks.append(lambda owner, spec: contexts.check(owner, spec.context_hashes))
     builds = None
     if isinstance(backend, StepRunner):  # the backend can run build steps: images build
         auth = str(settings.registry_auth_file) if settings.registry_auth_file else None
@@ -124,9 +129,9 @@ def build_server(settings: Settings) -> Server:
         builds = BuildService(builder, settings.data_dir / "build-logs", evict)
         builds.in_use = in_use
         service.on_delete.append(builds.forget)  # a sandbox's build log goes with it
-        service.image_builds = SandboxImages(builds, settings.image_fallback == "default")
+        service.image_builds = SandboxImages(builds, settings.image_fallback == "default", contexts)
     # SDK `Image` definitions (`buildInfo`), then `snapshot`: a named image's root.
-    service.spec_hooks.append(BuildInfoSpecs(builds is not None))
+    service.spec_hooks.append(BuildInfoSpecs(builds is not None, contexts))
     service.spec_hooks.append(SnapshotSpecs(images))
     proxy = ToolboxProxy(service, settings.max_request_bytes)
     history = MetricsHistory(settings.data_dir / "metrics", settings.metrics_keep)
@@ -145,6 +150,7 @@ def build_server(settings: Settings) -> Server:
     return Server(
         settings, store, service, proxy, keys, generated, ring, sampler,
         prometheus, previews, ssh_access, SessionBook(ring), ssh, builds=builds,
+        contexts=contexts,
     )  # fmt: skip
 
 
@@ -199,12 +205,15 @@ def build_app(server: Server) -> Starlette:
     limit = server.settings.max_request_bytes
     control = ControlRoutes(server.service, server.sampler, limit)
     dashboard = DashboardRoutes(server.sessions)
-    image_routes: list[Route] = []
+    contexts = server.contexts or ContextStore(server.settings)
+    image_routes: list[Route] = [*contexts.routes()]
     if server.builds is not None:
         repo = SnapshotRepo(server.settings.data_dir / "snapshots")
         store = server.builds.builder.store
         image_routes += BuildLogRoutes(server.service, server.builds).routes()
-        image_routes += SnapshotRoutes(repo, store, server.builds, server.service, limit).routes()
+        image_routes += SnapshotRoutes(
+            repo, store, server.builds, server.service, limit, contexts
+        ).routes()
         image_routes += ImageRoutes(
             store, server.builds, server.builds.in_use, server.settings.image_cache_bytes
         ).routes()

@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,8 +76,12 @@ class BuildService:
         dockerfile: str,
         context: Path | None = None,
         first_lines: tuple[str, ...] = (),
+        fetch: Callable[[Path], Awaitable[None]] | None = None,
     ) -> BuildJob:
-        """Start building `dockerfile` in the background; its log is under `key`."""
+        """Start building `dockerfile` in the background; its log is under `key`.
+
+        `fetch` makes the context first (the object store's uploads): it fills a
+        directory that does not exist yet, and the directory goes after the build."""
         job = BuildJob(key, self.logs_dir / f"{key}.log")
         job.path.write_text("")
         for line in first_lines:
@@ -84,8 +89,15 @@ class BuildService:
         self.jobs[key] = job
 
         async def run() -> Image:
+            work = None
             try:
-                image = await self.builder.build(dockerfile, job.write, context=context)
+                ctx = context
+                if fetch is not None:
+                    work = self.builder.store.scratch("context")
+                    ctx = work / "context"
+                    job.write("fetching the build context from the object store")
+                    await fetch(ctx)
+                image = await self.builder.build(dockerfile, job.write, context=ctx)
                 if self.after_build is not None:
                     await asyncio.to_thread(self.after_build)
                 return image
@@ -97,6 +109,8 @@ class BuildService:
                 job.write(f"ERROR: {exc}")
                 raise
             finally:
+                if work is not None:
+                    await asyncio.to_thread(shutil.rmtree, work, True)
                 job.done = True
                 job._notify()
 

@@ -23,6 +23,7 @@ from cove.images import dockerfile
 from cove.images.dockerfile import command_words as _command
 from cove.images.dockerfile import env_words as _env
 from cove.images.dockerfile import logical_lines
+from cove.server.object_storage import ContextStore
 from cove.server.records import RecordSpec
 from cove.wire.errors import BadRequest
 from cove.wire.protocol import CreateSandboxRequest
@@ -81,8 +82,9 @@ class BuildInfoSpecs:
     build steps), only how to start is taken from the Dockerfile.
     """
 
-    def __init__(self, builds: bool) -> None:
+    def __init__(self, builds: bool, contexts: ContextStore) -> None:
         self.builds = builds
+        self.contexts = contexts
 
     def __call__(self, spec: RecordSpec, req: CreateSandboxRequest) -> None:
         info = req.build_info
@@ -91,15 +93,16 @@ class BuildInfoSpecs:
         text = info.get("dockerfileContent")
         if not isinstance(text, str):
             raise BadRequest("field 'buildInfo.dockerfileContent' must be a string")
-        if info.get("contextHashes"):
-            raise BadRequest(
-                "field 'buildInfo.contextHashes': build contexts through object storage are not "
-                "supported here; use the Cove SDK or `cove build`, which send the context directly"
-            )
+        hashes = self.contexts.hashes(info.get("contextHashes"))  # a 400 without a store
         stages = dockerfile.parse(text).stages  # a 400 now for what cannot be built
         spec.image = stages[-1].base
         if self.builds:
             spec.dockerfile = text
+            spec.context_hashes = hashes
+        elif hashes:
+            raise BadRequest(
+                "field 'buildInfo.contextHashes': this server's backend cannot build images"
+            )
         else:
             fold_start_config(spec, text)
 

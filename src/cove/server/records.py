@@ -51,6 +51,8 @@ class RecordSpec(WireModel):
     image: str | None = None  # the image reference asked for (a FROM, a snapshot name)
     image_id: str | None = None  # the image in the store it runs on; None: the default root
     dockerfile: str | None = None  # an image to build first (the SDK's `buildInfo`)
+    # Its build context: the official SDK's uploads to the object store (by md5).
+    context_hashes: list[str] = field(default_factory=list)
     network: NetworkPolicy = field(default_factory=NetworkPolicy)
     linked_sandbox_id: str | None = None  # a follower's owner (same key)
 

@@ -17,7 +17,7 @@ import os
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol
 
 from cove.runtime import RuntimeBackend, RuntimeHandle, SandboxSpec
@@ -77,6 +77,9 @@ class SandboxService:
         # may adjust the spec of a new sandbox (entrypoint parsing); change
         # callbacks hear of every state change (the auto-stop sweeper).
         self.spec_hooks: list[SpecHook] = []
+        # Checks a new sandbox's spec needs I/O for (its build context is in the
+        # object store), awaited before admission: a 4xx at the request.
+        self.create_checks: list[Callable[[str, RecordSpec], Awaitable[None]]] = []
         # Quotas and admission control, run right before a create's record is
         # written (no await between: concurrent creates cannot both pass) and
         # before a stopped sandbox starts.
@@ -298,6 +301,8 @@ class SandboxService:
             raise BadRequest("field 'name' must be 1-255 characters without '/' or NUL")
         spec = self._spec(req)
         self._link(owner, req, spec)
+        for check in self.create_checks:
+            await check(owner, spec)
         self.admit(owner, spec)
         r = SandboxRecord(sid, owner, name, SandboxState.CREATING, spec, self.backend.name)
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import time
@@ -31,6 +32,7 @@ from cove.images.step import Capturer
 from cove.images.store import ImageConfig, ImageStore, content_key
 from cove.server.api import read_json, sandbox_json
 from cove.server.builds import BuildService
+from cove.server.object_storage import ContextStore
 from cove.server.records import SandboxState
 from cove.server.sandboxes import SandboxService
 from cove.server.snapshot_records import SnapshotRecord, SnapshotRepo
@@ -106,7 +108,9 @@ class SnapshotRoutes:
         builds: BuildService,
         service: SandboxService,
         limit: int,
+        contexts: ContextStore,
     ) -> None:
+        self.contexts = contexts
         self.repo = repo
         self.store = store
         self.builds = builds
@@ -145,15 +149,12 @@ class SnapshotRoutes:
         ):
             raise BadRequest("field 'entrypoint' must be a list of strings")
         info = body.get("buildInfo")
+        hashes: list[str] = []
         if isinstance(info, dict):
             text = info.get("dockerfileContent")
             if not isinstance(text, str):
                 raise BadRequest("field 'buildInfo.dockerfileContent' must be a string")
-            if info.get("contextHashes"):
-                raise BadRequest(
-                    "field 'buildInfo.contextHashes': build contexts through object storage are "
-                    "not supported here; use the Cove SDK or `cove build`"
-                )
+            hashes = self.contexts.hashes(info.get("contextHashes"))  # a 400 without a store
         elif image_name:
             text = f"FROM {image_name}\n"
             if entrypoint:
@@ -161,9 +162,11 @@ class SnapshotRoutes:
         else:
             raise BadRequest("one of 'imageName' or 'buildInfo' is required")
         dockerfile.parse(text)  # a 400 now for what cannot be built
+        owner = str(request.state.owner)
+        await self.contexts.check(owner, hashes)  # a 400 for a hash this key did not upload
         record = SnapshotRecord(
             id=str(uuid.uuid4()),
-            owner=str(request.state.owner),
+            owner=owner,
             name=name,
             state="building",
             image_name=image_name,
@@ -173,7 +176,7 @@ class SnapshotRoutes:
             disk=_int(body, "disk", 3),
         )
         self.repo.insert(record)
-        task = asyncio.create_task(self._build(record, text))
+        task = asyncio.create_task(self._build(record, text, hashes))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         with contextlib.suppress(TimeoutError):
@@ -184,9 +187,10 @@ class SnapshotRoutes:
             answer = {**answer, "state": "building"}
         return JSONResponse(answer)
 
-    async def _build(self, record: SnapshotRecord, text: str) -> None:
+    async def _build(self, record: SnapshotRecord, text: str, hashes: list[str]) -> None:
         began = time.monotonic()
-        job = self.builds.start(f"snapshot-{record.id}", text)
+        fetch = functools.partial(self.contexts.fetch, record.owner, hashes) if hashes else None
+        job = self.builds.start(f"snapshot-{record.id}", text, fetch=fetch)
         assert job.task is not None
         try:
             image = await asyncio.shield(job.task)

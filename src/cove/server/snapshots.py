@@ -9,6 +9,7 @@ ENTRYPOINT + CMD unless the request brings its own entrypoint).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 
 from starlette.requests import Request
@@ -20,6 +21,7 @@ from cove.images.bases import ImageUnavailable
 from cove.images.store import Image, ImageStore
 from cove.server.builds import BuildService
 from cove.server.images import fold_start_config
+from cove.server.object_storage import ContextStore
 from cove.server.records import RecordSpec, SandboxRecord
 from cove.server.sandboxes import SandboxService
 from cove.wire.errors import NotFound
@@ -63,13 +65,17 @@ class SandboxImages:
     in the build log.
     """
 
-    def __init__(self, builds: BuildService, fallback: bool) -> None:
+    def __init__(self, builds: BuildService, fallback: bool, contexts: ContextStore) -> None:
         self.builds = builds
         self.fallback = fallback
+        self.contexts = contexts
 
     async def build_for(self, r: SandboxRecord, building: Callable[[], None]) -> bool:
         text = r.spec.dockerfile or ""
-        job = self.builds.start(r.id, text)
+        fetch = None
+        if r.spec.context_hashes:
+            fetch = functools.partial(self.contexts.fetch, r.owner, r.spec.context_hashes)
+        job = self.builds.start(r.id, text, fetch=fetch)
         building()
         assert job.task is not None
         try:

@@ -124,6 +124,13 @@ class NoCapacity(CoveError):
     code = "NO_CAPACITY"
 
 
+class Unsupported(CoveError):
+    """This server does not offer the feature (as configured); the message says what does."""
+
+    status = 501
+    code = "NOT_IMPLEMENTED"
+
+
 class InternalError(CoveError):
     """A bug on our side; the message says what failed."""
 
@@ -143,6 +150,7 @@ _BY_STATUS: dict[int, type[CoveError]] = {
     429: QuotaExceeded,
     507: InsufficientStorage,
     503: AgentUnavailable,
+    501: Unsupported,
 }
 _BY_CODE: dict[str, type[CoveError]] = {
     ProcessTimeout.code: ProcessTimeout,

@@ -49,6 +49,7 @@ from cove.wire.protocol.sandbox import (
     NodeList,
     Sandbox,
     SandboxList,
+    StorageAccess,
     UpdateNetworkSettings,
 )
 from cove.wire.protocol.sessions import (
@@ -112,6 +113,7 @@ __all__ = [
     "SessionExecuteResponse",
     "SessionInputRequest",
     "SignedPortPreviewUrl",
+    "StorageAccess",
     "SystemMetrics",
     "UpdateNetworkSettings",
     "UploadFilesResponse",

@@ -113,3 +113,19 @@ class Node(WireModel):
 
 
 NodeList = list[Node]  # a name for classes whose method `list` hides the builtin
+
+
+@dataclass
+class StorageAccess(WireModel):
+    """`GET /object-storage/push-access`: where the official SDK uploads build contexts.
+
+    Daytona's StorageAccessDto; every field is required by the SDK (an empty
+    `sessionToken` when the store's key is long-lived)."""
+
+    access_key: str
+    secret: str
+    session_token: str
+    storage_url: str
+    organization_id: str
+    bucket: str
+    region: str
