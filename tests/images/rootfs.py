@@ -14,7 +14,22 @@ from pathlib import Path
 
 from cove.images.store import ImageConfig, ImageStore, content_key
 
-TOOLS = ("sh", "cat", "ls", "id", "env", "echo", "touch", "mkdir", "rm", "sleep", "pwd")
+# cp and dirname: what a COPY step runs in the image (`builder.COPY_SCRIPT`).
+TOOLS = (
+    "sh",
+    "cat",
+    "ls",
+    "id",
+    "env",
+    "echo",
+    "touch",
+    "mkdir",
+    "rm",
+    "sleep",
+    "pwd",
+    "cp",
+    "dirname",
+)
 
 
 def _libs(binary: str) -> set[str]:
