@@ -113,6 +113,8 @@ class ContextStore:
 
     async def check(self, owner: str, hashes: Sequence[str]) -> None:
         """A 400 now for a hash this key did not upload (another key's is not under its prefix)."""
+        if not hashes:
+            return  # every create passes here: obstore is imported only for a store's contexts
         import obstore
         from obstore.exceptions import BaseError
 
