@@ -51,6 +51,7 @@ class Setup:
     server: ServerProcess
     s3: S3Server
     files: Path  # the local files the SDK builds from
+    env: dict[str, str]  # the server's COVE_OBJECT_STORAGE_* settings
 
     def sdk(self, key: str, **spec: Any) -> dict[str, Any]:
         """One official-SDK build in a child that trusts the test CA; its JSON answer."""
@@ -100,7 +101,7 @@ def setup() -> Iterator[Setup]:
                 (files / "hello.txt").write_text("hello from a local file\n")
                 (files / "tree/a.txt").write_text("a in a dir\n")
                 (files / "tree/sub/b.txt").write_text("b deeper\n")
-                yield Setup(server, s3, files)
+                yield Setup(server, s3, files, env)
             finally:
                 server.delete_all_sandboxes()
                 server.stop()
@@ -123,6 +124,22 @@ def test_push_access_is_the_sdks_model_with_a_prefix_per_key(setup: Setup) -> No
     # Derived from the key's id, and neither the key nor its stored hash.
     assert a["organizationId"] == organization_id(key_hash("s3ctx-alice"))
     assert a["organizationId"] not in ("s3ctx-alice", key_hash("s3ctx-alice"))
+
+
+def test_push_access_hands_out_no_key_unless_the_self_hoster_opts_in(
+    setup: Setup, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in setup.env.items() if k != "COVE_OBJECT_STORAGE_SHARE_KEY"}
+    server = ServerProcess(tmp_path / "data", ["s3ctx-carol"], env=env).start()
+    try:
+        r = httpx.get(
+            f"{server.api_url}/object-storage/push-access",
+            headers={"Authorization": "Bearer s3ctx-carol"},
+        )
+    finally:
+        server.stop()
+    assert r.status_code == 501, r.text
+    assert "COVE_OBJECT_STORAGE_SHARE_KEY=1" in r.text and SECRET_KEY not in r.text
 
 
 def test_local_file_and_dir_reach_the_sandbox(setup: Setup) -> None:
