@@ -114,9 +114,11 @@ class Settings:
     # An S3-compatible store for the official SDK's build contexts
     # (`Image.add_local_file`/`add_local_dir`/`from_dockerfile` with a COPY;
     # docs/images.md). Empty URL: none (the Cove SDK and `cove build` send the
-    # context straight to the server). `object_storage_share_key` must be "1"
-    # for push-access to hand this key to API key holders; `..._ca_bundle`: a
-    # PEM file of a private CA the server trusts for the store.
+    # context straight to the server). What push-access hands out: with a
+    # role ARN, 15-minute credentials scoped to the caller's prefix (STS
+    # AssumeRole at `..._sts_url`, default the store's URL); else, only with
+    # `object_storage_share_key` "1", this key itself. `..._ca_bundle`: a PEM
+    # file of a private CA the server trusts for the store.
     object_storage_url: str = ""
     object_storage_bucket: str = "cove-build-contexts"
     object_storage_region: str = "us-east-1"
@@ -124,6 +126,8 @@ class Settings:
     object_storage_secret_key: str = ""
     object_storage_ca_bundle: Path | None = None
     object_storage_share_key: str = ""
+    object_storage_role_arn: str = ""
+    object_storage_sts_url: str = ""
 
     ENV = {
         "host": "COVE_HOST",
@@ -172,6 +176,8 @@ class Settings:
         "object_storage_secret_key": "COVE_OBJECT_STORAGE_SECRET_KEY",
         "object_storage_ca_bundle": "COVE_OBJECT_STORAGE_CA_BUNDLE",
         "object_storage_share_key": "COVE_OBJECT_STORAGE_SHARE_KEY",
+        "object_storage_role_arn": "COVE_OBJECT_STORAGE_ROLE_ARN",
+        "object_storage_sts_url": "COVE_OBJECT_STORAGE_STS_URL",
     }
 
     @classmethod

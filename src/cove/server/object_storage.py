@@ -12,9 +12,10 @@ then the build fetches and unpacks them into one context directory
 `organizationId` is derived from the API key's id (the hash the server
 keeps), so a key's builds read only what that key uploaded: another key's
 hash is simply not found under this prefix. Which credentials the SDK gets
-is the self-hoster's choice (docs/images.md): the configured key is handed
-out only with COVE_OBJECT_STORAGE_SHARE_KEY=1, because every API key holder
-then holds it and can read the whole bucket with it.
+is the self-hoster's choice (docs/images.md): with COVE_OBJECT_STORAGE_ROLE_ARN,
+short-lived ones scoped to the caller's prefix (`sts.py`); else the
+configured key, only with COVE_OBJECT_STORAGE_SHARE_KEY=1, because every API
+key holder then holds it and can read the whole bucket with it.
 
 Without COVE_OBJECT_STORAGE_URL there is no store: push-access is a 501 and
 `contextHashes` a 400, both saying that the Cove SDK and `cove build` send
@@ -35,6 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cove.images.context import CONTEXT_LIMIT, unpack_context
+from cove.server.sts import RoleCredentials
 from cove.settings import Settings
 from cove.wire.errors import BadRequest, CoveError, PayloadTooLarge, Unsupported
 from cove.wire.protocol import StorageAccess
@@ -70,8 +72,11 @@ class ContextStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store: Any = None
+        self.roles: RoleCredentials | None = None
         if settings.object_storage_url:
             self.store = _open_store(settings)
+            if settings.object_storage_role_arn:
+                self.roles = RoleCredentials(settings)
 
     def routes(self) -> list[Route]:
         return [Route("/object-storage/push-access", self.push_access, methods=["GET"])]
@@ -80,17 +85,21 @@ class ContextStore:
         s = self.settings
         if self.store is None:
             raise Unsupported(NO_STORE)
+        org = organization_id(str(request.state.owner))
+        if self.roles is not None:
+            return JSONResponse((await self.roles.for_org(org)).to_wire())
         if s.object_storage_share_key != "1":
             raise Unsupported(
-                "this server does not hand its object store key to API key holders "
-                f"(COVE_OBJECT_STORAGE_SHARE_KEY=1 opts in; docs/images.md); {DIRECT}"
+                "this server hands out no object store credentials (set "
+                "COVE_OBJECT_STORAGE_ROLE_ARN for scoped ones, or COVE_OBJECT_STORAGE_SHARE_KEY=1 "
+                f"to share its key; docs/images.md); {DIRECT}"
             )
         access = StorageAccess(
             access_key=s.object_storage_access_key,
             secret=s.object_storage_secret_key,
             session_token="",
             storage_url=s.object_storage_url,
-            organization_id=organization_id(str(request.state.owner)),
+            organization_id=org,
             bucket=s.object_storage_bucket,
             region=s.object_storage_region,
         )
