@@ -92,10 +92,8 @@ def setup() -> Iterator[Setup]:
                 "COVE_OBJECT_STORAGE_SHARE_KEY": "1",
                 "COVE_WARM_POOL": "0",
             }
-            server = ServerProcess(work / "data", ["s3ctx-alice", "s3ctx-bob"], env=env).start()
+            server = serve(work / "data", ["s3ctx-alice", "s3ctx-bob"], env)
             try:
-                store = ImageStore(server.data_dir / "images")
-                add_tree_image(store, tiny_rootfs(store.scratch("s3ctx")), BASE, ImageConfig())
                 files = work / "files"
                 (files / "tree/sub").mkdir(parents=True)
                 (files / "hello.txt").write_text("hello from a local file\n")
@@ -105,6 +103,14 @@ def setup() -> Iterator[Setup]:
             finally:
                 server.delete_all_sandboxes()
                 server.stop()
+
+
+def serve(data: Path, keys: list[str], env: dict[str, str]) -> ServerProcess:
+    """A server with the store's settings and the tiny base tagged in its image store."""
+    server = ServerProcess(data, keys, env=env).start()
+    store = ImageStore(server.data_dir / "images")
+    add_tree_image(store, tiny_rootfs(store.scratch("s3ctx")), BASE, ImageConfig())
+    return server
 
 
 def read(client: httpx.Client, sid: str, command: str) -> str:
@@ -140,6 +146,46 @@ def test_push_access_hands_out_no_key_unless_the_self_hoster_opts_in(
         server.stop()
     assert r.status_code == 501, r.text
     assert "COVE_OBJECT_STORAGE_SHARE_KEY=1" in r.text and SECRET_KEY not in r.text
+
+
+def test_with_a_role_push_access_hands_out_scoped_short_lived_credentials(
+    setup: Setup, tmp_path: Path
+) -> None:
+    # A store of its own: moto's state API (which shows the session policy) fails
+    # once a multipart upload is in it, so the policy is read before any upload.
+    with s3_server(setup.s3.ca, BUCKET) as s3:
+        env = {k: v for k, v in setup.env.items() if k != "COVE_OBJECT_STORAGE_SHARE_KEY"}
+        env["COVE_OBJECT_STORAGE_URL"] = s3.url
+        env["COVE_OBJECT_STORAGE_ROLE_ARN"] = "arn:aws:iam::123456789012:role/cove-contexts"
+        server = serve(tmp_path / "data", ["s3ctx-dave"], env)
+        auth = {"Authorization": "Bearer s3ctx-dave"}
+        try:
+            with httpx.Client(base_url=server.url, headers=auth, timeout=60) as dave:
+                access = dave.get("/api/object-storage/push-access").json()
+                role = s3.assumed_roles()[access["accessKey"]]
+                # The unmodified SDK uploads with them, and the build reads them back.
+                source = setup.files / "hello.txt"
+                made = Setup(server, s3, setup.files, env).sdk(
+                    "s3ctx-dave", action="create", files=[[str(source), "/opt/hello.txt"]]
+                )
+                assert "error" not in made, made
+                try:
+                    out = read(dave, made["id"], "cat /opt/hello.txt")
+                finally:
+                    dave.delete(f"/api/sandbox/{made['id']}")
+        finally:
+            server.delete_all_sandboxes()
+            server.stop()
+    assert out == "hello from a local file\n", out
+    assert access["sessionToken"] and access["accessKey"] != ACCESS_KEY, access
+    assert SECRET_KEY not in json.dumps(access)
+    org = organization_id(key_hash("s3ctx-dave"))
+    assert access["organizationId"] == org
+    # What the store was asked to allow them: objects under this key's prefix only.
+    statements = json.loads(role["policy"])["Statement"]
+    objects = [st for st in statements if "s3:PutObject" in st["Action"]]
+    assert [st["Resource"] for st in objects] == [[f"arn:aws:s3:::{BUCKET}/{org}/*"]], statements
+    assert all(st["Action"] == ["s3:ListBucket"] for st in statements if st not in objects)
 
 
 def test_local_file_and_dir_reach_the_sandbox(setup: Setup) -> None:

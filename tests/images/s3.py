@@ -15,6 +15,7 @@ import datetime
 import ipaddress
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.serverproc import free_port
 
@@ -101,6 +103,14 @@ class S3Server:
         """How many `method` requests for an object whose path holds `key` it served."""
         pattern = re.compile(rf"\b{method} /\S*{re.escape(key)}")
         return sum(1 for line in list(self.lines) if pattern.search(line))
+
+    def assumed_roles(self) -> dict[str, dict[str, Any]]:
+        """The STS sessions it handed out, by access key (moto's state API): their policies."""
+        import httpx
+
+        trust = ssl.create_default_context(cafile=str(self.ca.ca))
+        data = httpx.get(f"{self.url}/moto-api/data.json", verify=trust).json()
+        return {r["access_key_id"]: r for r in data.get("sts", {}).get("AssumedRole", [])}
 
     def client(self) -> object:
         """boto3 for what a test does to the store itself (buckets, raw objects)."""
