@@ -127,6 +127,19 @@ def test_a_failing_step_is_build_failed_with_its_log(daytona: Any, built: Any) -
     assert any("about to fail" in line for line in logs), logs
 
 
+def test_a_run_after_a_non_root_user_says_how_it_runs(daytona: Any) -> None:
+    # One id is mapped in a build's namespace: the RUN runs as its root, and the
+    # build log says so rather than pretending to be `nobody`.
+    logs: list[str] = []
+    sb = _create(daytona, "FROM python:3.11-slim\nUSER nobody\nRUN id -u > /opt/run-uid\n", logs)
+    try:
+        assert any("USER nobody: later RUN steps still run as root" in line for line in logs), logs
+        r = sb.process.exec("cat /opt/run-uid")
+        assert r.result.strip() == "0", r.result
+    finally:
+        daytona.delete(sb)
+
+
 def test_a_python_version_no_suite_has_is_a_clear_error(daytona: Any) -> None:
     from daytona import DaytonaError
 

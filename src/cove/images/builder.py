@@ -223,6 +223,14 @@ class Builder:
             config.workdir = posixpath.normpath(posixpath.join(config.workdir or "", args))
         elif kind == "USER":
             config.user = args.split()[0] if args else None
+            if config.user and config.user.split(":")[0] not in ("root", "0"):
+                # Docker would run later RUN steps as that user; a build namespace
+                # maps one id, so say plainly what happens instead.
+                log(
+                    f"note: USER {config.user}: later RUN steps still run as root of the "
+                    "build's namespace, and sandboxes of this image as the sandbox user "
+                    "(one id is mapped per namespace; docs/images.md)"
+                )
         elif kind == "LABEL":
             for word in shlex.split(args):
                 key, _, value = word.partition("=")
