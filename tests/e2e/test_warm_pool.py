@@ -9,6 +9,8 @@ was sent (same host pid); a cold start's agent is new.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,27 +44,49 @@ def tenants(tuned_server: ServerProcess) -> Iterator[dict[str, httpx.Client]]:
             c.close()
 
 
-def _pool(server: ServerProcess, tenants: dict[str, httpx.Client]) -> dict[str, int]:
-    """Pooled sandboxes whose agent is listening (no tenant's list names them): id -> pid."""
+def _pool(
+    server: ServerProcess, tenants: dict[str, httpx.Client], env: dict[str, str] | None = None
+) -> dict[str, int]:
+    """Pooled sandboxes whose agent is listening (no tenant's list names them): id -> pid.
+
+    With `env`, only those started for that environment: after a shape change the
+    pool discards the old shape's sandboxes in the background, and under load they
+    keep listening for a while beside the new ones."""
     listed = {i["id"] for c in tenants.values() for i in c.get("/api/sandbox").json()["items"]}
     root = Path(server.env["COVE_SANDBOX_ROOT"])
     found = {}
     for sock in root.glob("*/*/control/agent.sock"):
         sid = sock.parents[1].name
-        if sid not in listed:
-            try:
-                found[sid] = agent_pid(sid)
-            except LookupError:  # adopted or discarded meanwhile
+        if sid in listed:
+            continue
+        try:
+            config = json.loads((sock.parent / "agent.json").read_text())
+            if env is not None and config.get("env", {}) != env:
                 continue
+            found[sid] = agent_pid(sid)
+        except (LookupError, OSError, ValueError):  # adopted or discarded meanwhile
+            continue
     return found
 
 
-def _full_pool(server: ServerProcess, tenants: dict[str, httpx.Client]) -> dict[str, int]:
+def _full_pool(
+    server: ServerProcess, tenants: dict[str, httpx.Client], env: dict[str, str] | None = None
+) -> dict[str, int]:
     def full() -> dict[str, int] | None:
-        pool = _pool(server, tenants)
-        return pool if len(pool) == 2 else None
+        # Listening is not yet ready: a pre-start joins the pool only once its
+        # network is in place too, which /metrics' gauge tells.
+        pool = _pool(server, tenants, env)
+        return pool if len(pool) == 2 and _ready(tenants) == 2 else None
 
-    return wait_for(full, 60, "the warm pool to hold 2 started sandboxes")
+    return wait_for(full, 120, "the warm pool to hold 2 started sandboxes")
+
+
+def _ready(tenants: dict[str, httpx.Client]) -> int:
+    """The server's own count of pooled sandboxes ready for a create."""
+    text = tenants["tuned-a"].get("/metrics").text
+    match = re.search(r"^cove_warm_pool_ready (\S+)$", text, re.MULTILINE)
+    assert match, "no cove_warm_pool_ready gauge in /metrics"
+    return int(float(match.group(1)))
 
 
 def _create(c: httpx.Client, **body: Any) -> dict[str, Any]:
@@ -85,12 +109,12 @@ def test_adoption_by_exact_shape_and_refill(
     c = tenants["tuned-a"]
     shape = {"env": {"SHAPE": "a"}, "cpu": 1, "memory": 1}
     _create(c, **shape)  # teaches the pool this shape
-    pool = _full_pool(tuned_server, tenants)
+    pool = _full_pool(tuned_server, tenants, shape["env"])
     adopted = _create(c, **shape)
     assert agent_pid(adopted["id"]) in pool.values()
     assert _exec(c, adopted["id"], "echo $SHAPE") == "a\n"
     # The pool refills behind the adoption: two ready again, one of them new.
-    refilled = _full_pool(tuned_server, tenants)
+    refilled = _full_pool(tuned_server, tenants, shape["env"])
     assert set(refilled) - set(pool)
     # Anything else starts cold, even with the pool full of sandboxes that
     # differ from it in one thing only.
@@ -132,7 +156,7 @@ def test_an_adopted_sandbox_carries_nothing_of_another_tenant(
         "nohup sleep 300 >/dev/null 2>&1 &"
     )
     _exec(a, first["id"], leave)
-    pool = _full_pool(tuned_server, tenants)
+    pool = _full_pool(tuned_server, tenants, shape["env"])
     theirs = _create(b, **shape)
     assert agent_pid(theirs["id"]) in pool.values()  # adopted, not cold
     listing = "ls -A ~ /tmp; ps -eo args | grep -c '^sleep 300' || true; echo [$LEAK]"

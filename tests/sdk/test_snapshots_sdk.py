@@ -95,7 +95,9 @@ def test_create_snapshot_on_an_image_and_on_the_default_root(cove: Cove) -> None
         on_image.process.exec("echo root-change > /var/tmp/sdk-root.txt; echo ws > ~/sdk-ws.txt")
         on_image.create_snapshot("sdk-captured-image")
     finally:
-        cove.delete(on_image)
+        # Behaviour, not speed: beside `make bench` (load ~30) this delete took
+        # past the SDK's default 60 s.
+        cove.delete(on_image, timeout=300)
     plain = cove.create()
     try:
         plain.process.exec("echo plain-ws > ~/sdk-plain.txt")

@@ -132,6 +132,10 @@ class RuntimeBackend(abc.ABC):
         """The one host's room left; None when sandboxes are placed elsewhere. Optional."""
         return None
 
+    def warm_pool_ready(self) -> int | None:
+        """Pre-started sandboxes waiting for a create; None without a pool here. Optional."""
+        return None
+
     async def usage(self, handle: RuntimeHandle) -> ResourceUsage | None:
         """A reading of a running sandbox's use; None when the backend cannot tell. Optional."""
         return None

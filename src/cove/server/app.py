@@ -136,7 +136,7 @@ def build_server(settings: Settings) -> Server:
     proxy = ToolboxProxy(service, settings.max_request_bytes)
     history = MetricsHistory(settings.data_dir / "metrics", settings.metrics_keep)
     sampler = MetricsSampler(service, history, settings.metrics_interval)
-    prometheus = PrometheusMetrics(store)
+    prometheus = PrometheusMetrics(store, backend.warm_pool_ready)
     service.on_state.append(prometheus.on_state)
     access = PreviewAccess(store, load_or_generate_secret(settings.data_dir))
     previews = Previews(service, access, settings.preview_domain)

@@ -1,8 +1,9 @@
 """`GET /metrics`: the control plane's own figures in Prometheus' text format.
 
 What a self-hoster scrapes: sandboxes by state (counted in the store at
-scrape time), sandboxes created and sandboxes that failed (counters fed by
-the lifecycle's state changes), HTTP requests by route template and status
+scrape time), the warm pool's ready sandboxes (local backend), sandboxes
+created and sandboxes that failed (counters fed by the lifecycle's state
+changes), HTTP requests by route template and status
 class with their latency, and error responses. Route labels are templates
 (`/api/sandbox/{ref}`), never raw paths, so a label's values stay few.
 Each server has its own registry (tests build several in one process).
@@ -13,7 +14,7 @@ Behind the API key like every route but /health: Prometheus sends one with
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -49,10 +50,23 @@ class _SandboxStates(Collector):
         yield family
 
 
+class _WarmPool(Collector):
+    def __init__(self, ready: Callable[[], int | None]) -> None:
+        self.ready = ready
+
+    def collect(self) -> Iterator[Metric]:
+        count = self.ready()
+        if count is not None:  # no pool on this backend: no gauge
+            yield GaugeMetricFamily(
+                "cove_warm_pool_ready", "Pre-started sandboxes waiting for a create", count
+            )
+
+
 class PrometheusMetrics:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, pool_ready: Callable[[], int | None] = lambda: None) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(_SandboxStates(store))
+        self.registry.register(_WarmPool(pool_ready))
         self.creates = Counter("cove_sandbox_creates", "Sandboxes created", registry=self.registry)
         self.failures = Counter(
             "cove_sandbox_errors", "Sandboxes that entered state error", registry=self.registry

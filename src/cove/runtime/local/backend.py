@@ -485,6 +485,9 @@ class LocalBackend(RuntimeBackend):
             log.debug("sandbox %s: no usage reading: %s", handle.sandbox_id, exc)
             return None
 
+    def warm_pool_ready(self) -> int | None:
+        return len(self.pool.ready()) if self.pool.size else None
+
     def host_room(self) -> HostRoom:
         st = os.statvfs(self.root)
         return HostRoom(resources.memory_available(), st.f_bavail * st.f_frsize)
