@@ -45,6 +45,6 @@ class StepRunner(Protocol):
 
 @runtime_checkable
 class Capturer(Protocol):
-    def capture_changes(self, handle: RuntimeHandle, dest: Path) -> None:
+    async def capture_changes(self, handle: RuntimeHandle, dest: Path) -> None:
         """A sandbox's own changes (its root's writable layer and its workspace at
-        /home/user) as one layer tree at `dest`. Blocking: run it in a thread."""
+        /home/user) as one layer tree at `dest` (made here; its parent exists)."""

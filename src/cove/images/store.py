@@ -178,8 +178,9 @@ class ImageStore:
         with contextlib.suppress(FileNotFoundError):
             path.rename(doomed)
             shutil.rmtree(doomed, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            (self.root / "layers" / f".{key}.size").unlink()
+        for note in (f".{key}.size", f".{key}.digest"):  # see layer_size, treedigest
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / "layers" / note).unlink()
 
     # -- tags --------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ def _ray(settings: Settings) -> RuntimeBackend:
             network_dns=settings.network_dns,
             warm_pool=settings.ray_warm_pool,
         ),
+        image_dir=settings.image_dir,
     )
 
 

@@ -301,7 +301,7 @@ class SnapshotRoutes:
         tree = scratch / "tree"
         try:
             handle = self.service.handle(r)
-            await asyncio.to_thread(backend.capture_changes, handle, tree)
+            await backend.capture_changes(handle, tree)
             key = content_key("capture", r.id, record.id)
             self.store.commit_layer(key, tree)
             source = f"sandbox:{r.id}"

@@ -595,8 +595,11 @@ class LocalBackend(RuntimeBackend):
             await asyncio.to_thread(buildstep.discard, host, name)
             self._building.discard(name)
 
-    def capture_changes(self, handle: RuntimeHandle, dest: Path) -> None:
+    async def capture_changes(self, handle: RuntimeHandle, dest: Path) -> None:
         """`Capturer`: the root's upper dir and the workspace (at home/user) as a layer."""
+        await asyncio.to_thread(self._capture_changes, handle, dest)
+
+    def _capture_changes(self, handle: RuntimeHandle, dest: Path) -> None:
         base = self._dir(handle.sandbox_id)
         upper = self._own_fs_dir(handle) / "upper"
         dest.mkdir()

@@ -9,6 +9,12 @@ the local backend's code. A request that fits nowhere waits up to
 `placement_timeout` seconds for room, then fails with `NoCapacity` (503)
 naming what it needed and what each node has free.
 
+A sandbox on an image runs on the node's own copy of it: its layers are
+shipped from the control plane's image store over the node's relay before
+the node creates it (`shipping`). Build steps run in build sandboxes on a
+node, and their layers (like a sandbox's changes for `create_snapshot`)
+come back the same way, so builds, snapshots and images work as on one host.
+
 Failure: a monitor reads Ray's node table every second; a node Ray declares
 dead has its sandboxes' `wait_exit` answer "node lost" (an actor call that
 fails says the same), and their reservations are released.
@@ -22,9 +28,12 @@ import hashlib
 import logging
 import os
 import secrets
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from cove.images.step import Log, Step
+from cove.images.store import ImageStore
 from cove.runtime.base import (
     NodeUsage,
     ResourceUsage,
@@ -35,7 +44,8 @@ from cove.runtime.base import (
 from cove.runtime.endpoint import RelayEndpoint
 from cove.runtime.ray.cluster import RESOURCE, Cluster, GiB, Node, connect
 from cove.runtime.ray.node import NodeActor, NodeOptions
-from cove.wire.errors import Conflict, CoveError, NoCapacity, SandboxError
+from cove.runtime.ray.shipping import Shipping
+from cove.wire.errors import BadRequest, Conflict, CoveError, NoCapacity, SandboxError
 from cove.wire.protocol.network import NetworkPolicy
 
 log = logging.getLogger("cove.runtime.ray")
@@ -74,6 +84,7 @@ class RayBackend(RuntimeBackend):
         placement_timeout: float = 30.0,
         relay_port: int = 0,
         node_options: NodeOptions | None = None,
+        image_dir: Path | None = None,
     ) -> None:
         self.ray = connect(address)
         instance = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
@@ -92,6 +103,10 @@ class RayBackend(RuntimeBackend):
         self._exited: set[str] = set()  # sandboxes whose agent ended since their start
         self._monitor: asyncio.Task[None] | None = None
         self._actor_class = self.ray.remote(NodeActor)
+        # The control plane's image store (builds, pulls, snapshots land here);
+        # nodes get copies of its layers, never its path.
+        self.images = ImageStore(image_dir or Path(data_dir) / "images")
+        self.shipping = Shipping(self.images, self.secret, self._call)
 
     # -- nodes and their actors ---------------------------------------------------
 
@@ -156,15 +171,18 @@ class RayBackend(RuntimeBackend):
             raise SandboxError(NODE_LOST)
         try:
             return call.result()
-        except self.ray.exceptions.RayActorError:
+        except (self.ray.exceptions.RayActorError, self.ray.exceptions.RayTaskError) as exc:
+            raise self._unwrap(node, exc) from None
+
+    def _unwrap(self, node: Node, exc: Exception) -> Exception:
+        """What a failed actor call means: the node's loss, or the node's own answer."""
+        if isinstance(exc, self.ray.exceptions.RayActorError):
             self.cluster.mark_lost(node)
-            raise SandboxError(NODE_LOST) from None
-        except self.ray.exceptions.RayTaskError as exc:
-            # The node's own answer (e.g. an agent that failed to start): ours to raise
-            # as it was, not Ray's wrapper of it.
-            if isinstance(exc.cause, CoveError):
-                raise exc.cause from None
-            raise
+            return SandboxError(NODE_LOST)
+        # The node's own answer (e.g. an agent that failed to start): ours to raise
+        # as it was, not Ray's wrapper of it.
+        cause = getattr(exc, "cause", None)
+        return cause if isinstance(cause, CoveError) else exc
 
     # -- placement ------------------------------------------------------------------
 
@@ -259,6 +277,8 @@ class RayBackend(RuntimeBackend):
         name, node_id = await self._reserve(spec, on=await self._owner_node(spec))
         try:
             node = await self._node(node_id)
+            if spec.image:
+                await self.shipping.ensure_image(node, spec.image)
             state = await self._call(node, "create", spec)
         except BaseException:
             await self._release(name)
@@ -416,6 +436,62 @@ class RayBackend(RuntimeBackend):
 
     async def nodes(self) -> list[NodeUsage]:
         return await self.cluster.usage()
+
+    # -- images: build steps on nodes, snapshots back -----------------------------------
+
+    async def run_build_step(self, step: Step, out: Log, dest: Path) -> None:
+        """`StepRunner`: the step in a build sandbox on a node Ray picks (reserved
+        for the step's CPU and memory while it runs); its layer back at `dest`."""
+        keys = self._layer_keys(step.lower)
+        ro = {at: self._layer_keys(paths) for at, paths in step.ro_images.items()}
+        spec = SandboxSpec(f"build-{secrets.token_hex(6)}", step.cpus, step.memory_bytes)
+        reservation, node_id = await self._reserve(spec)
+        try:
+            node = await self._node(node_id)
+            await self.shipping.ensure_layers(node, [*keys, *(k for ks in ro.values() for k in ks)])
+            staged: tuple[str, str] | None = None
+            sent = replace(step, lower=keys, ro_images=ro)  # keys: the node has its own paths
+            try:
+                # A Ray generator: the step's output lines as the node yields them.
+                async for ref in node.actor.build_step.remote(sent):
+                    item = await ref
+                    if isinstance(item, str):
+                        out(item)
+                    else:
+                        staged = item
+            except (self.ray.exceptions.RayActorError, self.ray.exceptions.RayTaskError) as exc:
+                raise self._unwrap(node, exc) from None
+            if staged is None:
+                raise SandboxError(f"node {node_id[:12]} ended the build step without its layer")
+            await self._take(node, staged, dest)
+        finally:
+            await self._release(reservation)
+
+    def _layer_keys(self, paths: list[str]) -> list[str]:
+        """Layer directories of the control plane's store as their keys (nodes have
+        their own directories for them)."""
+        layers = self.images.root / "layers"
+        keys = []
+        for p in paths:
+            if Path(p).parent != layers:
+                raise BadRequest(f"build step layer {p} is not in the image store")
+            keys.append(Path(p).name)
+        return keys
+
+    async def capture_changes(self, handle: RuntimeHandle, dest: Path) -> None:
+        """`Capturer`: the sandbox's changes, made on its node, brought back to `dest`."""
+        node = await self._node(handle.state["node"])
+        staged = await self._call(node, "capture", handle.sandbox_id, handle.state)
+        await self._take(node, staged, dest)
+
+    async def _take(self, node: Node, staged: tuple[str, str], dest: Path) -> None:
+        name, digest = staged
+        try:
+            await self.shipping.take(node, name, digest, dest)
+        except BaseException:
+            with contextlib.suppress(SandboxError):  # the node's copy goes either way
+                await self._call(node, "drop_staged", name)
+            raise
 
     # -- the control plane's own start and end -------------------------------------
 

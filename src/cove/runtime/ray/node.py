@@ -5,7 +5,8 @@ it outlives the control plane that made it, so a restarted control plane
 finds it, with every sandbox it runs, by name. The sandboxes are run by the
 `local` backend's own code (`LocalBackend`: bubblewrap, per-sandbox uid,
 cgroups, seccomp), so isolation on a node is exactly what it is on one host.
-The actor also serves the node's toolbox relay (`relay`).
+The actor also serves the node's toolbox relay (`relay`), which also carries
+image layers in and build layers and snapshots out (`nodecache`, `transfer`).
 
 Handle state crosses as plain dicts: the control plane persists it, and the
 actor keeps the latest copy for the relay (which needs the sandbox's uid and
@@ -16,15 +17,22 @@ Imports nothing of Ray: the backend wraps this class with `ray.remote`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cove.images.step import Step
+from cove.images.store import Image
 from cove.runtime.base import ResourceUsage, RuntimeHandle, SandboxSpec
 from cove.runtime.local import LocalBackend
+from cove.runtime.ray import transfer
+from cove.runtime.ray.nodecache import NodeCache
 from cove.runtime.ray.relay import Relay
+from cove.wire.errors import BadRequest
 
 log = logging.getLogger("cove.runtime.ray")
 
@@ -72,6 +80,7 @@ class NodeActor:
             network=opts.network,
             network_dns=opts.network_dns or None,
         )
+        self.cache = NodeCache(self.local.images)  # under data_dir: this node's own
         self.handles: dict[str, RuntimeHandle] = {}
         self.relay: Relay | None = None
         self.relay_address: tuple[str, int] | None = None
@@ -100,7 +109,7 @@ class NodeActor:
         """Take the control plane's secret; the relay's address (started on first
         call, with the warm pool) and why sandboxes here get no egress (None: they do)."""
         if self.relay is None:
-            self.relay = Relay(secret, self._socket_of)
+            self.relay = Relay(secret, self._socket_of, self.cache.serve)
             self.relay_address = await self.relay.start(host, port)
             log.info("node %s: toolbox relay on %s:%d", self.node_id, *self.relay_address)
             self.local.serve()  # the pool's tasks live on this actor's loop
@@ -159,3 +168,59 @@ class NodeActor:
         for sid in removed:
             self.handles.pop(sid, None)
         return removed
+
+    # -- images: layers in, build layers and snapshots out (see nodecache) -------------
+
+    async def missing_layers(self, keys: list[str]) -> list[str]:
+        return self.cache.missing(keys)
+
+    async def put_image(self, image: Image) -> str:
+        return self.cache.put_image(image)
+
+    async def build_step(self, step: Step) -> AsyncIterator[str | tuple[str, str]]:
+        """Run one build step here (Ray streams what this yields): its output lines as
+        they come, then (staged name, digest) of its layer for the control plane to take.
+
+        `step`'s layers arrive as keys (the control plane shipped them here first)
+        and become this node's cache paths.
+        """
+        if step.ro_binds:
+            raise BadRequest(
+                "COPY from a build context is not supported on the ray backend yet; "
+                "build the image on a local-backend control plane, or RUN the download"
+            )
+        step.lower = self.cache.layer_paths(step.lower)
+        step.ro_images = {at: self.cache.layer_paths(ks) for at, ks in step.ro_images.items()}
+        lines: asyncio.Queue[str | None] = asyncio.Queue()
+        scratch = self.cache.scratch("layer")
+
+        async def run() -> None:
+            try:
+                await self.local.run_build_step(step, lines.put_nowait, scratch / "tree")
+            finally:
+                lines.put_nowait(None)
+
+        task = asyncio.create_task(run())
+        try:
+            while (line := await lines.get()) is not None:
+                yield line
+            await task  # the step's own error, if it failed
+            yield await self.cache.stage(scratch / "tree")
+        except BaseException:
+            task.cancel()
+            await asyncio.to_thread(transfer.remove, scratch)
+            raise
+
+    async def capture(self, sid: str, state: State) -> tuple[str, str]:
+        """The sandbox's changes as a tree staged for the control plane: (name, digest)."""
+        scratch = self.cache.scratch("capture")
+        try:
+            await self.local.capture_changes(self._handle(sid, state), scratch / "tree")
+        except BaseException:
+            await asyncio.to_thread(transfer.remove, scratch)
+            raise
+        return await self.cache.stage(scratch / "tree")
+
+    async def drop_staged(self, name: str) -> None:
+        """A staged tree the control plane will not take (its take failed)."""
+        self.cache.drop(name)

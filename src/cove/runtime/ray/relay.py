@@ -4,6 +4,8 @@ Runs in the node actor's event loop. Each connection proves it knows the
 cluster secret for one sandbox (handshake in `runtime/endpoint.py`), then
 becomes a byte pipe to that sandbox's agent socket: HTTP, WebSocket frames,
 log follows and PTY bytes pass as they come, never buffered as messages.
+A connection whose target is `layer:<key>` or `take:<name>` instead carries
+an image layer tree to or from the node (`transfer`), under the same proof.
 Each direction waits for the other side to drain before reading more, so a
 slow reader slows its writer instead of filling the node's memory.
 """
@@ -15,9 +17,10 @@ import contextlib
 import hmac
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from cove.runtime.endpoint import ACCEPTED, GREETING, NONCE_BYTES, relay_proof
+from cove.runtime.ray import transfer
 from cove.wire.errors import CoveError
 
 log = logging.getLogger("cove.runtime.ray")
@@ -29,12 +32,17 @@ PIECE = 256 * 1024
 # sandbox id -> the agent's unix socket path; raises LookupError for an unknown
 # sandbox, or a CoveError whose message is the refusal (e.g. a replaced socket).
 SocketOf = Callable[[str], str]
+# (kind, name, reader, writer): one transfer connection past the handshake.
+Transfers = Callable[[str, str, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 class Relay:
-    def __init__(self, secret: bytes, socket_of: SocketOf) -> None:
+    def __init__(
+        self, secret: bytes, socket_of: SocketOf, transfers: Transfers | None = None
+    ) -> None:
         self.secret = secret
         self.socket_of = socket_of
+        self.transfers = transfers
         self.server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
@@ -50,13 +58,17 @@ class Relay:
             return
         if agent is None:
             return
+        if isinstance(agent, str):
+            await self._transfer(agent, reader, writer)
+            return
         agent_reader, agent_writer = agent
         writer.write(ACCEPTED)
         await _pipe_both(reader, writer, agent_reader, agent_writer)
 
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | str | None:
+        """The agent's socket, opened; a transfer's target (`kind:name`); None if refused."""
         nonce = os.urandom(NONCE_BYTES)
         writer.write(GREETING + nonce.hex().encode() + b"\n")
         await writer.drain()
@@ -65,6 +77,8 @@ class Relay:
         if not hmac.compare_digest(proof.encode(), relay_proof(self.secret, nonce, sid).encode()):
             await _refuse(writer, "bad proof: this control plane does not hold the cluster secret")
             return None
+        if sid.partition(":")[0] in transfer.KINDS and self.transfers is not None:
+            return sid
         try:
             path = self.socket_of(sid)
         except LookupError:
@@ -78,6 +92,22 @@ class Relay:
         except OSError as exc:
             await _refuse(writer, f"the agent of sandbox {sid} does not answer: {exc}")
             return None
+
+    async def _transfer(
+        self, target: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        assert self.transfers is not None
+        kind, _, name = target.partition(":")
+        writer.write(ACCEPTED)
+        try:
+            await self.transfers(kind, name, reader, writer)
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            log.warning("relay transfer %s failed: %r", target, exc)
+        except CoveError as exc:
+            log.warning("relay transfer %s failed: %s", target, exc.message)
+        finally:
+            writer.close()
 
     async def close(self) -> None:
         if self.server is not None:
