@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cove.images.store import ImageStore
-from cove.images.treedigest import layer_digest
+from cove.images.treedigest import layer_digest, tree_digest
 from cove.runtime.endpoint import RelayEndpoint
 from cove.runtime.ray import transfer
 from cove.runtime.ray.cluster import Node
@@ -48,23 +48,36 @@ class Shipping:
 
     async def ensure_layers(self, node: Node, keys: list[str]) -> None:
         missing = await self.call(node, "missing_layers", keys)
-        await asyncio.gather(*(self._ship_once(node, key) for key in missing))
+        await asyncio.gather(
+            *(self._ship_once(node, key, self.store.layer_path(key), None) for key in missing)
+        )
 
-    async def _ship_once(self, node: Node, key: str) -> None:
+    async def ensure_tree(self, node: Node, tree: Path) -> str:
+        """Any tree of the control plane's (a build's context) in the node's cache, read-only
+        like a layer: its key there, made of its digest, so the same tree ships once."""
+        digest = await asyncio.to_thread(tree_digest, tree)
+        key = digest.removeprefix("sha256:")[:32]
+        if await self.call(node, "missing_layers", [key]):
+            await self._ship_once(node, key, tree, digest)
+        return key
+
+    async def _ship_once(self, node: Node, key: str, tree: Path, digest: str | None) -> None:
         slot = (node.id, key)
         shipping = self._shipping.get(slot)
         if shipping is None:
-            shipping = self._shipping[slot] = asyncio.ensure_future(self._ship(node, key))
+            shipping = asyncio.ensure_future(self._ship(node, key, tree, digest))
+            self._shipping[slot] = shipping
             shipping.add_done_callback(lambda _: self._shipping.pop(slot, None))
         # Shielded: one create given up on does not cut the copy others wait for.
         await asyncio.shield(shipping)
 
-    async def _ship(self, node: Node, key: str) -> None:
-        digest = await asyncio.to_thread(layer_digest, self.store, key)
+    async def _ship(self, node: Node, key: str, tree: Path, digest: str | None) -> None:
+        if digest is None:  # a stored layer: its digest is kept next to it
+            digest = await asyncio.to_thread(layer_digest, self.store, key)
         reader, writer = await self._open(node, f"{transfer.LAYER}:{key}")
         try:
             writer.write(digest.encode() + b"\n")
-            await transfer.send_tree(self.store.layer_path(key), writer)
+            await transfer.send_tree(tree, writer)
             transfer.end_stream(writer)
             answer = await transfer.read_line(reader)
         except (OSError, asyncio.IncompleteReadError) as exc:
