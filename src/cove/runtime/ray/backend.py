@@ -43,7 +43,7 @@ from cove.runtime.base import (
 )
 from cove.runtime.endpoint import RelayEndpoint
 from cove.runtime.ray.cluster import RESOURCE, Cluster, GiB, Node, connect
-from cove.runtime.ray.node import NodeActor, NodeOptions
+from cove.runtime.ray.node import NodeActor, NodeOptions, NodeSetup
 from cove.runtime.ray.shipping import Shipping
 from cove.wire.errors import BadRequest, Conflict, CoveError, NoCapacity, SandboxError
 from cove.wire.protocol.network import NetworkPolicy
@@ -145,15 +145,18 @@ class RayBackend(RuntimeBackend):
                 self.node_options,
             )
         )
+        setup = NodeSetup(self.node_dir, self.runtime_dir, self.node_options)
         try:
             relay = await asyncio.wait_for(
-                actor.hello.remote(self.secret, node.ip, self.relay_port), ACTOR_TIMEOUT
+                actor.hello.remote(self.secret, node.ip, self.relay_port, setup), ACTOR_TIMEOUT
             )
         except self.ray.exceptions.RayActorError:
             self.cluster.mark_lost(node)
             raise SandboxError(NODE_LOST) from None
         node.actor, node.relay = actor, (str(relay[0]), int(relay[1]))
         self._network_note = relay[2] and f"node {node.id[:12]}: {relay[2]}"
+        if relay[3]:  # a restart with other settings found it running sandboxes
+            log.warning("%s", relay[3])
 
     async def _call(self, node: Node, method: str, *args: Any) -> Any:
         """One actor call; the node's loss (actor gone, node declared dead) is `node lost`."""
@@ -449,8 +452,13 @@ class RayBackend(RuntimeBackend):
         try:
             node = await self._node(node_id)
             await self.shipping.ensure_layers(node, [*keys, *(k for ks in ro.values() for k in ks)])
+            binds = {
+                at: await self.shipping.ensure_tree(node, Path(d))
+                for at, d in step.ro_binds.items()
+            }
             staged: tuple[str, str] | None = None
-            sent = replace(step, lower=keys, ro_images=ro)  # keys: the node has its own paths
+            # Keys, not paths: the node has its own directories for them.
+            sent = replace(step, lower=keys, ro_images=ro, ro_binds=binds)
             try:
                 # A Ray generator: the step's output lines as the node yields them.
                 async for ref in node.actor.build_step.remote(sent):

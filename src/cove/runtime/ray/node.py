@@ -21,7 +21,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +32,13 @@ from cove.runtime.local import LocalBackend
 from cove.runtime.ray import transfer
 from cove.runtime.ray.nodecache import NodeCache
 from cove.runtime.ray.relay import Relay
-from cove.wire.errors import BadRequest
 
 log = logging.getLogger("cove.runtime.ray")
 
 State = dict[str, Any]
 
 
-@dataclass
+@dataclass(frozen=True)
 class NodeOptions:
     """The control plane's settings a node's local backend runs with."""
 
@@ -56,6 +55,15 @@ def default_node_dir() -> Path:
     return Path.home() / ".local" / "share" / "cove" / "ray-nodes"
 
 
+@dataclass(frozen=True)
+class NodeSetup:
+    """What a control plane starts a node's actor with (compared at each `hello`)."""
+
+    node_dir: str | None
+    runtime_dir: str | None
+    options: NodeOptions
+
+
 class NodeActor:
     def __init__(
         self,
@@ -65,25 +73,58 @@ class NodeActor:
         runtime_dir: str | None,
         options: NodeOptions | None = None,
     ) -> None:
+        self.instance = instance
         self.node_id = node_id
-        data_dir = Path(node_dir) if node_dir else default_node_dir()
-        data_dir = data_dir / instance / node_id[:16]
+        self.handles: dict[str, RuntimeHandle] = {}
+        self.relay: Relay | None = None
+        self.relay_address: tuple[str, int] | None = None
+        self._build(NodeSetup(node_dir, runtime_dir, options or NodeOptions()))
+
+    def _build(self, setup: NodeSetup) -> None:
+        data_dir = Path(setup.node_dir) if setup.node_dir else default_node_dir()
+        data_dir = data_dir / self.instance / self.node_id[:16]
         data_dir.mkdir(parents=True, exist_ok=True)
-        opts = options or NodeOptions()
+        opts = setup.options
         # The local backend's own network code: egress policies and link
         # groups work on a node as on one host (a link group lives on one
         # node: the control plane places followers on their owner's node).
         self.local = LocalBackend(
             data_dir,
-            Path(runtime_dir) if runtime_dir else None,
+            Path(setup.runtime_dir) if setup.runtime_dir else None,
             warm_pool=opts.warm_pool,
             network=opts.network,
             network_dns=opts.network_dns or None,
         )
         self.cache = NodeCache(self.local.images)  # under data_dir: this node's own
-        self.handles: dict[str, RuntimeHandle] = {}
-        self.relay: Relay | None = None
-        self.relay_address: tuple[str, int] | None = None
+        self.setup = setup
+
+    async def _take_setup(self, setup: NodeSetup) -> str | None:
+        """A restarted control plane found this actor: its settings hold from now on.
+
+        A new warm pool size is taken live. Other settings (network, node and
+        runtime dirs) make a new local backend, which only a node without
+        sandboxes can have: one that runs some keeps what it has, and says so.
+        """
+        old = self.setup
+        if replace(old, options=replace(old.options, warm_pool=0)) == replace(
+            setup, options=replace(setup.options, warm_pool=0)
+        ):
+            self.local.warm_pool_size = setup.options.warm_pool
+            if self.relay is not None:
+                self.local.serve()  # the pool's size, as at the first hello
+        elif self.handles:
+            return (
+                f"node {self.node_id[:12]} keeps the settings its actor was started with "
+                f"({old}) while it runs {len(self.handles)} sandboxes; the new ones "
+                f"({setup}) apply once it has none and the control plane restarts"
+            )
+        else:
+            await self.local.close()
+            self._build(setup)
+            if self.relay is not None:
+                self.local.serve()
+        self.setup = setup
+        return None
 
     def _handle(self, sid: str, state: State, *, own_if_running: bool = False) -> RuntimeHandle:
         """The sandbox's handle with the control plane's `state`; with `own_if_running`,
@@ -105,17 +146,34 @@ class NodeActor:
             raise LookupError(sid)
         return self.local.agent_socket(handle)
 
-    async def hello(self, secret: bytes, host: str, port: int) -> tuple[str, int, str | None]:
-        """Take the control plane's secret; the relay's address (started on first
-        call, with the warm pool) and why sandboxes here get no egress (None: they do)."""
+    async def hello(
+        self, secret: bytes, host: str, port: int, setup: NodeSetup | None = None
+    ) -> tuple[str, int, str | None, str | None]:
+        """Take the control plane's secret and settings; the relay's address (started
+        on first call, with the warm pool), why sandboxes here get no egress (None:
+        they do), and which settings this node could not take (None: all)."""
+        kept = None
+        if setup is not None and setup != self.setup:
+            kept = await self._take_setup(setup)
+            if kept:
+                log.warning("%s", kept)
         if self.relay is None:
-            self.relay = Relay(secret, self._socket_of, self.cache.serve)
+            self.relay = Relay(secret, self._socket_of, self._transfer)
             self.relay_address = await self.relay.start(host, port)
             log.info("node %s: toolbox relay on %s:%d", self.node_id, *self.relay_address)
             self.local.serve()  # the pool's tasks live on this actor's loop
         self.relay.secret = secret
         assert self.relay_address is not None
-        return (*self.relay_address, self.local.network_note)
+        return (*self.relay_address, self.local.network_note, kept)
+
+    async def _transfer(
+        self, kind: str, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await self.cache.serve(kind, name, reader, writer)
+
+    async def settings(self) -> NodeSetup:
+        """The settings this actor runs with now (operators and tests read them)."""
+        return self.setup
 
     async def create(self, spec: SandboxSpec) -> State:
         handle = await self.local.create(spec)
@@ -181,16 +239,12 @@ class NodeActor:
         """Run one build step here (Ray streams what this yields): its output lines as
         they come, then (staged name, digest) of its layer for the control plane to take.
 
-        `step`'s layers arrive as keys (the control plane shipped them here first)
-        and become this node's cache paths.
+        `step`'s layers (and its build context) arrive as keys: the control plane
+        shipped them here first; they become this node's cache paths.
         """
-        if step.ro_binds:
-            raise BadRequest(
-                "COPY from a build context is not supported on the ray backend yet; "
-                "build the image on a local-backend control plane, or RUN the download"
-            )
         step.lower = self.cache.layer_paths(step.lower)
         step.ro_images = {at: self.cache.layer_paths(ks) for at, ks in step.ro_images.items()}
+        step.ro_binds = {at: self.cache.layer_paths([k])[0] for at, k in step.ro_binds.items()}
         lines: asyncio.Queue[str | None] = asyncio.Queue()
         scratch = self.cache.scratch("layer")
 
