@@ -37,10 +37,22 @@ def python(api: httpx.Client, sandbox_id: str, code: str, timeout: float = 20) -
     return body
 
 
+def _instance(data_dir: Path) -> str:
+    return hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+
+
 def sandbox_dir(server: ServerProcess, sandbox_id: str) -> Path:
-    """Where the local backend keeps a sandbox on the host (home/ and control/)."""
-    instance = hashlib.sha256(str(server.data_dir.resolve()).encode()).hexdigest()[:12]
-    return default_sandbox_root(server.data_dir) / instance / sandbox_id
+    """Where the local backend keeps a sandbox on the host (home/ and control/); on the
+    ray backend, the local backend of the node that runs it (its data dir is
+    COVE_RAY_NODE_DIR/<control plane's instance>/<node>, all on this host in tests)."""
+    node_dir = server.env.get("COVE_RAY_NODE_DIR")
+    if not node_dir:
+        return default_sandbox_root(server.data_dir) / _instance(server.data_dir) / sandbox_id
+    for data_dir in Path(node_dir).glob(f"{_instance(server.data_dir)}/*"):
+        path = default_sandbox_root(data_dir) / _instance(data_dir) / sandbox_id
+        if path.is_dir():
+            return path
+    raise AssertionError(f"sandbox {sandbox_id} is on no node under {node_dir}")
 
 
 def host_ip() -> str | None:
