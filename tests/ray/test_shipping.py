@@ -154,3 +154,28 @@ def test_a_staged_tree_is_taken_once_and_checked(tmp_path: Path) -> None:
         assert not (tmp_path / "again").exists()
 
     run(tmp_path, scenario)
+
+
+def test_a_sender_gone_quiet_mid_layer_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cove.runtime import endpoint
+    from cove.runtime.ray import transfer
+
+    monkeypatch.setattr(transfer, "IDLE_TIMEOUT", 0.5)  # seconds of silence before giving up
+
+    async def scenario(pair: Pair) -> None:
+        key = "ab" * 16
+        assert pair.node_ref.relay is not None
+        host, port = pair.node_ref.relay
+        sock = await endpoint.RelayEndpoint(host, port, f"layer:{key}", SECRET).connect()
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(b"sha256:" + b"0" * 64 + b"\n" + b"\0" * 1024)  # a tar begun, then silence
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readline(), 30)
+        assert answer.startswith(b"NO ") and b"TimeoutError" in answer, answer
+        writer.close()
+        assert not pair.node.store.has_layer(key)
+        assert list((pair.node.store.root / "tmp").iterdir()) == []
+
+    run(tmp_path, scenario)

@@ -29,6 +29,9 @@ from cove.images.treedigest import tree_digest
 from cove.wire.errors import SandboxError
 
 PIECE = 256 * 1024
+# A sender that goes quiet this long mid-tree is gone (its host, or the network
+# between): the receiver gives up instead of holding a half-made tree for ever.
+IDLE_TIMEOUT = 120.0
 MAX_LINE = 512
 LAYER, TAKE = "layer", "take"
 KINDS = (LAYER, TAKE)
@@ -76,12 +79,12 @@ async def receive_tree(reader: asyncio.StreamReader, dest: Path, digest: str) ->
     assert proc.stdin is not None and proc.stderr is not None
     try:
         try:
-            while piece := await reader.read(PIECE):
+            while piece := await asyncio.wait_for(reader.read(PIECE), IDLE_TIMEOUT):
                 proc.stdin.write(piece)
                 await proc.stdin.drain()
             proc.stdin.close()
             err = await proc.stderr.read()
-        except (OSError, asyncio.IncompleteReadError) as exc:  # a cut stream, or tar quit
+        except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:  # cut, quiet, tar quit
             _kill(proc)
             raise TransferFailed(f"{dest.name} did not arrive whole: {exc!r}") from None
         except BaseException:
