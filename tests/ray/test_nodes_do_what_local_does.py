@@ -24,7 +24,7 @@ from tests.network.conftest import fetch, internet  # noqa: F401  (a fixture)
 from tests.network.internet import FakeInternet
 from tests.network.test_linked import PORT, serve_http
 from tests.ray.conftest import ray_server_process
-from tests.raycluster import NODE_CPUS, RayCluster
+from tests.raycluster import RayCluster
 from tests.reliability.helpers import wait_for
 from tests.serverproc import ServerProcess
 
@@ -99,8 +99,10 @@ def test_a_running_sandbox_is_resized_on_its_node(dt: Any, http: httpx.Client) -
         assert after["sandboxes"] == before["sandboxes"]
         assert sb.process.get_session_command("keep", started.cmd_id).exit_code is None
 
-        # More than the node has free: 409 naming the node, and nothing changes.
-        r = http.post(f"/sandbox/{sb.id}/resize", json={"cpu": NODE_CPUS + 1})
+        # More than the node has free: 409 naming the node, and nothing changes. (Its
+        # own capacity: test_cluster's joining node has more CPUs than the others.)
+        (info,) = [n for n in http.get("/nodes").json() if n["id"] == node]
+        r = http.post(f"/sandbox/{sb.id}/resize", json={"cpu": int(info["capacity"]["cpu"]) + 1})
         assert r.status_code == 409, r.text
         assert f"node {node[:12]} has no room" in r.json()["message"]
         assert limits(sb.id).cpus == 2.0 and node_used(http, node) == after
