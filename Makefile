@@ -47,13 +47,15 @@ check: test-deps
 	$(VENV)/bin/ruff format --check src tests bench loadtest
 	$(VENV)/bin/mypy
 
-# The e2e suites whose server is the shared one (`server` in tests/conftest.py), run
-# again with that server on a 3-node Ray cluster on loopback (one cluster for the run):
-# sessions, exec, files, git, PTYs, the interpreter, previews, lifecycle and links, each
+# The e2e suites whose server is the shared one (`server` in tests/conftest.py) or picks
+# its backend the same way (tests/serverproc.chosen_backend), run again on a 3-node Ray
+# cluster on loopback (one cluster for the run): sessions, exec, files, git, PTYs, the
+# interpreter, previews, lifecycle, links and SSH, each
 # crossing a node's relay. Bounded: a few minutes on a loaded 2-core host.
 RAY_E2E := $(addprefix tests/e2e/,test_sessions.py test_session_input.py test_files.py \
 	test_pty.py test_interpreter.py test_lifecycle.py test_linked.py test_preview.py \
-	test_execute_beyond_daytona.py test_reference_examples.py test_git.py)
+	test_execute_beyond_daytona.py test_reference_examples.py test_git.py \
+	test_ssh.py)
 
 ## test: install and run every check and test (and the e2e selection on the ray backend)
 test: check

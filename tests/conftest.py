@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.serverproc import ServerProcess
+from tests.serverproc import ServerProcess, chosen_backend
 from tests.timeouts import pytest_timeout_set_timer  # noqa: F401  (a hook: fail one test, not the run)
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
@@ -36,11 +36,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
     """The suites' server; COVE_TEST_BACKEND=ray runs it on the session's Ray cluster."""
-    env: dict[str, str] = {}
-    args: list[str] = []
-    if os.environ.get("COVE_TEST_BACKEND") == "ray":
-        cluster = request.getfixturevalue("ray_cluster")
-        env, args = cluster.env(), ["--backend", "ray"]
+    env, args = chosen_backend(request)
     with tempfile.TemporaryDirectory(prefix="cove-test-") as tmp:
         proc = ServerProcess(Path(tmp) / "data", list(KEYS), env=env, args=args).start(60)
         try:

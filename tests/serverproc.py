@@ -10,6 +10,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 COVE = str(Path(sys.executable).parent / "cove")
 READY_LINE = "Uvicorn running on"
@@ -130,3 +131,12 @@ class ServerProcess:
 
     def kill9(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+def chosen_backend(request: Any) -> tuple[dict[str, str], list[str]]:
+    """Env and `cove serve` flags for COVE_TEST_BACKEND: nothing for local; for
+    ray, the session's 3-node cluster (the `ray_cluster` fixture)."""
+    if os.environ.get("COVE_TEST_BACKEND") != "ray":
+        return {}, []
+    cluster = request.getfixturevalue("ray_cluster")
+    return cluster.env(), ["--backend", "ray"]

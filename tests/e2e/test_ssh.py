@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.serverproc import COVE, ServerProcess, free_port
+from tests.serverproc import COVE, ServerProcess, chosen_backend, free_port
 
 MINUTE = 2.0  # seconds in one of this server's "minutes"
 SSH_OPTIONS = [
@@ -41,13 +41,14 @@ SSH_OPTIONS = [
 
 
 @pytest.fixture(scope="module")
-def ssh_server() -> Iterator[ServerProcess]:
+def ssh_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    env, args = chosen_backend(request)  # COVE_TEST_BACKEND=ray: through a node's relay
     with tempfile.TemporaryDirectory(prefix="cove-ssh-") as tmp:
         proc = ServerProcess(
             Path(tmp) / "data",
             ["ssh-key-alice", "ssh-key-bob"],
-            args=["--ssh-port", str(free_port())],
-            env={"COVE_LIFECYCLE_MINUTE_SECONDS": str(MINUTE), "COVE_WARM_POOL": "0"},
+            args=[*args, "--ssh-port", str(free_port())],
+            env={**env, "COVE_LIFECYCLE_MINUTE_SECONDS": str(MINUTE), "COVE_WARM_POOL": "0"},
         )
         proc.start()
         try:
