@@ -1,7 +1,8 @@
 """What the local backend does, on Ray nodes: resize a running sandbox (Ray's
 accounting follows), egress policies and link networks (the local network code
-runs in each node's actor), followers placed on their owner's node, and a warm
-pool on the nodes; through the unmodified official SDK.
+runs in each node's actor), followers placed on their owner's node, a warm
+pool on the nodes, and a sandbox's disk bound; through the unmodified official
+SDK and the API.
 
 This module's own control plane on the session's cluster resolves names
 through the tests' fake internet and keeps one pooled sandbox per node.
@@ -180,3 +181,28 @@ def test_nodes_keep_a_warm_pool(
         )
     finally:
         dt.delete(owner)
+
+
+def test_a_sandboxs_disk_bound_holds_on_its_node_across_stop_start(
+    node_server: ServerProcess, http: httpx.Client
+) -> None:
+    # The node actor mounts the sandbox's own disk as local does (docs/disk-quota.md).
+    made = http.post("/sandbox", json={"disk": 1})
+    assert made.status_code == 200, made.text
+    sid = made.json()["id"]
+    execute = f"{node_server.url}/toolbox/{sid}/process/execute"
+    run = {"command": "sh -c 'fallocate -l 2G big; echo rc=$?; df -k ~ | tail -1'"}
+    try:
+        for _ in range(2):
+            r = http.post(execute, json=run)
+            assert r.status_code == 200, r.text
+            out = r.json()["result"]
+            assert "No space left on device" in out and "rc=1" in out, out
+            size_kib = int(out.strip().splitlines()[-1].split()[1])
+            assert 0.8 * GiB < size_kib * 1024 <= GiB, out
+            alive = http.post(execute, json={"command": "echo ok"})
+            assert alive.json()["result"].strip() == "ok"
+            assert http.post(f"/sandbox/{sid}/stop").status_code == 200
+            assert http.post(f"/sandbox/{sid}/start").status_code == 200
+    finally:
+        http.delete(f"/sandbox/{sid}")
