@@ -110,6 +110,10 @@ class Settings:
     # Seconds one image build step (a RUN, a COPY) may take before it is killed and the
     # build fails naming it: a Dockerfile that never ends must not hold a build for ever.
     build_step_timeout: float = 3600.0
+    # GiB one image build step (a RUN, a COPY) may write: its changes live on a
+    # filesystem of that size (as a sandbox's disk does), so a RUN that fills it
+    # fails with ENOSPC and the build names the bound. Sparse: costs what is written.
+    build_disk_gib: float = 20.0
     ray_warm_pool: int = 0  # per node: pooled sandboxes idle outside Ray's accounting
     # An S3-compatible store for the official SDK's build contexts
     # (`Image.add_local_file`/`add_local_dir`/`from_dockerfile` with a COPY;
@@ -168,6 +172,7 @@ class Settings:
         "ray_placement_timeout": "COVE_RAY_PLACEMENT_TIMEOUT",
         "ray_relay_port": "COVE_RAY_RELAY_PORT",
         "build_step_timeout": "COVE_BUILD_STEP_TIMEOUT",
+        "build_disk_gib": "COVE_BUILD_DISK_GIB",
         "ray_warm_pool": "COVE_RAY_WARM_POOL",
         "object_storage_url": "COVE_OBJECT_STORAGE_URL",
         "object_storage_bucket": "COVE_OBJECT_STORAGE_BUCKET",

@@ -108,8 +108,10 @@ class Builder:
         base_cache: Path | None,
         puller: Puller | None = None,
         step_timeout: float | None = None,  # None: the Step's own default
+        step_disk_bytes: int | None = None,  # None: a step may write what the host has
     ) -> None:
         self.step_timeout = step_timeout
+        self.step_disk_bytes = step_disk_bytes
         self.store = store
         self.runner = runner
         self.base_cache = base_cache
@@ -302,6 +304,7 @@ class Builder:
             step.lower = [str(self.store.layer_path(k)) for k in reversed(state.layers)]
             if self.step_timeout is not None:
                 step.timeout = self.step_timeout
+            step.disk_bytes = self.step_disk_bytes
             scratch = self.store.scratch("layer")
             tree = scratch / "tree"
             try:

@@ -29,9 +29,23 @@ class Step:
     memory_bytes: int = 4 << 30
     pids: int = 4096
     timeout: float = 3600.0
+    # Bytes the step may write (its layer, and its home and control directories);
+    # None: as much as the host has. Past it, writes inside fail with ENOSPC.
+    disk_bytes: int | None = None
     # RUN steps reach the network (apt-get, pip) as any sandbox with the default
     # policy would; COPY steps never need it.
     network: bool = False
+
+
+MIN_DISK_BYTES = 64 << 20  # below this an ext4 holds too little to be a useful bound
+
+
+def disk_bound(gib: float) -> int:
+    """A step's disk bound in bytes (whole MiB) from COVE_BUILD_DISK_GIB; ValueError if small."""
+    size = int(gib * 1024) << 20
+    if size < MIN_DISK_BYTES:
+        raise ValueError(f"COVE_BUILD_DISK_GIB must be at least 0.0625 (64 MiB), got {gib:g}")
+    return size
 
 
 @runtime_checkable

@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 
 from cove.images.builder import Builder
 from cove.images.pull import Puller, RegistrySettings
-from cove.images.step import StepRunner
+from cove.images.step import StepRunner, disk_bound
 from cove.images.store import ImageStore, prune
 from cove.runtime import make_backend
 from cove.server.api import SandboxRoutes
@@ -117,7 +117,12 @@ def build_server(settings: Settings) -> Server:
         auth = str(settings.registry_auth_file) if settings.registry_auth_file else None
         puller = Puller(images, RegistrySettings(settings.image_registry, auth))
         builder = Builder(
-            images, backend, settings.image_base_cache, puller, settings.build_step_timeout
+            images,
+            backend,
+            settings.image_base_cache,
+            puller,
+            settings.build_step_timeout,
+            disk_bound(settings.build_disk_gib),
         )
 
         def in_use() -> set[str]:

@@ -570,7 +570,10 @@ class LocalBackend(RuntimeBackend):
             self._seccomp_root,
             self.cgroup_version,
             self.cgroup_parent,
+            self.disk_templates if self.disk_note is None else None,
         )
+        if step.disk_bytes and self.disk_note is not None:
+            out(f"(this step's writes are not bounded: {self.disk_note})")
         name = f"build-{os.urandom(6).hex()}"
         self._building.add(name)
         net = None

@@ -3,7 +3,11 @@
 The step runs under bubblewrap with the same namespaces, seccomp filter and
 cgroup limits as a sandbox, on an overlay of the image so far with a fresh
 upper directory; that upper directory, once the step exits 0, is the new
-layer. A RUN step has the egress of a sandbox with the default policy (a
+layer. What a step writes (that upper directory, its home and control
+directories) lives on a disk of its own of `Step.disk_bytes`, made like a
+sandbox's (`disk`): a RUN that writes past it fails with ENOSPC inside, the
+host's filesystem is untouched, and the loop device goes with its mounts
+in `discard`. A RUN step has the egress of a sandbox with the default policy (a
 namespace, rules and policy resolver of its own from the backend's
 `NetworkManager`), so apt-get and pip reach the registries the host reaches;
 the host's proxy variables, if the control plane has any, and the CA
@@ -20,13 +24,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cove.images.step import Step
 from cove.images.store import IMAGE_UID
-from cove.runtime.local import bwrap, cgroups, imagefs
+from cove.runtime.local import bwrap, cgroups, disk, imagefs
 from cove.runtime.local.procs import kill_all, read_until, wait_child
 from cove.wire.errors import SandboxError
 
@@ -45,6 +50,8 @@ class StepHost:
     seccomp: bytes
     cgroup_version: str | None
     cgroup_parent: str
+    # Where disk templates are kept (see `disk`); None: steps' writes are not bounded here.
+    disk_templates: Path | None = None
 
 
 @dataclass
@@ -116,12 +123,22 @@ async def run(
     for sub in ("home", "control"):
         (base / sub).mkdir(parents=True, exist_ok=True)
         os.chown(base / sub, IMAGE_UID, IMAGE_UID)
+    writable = base  # where the step's writes land: its layer (upper), home and control
+    templates = host.disk_templates
+    bound = step.disk_bytes if templates is not None else None
+    if bound and templates is not None:
+        # A disk of its own, as a sandbox's: past the bound, writes inside fail with ENOSPC.
+        try:
+            await asyncio.to_thread(disk.create, base, templates, bound, IMAGE_UID)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise SandboxError(f"making the build step's disk failed: {exc}") from None
+        writable = disk.volume(base)
     rootfs = base / "rootfs"
     await asyncio.to_thread(
         imagefs.mount_overlay,
         [str(host.mountpoints), *step.lower],
-        base / "upper",
-        base / "work",
+        writable / "upper",
+        writable / "work",
         rootfs,
     )
     cg = None
@@ -170,6 +187,13 @@ async def run(
             extra_files={CA_PATH: net.ca_bundle} if net and net.ca_bundle else {},
         )
         code = await _spawn_and_stream(launch, out, step.timeout, cg)
+        if code != 0 and bound and disk.nearly_full(writable, bound):
+            full = (
+                f"the step filled its disk: a build step may write at most "
+                f"{_size(bound)} (COVE_BUILD_DISK_GIB)"
+            )
+            out(full)
+            raise SandboxError(f"exit status {code}; {full}")
     finally:
         for target in mounted:
             await asyncio.to_thread(imagefs.unmount, target)
@@ -179,7 +203,11 @@ async def run(
                 await asyncio.to_thread(cg.remove)
     if code != 0:
         raise SandboxError(f"exit status {code}")
-    return base / "upper"
+    return writable / "upper"
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 30):g} GiB" if n % (1 << 30) == 0 else f"{n >> 20} MiB"
 
 
 def _net_env(net: StepNet | None) -> dict[str, str]:

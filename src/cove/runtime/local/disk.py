@@ -248,6 +248,16 @@ def _unmount_now(target: Path) -> None:
             raise OSError(err, f"unmounting {target}: {os.strerror(err)}")
 
 
+def nearly_full(vol: Path, size: int) -> bool:
+    """Whether the disk mounted at `vol` has (almost) no room left for unprivileged writes.
+
+    What a failed build step's ENOSPC leaves behind: less than 1% (at most
+    16 MiB) of `size` free, or no inode left.
+    """
+    st = os.statvfs(vol)
+    return st.f_bavail * st.f_frsize < min(size // 100, 16 << 20) or st.f_favail == 0
+
+
 def unmount(base: Path) -> None:
     """Detach the binds and the volume (the loop device goes with the last of them)."""
     for name in BOUND:
