@@ -87,6 +87,9 @@ class Settings:
     # The resolver the policy resolver forwards to ("HOST" or "HOST:PORT";
     # empty: the host's first nameserver).
     network_dns: str = ""
+    # Connections this control plane's sandboxes may hold together in the host's
+    # conntrack table (0: half of nf_conntrack_max, so the host keeps the rest).
+    network_conn_cap: int = 0
     # The CA bundle RUN steps of image builds trust ("none": the image's own);
     # empty: the `cert` of the host's pip configuration, if it names one.
     build_ca_bundle: str = ""
@@ -157,6 +160,7 @@ class Settings:
         "ssh_port": "COVE_SSH_PORT",
         "network": "COVE_NETWORK",
         "network_dns": "COVE_NETWORK_DNS",
+        "network_conn_cap": "COVE_NETWORK_CONN_CAP",
         "disk_quota": "COVE_DISK_QUOTA",
         "quota_sandboxes": "COVE_QUOTA_SANDBOXES",
         "quota_cpu": "COVE_QUOTA_CPU",

@@ -115,3 +115,23 @@ def listen(sandbox: Any, port: int) -> str:
         timeout=30,
     )
     return str(r.result.split()[3].split("/")[0])
+
+
+def sandbox_addresses(sandbox: Any) -> tuple[str, str]:
+    """The sandbox's eth0 address and its gateway (the veth pair's host side)."""
+    r = sandbox.process.exec("ip -4 -o addr show eth0; ip -4 route show default")
+    lines = r.result.strip().splitlines()
+    return lines[0].split()[3].split("/")[0], lines[1].split()[2]
+
+
+def conntrack_entries(src: str, exclude_dst: str) -> int:
+    """Tracked flows from `src` on the host (not those to `exclude_dst`)."""
+    count = 0
+    with open("/proc/net/nf_conntrack") as f:
+        for line in f:
+            fields = line.split()
+            first_src = next((x for x in fields if x.startswith("src=")), "")
+            first_dst = next((x for x in fields if x.startswith("dst=")), "")
+            if first_src == f"src={src}" and first_dst != f"dst={exclude_dst}":
+                count += 1
+    return count

@@ -35,7 +35,7 @@ import pytest
 from daytona import CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig
 
 from cove.runtime.local.net import rules
-from tests.network.conftest import NET_KEY, fetch, listen
+from tests.network.conftest import NET_KEY, conntrack_entries, fetch, listen, sandbox_addresses
 from tests.network.internet import FakeInternet
 from tests.serverproc import ServerProcess
 
@@ -170,13 +170,6 @@ def run_py(sandbox: Any, script: str, *args: str, timeout: int = 90) -> Any:
 def connect(sandbox: Any, targets: list[str]) -> dict[str, str]:
     """Whether each HOST:PORT (IPv6 as [addr]:port, scope as %if) accepts TCP from `sandbox`."""
     return dict(run_py(sandbox, CONNECT, json.dumps(targets)))
-
-
-def sandbox_addresses(sandbox: Any) -> tuple[str, str]:
-    """The sandbox's eth0 address and its gateway (the veth pair's host side)."""
-    r = sandbox.process.exec("ip -4 -o addr show eth0; ip -4 route show default")
-    lines = r.result.strip().splitlines()
-    return lines[0].split()[3].split("/")[0], lines[1].split()[2]
 
 
 def host_if(address: str) -> str:
@@ -520,19 +513,6 @@ def test_raw_and_packet_sockets_cannot_be_had(attacker: Any) -> None:
     record("raw and packet sockets", seen, {"created", "set", "created, with eth0"})
     got = {k: v for k, v in seen.items() if v in ("created", "set", "created, with eth0")}
     assert not got, seen
-
-
-def conntrack_entries(src: str, exclude_dst: str) -> int:
-    """Tracked flows from `src` on the host (not those to `exclude_dst`)."""
-    count = 0
-    with open("/proc/net/nf_conntrack") as f:
-        for line in f:
-            fields = line.split()
-            first_src = next((x for x in fields if x.startswith("src=")), "")
-            first_dst = next((x for x in fields if x.startswith("dst=")), "")
-            if first_src == f"src={src}" and first_dst != f"dst={exclude_dst}":
-                count += 1
-    return count
 
 
 FLOOD = r"""

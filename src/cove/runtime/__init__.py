@@ -23,6 +23,7 @@ def _local(settings: Settings) -> RuntimeBackend:
         warm_pool=settings.warm_pool,
         network=settings.network,
         network_dns=settings.network_dns or None,
+        network_conn_cap=settings.network_conn_cap,
         image_dir=settings.image_dir,
         disk_quota=settings.disk_quota,
         build_ca_bundle=settings.build_ca_bundle,
@@ -50,6 +51,7 @@ def _ray(settings: Settings) -> RuntimeBackend:
         node_options=NodeOptions(
             network=settings.network,
             network_dns=settings.network_dns,
+            network_conn_cap=settings.network_conn_cap,
             warm_pool=settings.ray_warm_pool,
         ),
         image_dir=settings.image_dir,

@@ -90,6 +90,7 @@ class LocalBackend(RuntimeBackend):
         warm_pool: int = 0,
         network: str = "off",
         network_dns: str | None = None,
+        network_conn_cap: int = 0,
         image_dir: Path | None = None,
         disk_quota: str = "auto",
         build_ca_bundle: str = "",
@@ -120,7 +121,11 @@ class LocalBackend(RuntimeBackend):
         why_not = network_available() if network == "auto" else "egress is off (COVE_NETWORK=off)"
         self._network_note = why_not
         self.net = (
-            NetworkManager(self.instance, parse_upstream(network_dns) if network_dns else None)
+            NetworkManager(
+                self.instance,
+                parse_upstream(network_dns) if network_dns else None,
+                network_conn_cap,
+            )
             if why_not is None
             else None
         )

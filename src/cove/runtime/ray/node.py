@@ -44,6 +44,7 @@ class NodeOptions:
 
     network: str = "off"  # COVE_NETWORK
     network_dns: str = ""  # COVE_NETWORK_DNS
+    network_conn_cap: int = 0  # COVE_NETWORK_CONN_CAP (each node's sandboxes together)
     # COVE_RAY_WARM_POOL: pre-started sandboxes of the default shape per node.
     # They idle outside Ray's accounting (no placement group holds them).
     warm_pool: int = 0
@@ -94,6 +95,7 @@ class NodeActor:
             warm_pool=opts.warm_pool,
             network=opts.network,
             network_dns=opts.network_dns or None,
+            network_conn_cap=opts.network_conn_cap,
         )
         self.cache = NodeCache(self.local.images)  # under data_dir: this node's own
         self.setup = setup

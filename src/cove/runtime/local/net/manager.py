@@ -57,8 +57,15 @@ class _Member:
 
 
 class NetworkManager:
-    def __init__(self, instance: str, upstream: tuple[str, int] | None = None) -> None:
+    def __init__(
+        self, instance: str, upstream: tuple[str, int] | None = None, conn_cap: int = 0
+    ) -> None:
+        if conn_cap < 0:
+            raise ValueError(f"COVE_NETWORK_CONN_CAP must be 0 (automatic) or more, got {conn_cap}")
         self.instance = instance
+        # Connections all its sandboxes may hold together (0: half the host's conntrack table).
+        self.conn_cap = conn_cap
+        self._cap_set = False  # this process has put its cap in the table
         self.upstream = upstream or resolver.host_upstream()
         self._resolvers: dict[int, resolver.SandboxResolver] = {}
         self._groups: dict[str, dict[int, _Member]] = {}  # link group -> slot index -> member
@@ -155,10 +162,19 @@ class NetworkManager:
         await asyncio.shield(task)
 
     async def _connect(self, slot: alloc.Slot, policy: NetworkPolicy) -> None:
-        await asyncio.to_thread(rules.ensure_table)
+        made = await asyncio.to_thread(rules.ensure_table)
+        await self._ensure_cap(made)
         await asyncio.to_thread(links.create_pair, slot)
-        await asyncio.to_thread(rules.add_sandbox, slot, policy)
+        await asyncio.to_thread(rules.add_sandbox, slot, policy, self.instance)
         await self._serve_dns(slot, policy)
+
+    async def _ensure_cap(self, table_made: bool) -> None:
+        """This control plane's cap in the table: once per process, and again in a new table."""
+        if self._cap_set and not table_made:
+            return
+        cap = self.conn_cap or await asyncio.to_thread(rules.default_cap)
+        await asyncio.to_thread(rules.ensure_cap, self.instance, cap)
+        self._cap_set = True
 
     async def _serve_dns(self, slot: alloc.Slot, policy: NetworkPolicy) -> None:
         def allow(addresses: list[str], ttl: int) -> None:
@@ -185,7 +201,10 @@ class NetworkManager:
             return
         try:
             # The rules of this code (it may be newer than the one that attached the sandbox).
+            made = await asyncio.to_thread(rules.ensure_table)
+            await self._ensure_cap(made)
             await asyncio.to_thread(rules.set_policy, slot, policy, flush_dns=False)
+            await asyncio.to_thread(rules.count_in_cap, slot, self.instance)
             await self._serve_dns(slot, policy)
         except OSError as exc:  # e.g. another control plane on this data dir serves it
             log.warning("sandbox %s: its DNS is not served here: %s", slot.netns, exc)
@@ -260,6 +279,8 @@ class NetworkManager:
             r.close()
         self._resolvers.clear()
         try:
+            if not alloc.owned(self.instance):  # sandboxes that outlive it keep it
+                await asyncio.to_thread(rules.remove_cap, self.instance)
             await asyncio.to_thread(rules.remove_table_if_unused)
         except OSError as exc:
             log.warning("could not remove the nftables table: %s", exc)

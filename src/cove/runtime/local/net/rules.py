@@ -24,7 +24,12 @@ entry lies inside one (`10.1.0.0/16` opens that; `0.0.0.0/0` does not open
 rebinding). Each sandbox may hold at most `CONN_LIMIT` tracked connections
 through the host and `DNS_CONN_LIMIT` to its resolver (`ct count`, keyed by
 its interface, which it cannot forge): a flood fills its own quota, not the
-host's connection tracking table.
+host's connection tracking table. And the sandboxes of one control plane
+together hold at most its cap (`ensure_cap`; by default half the host's
+`nf_conntrack_max`): many sandboxes at their quotas leave the host room for
+its own connections. The cap is one `ct count` rule in a chain of the control
+plane's own, which each of its sandboxes' interfaces jumps to (map `caps`)
+for a new connection through the host or to its resolver.
 """
 
 from __future__ import annotations
@@ -59,6 +64,10 @@ CONN_LIMIT = 1024
 DNS_CONN_LIMIT = 512
 
 _CONN_RULE = f"ct state new add @conns {{ iifname ct count over {CONN_LIMIT} }} goto refuse"
+# A new connection of a sandbox, counted against its control plane's cap (`ensure_cap`).
+_CAP_RULE = "ct state new iifname vmap @caps"
+_DNS_CAP_RULE = f"iifname {IFACES} {_CAP_RULE}"
+CONNTRACK_MAX = "/proc/sys/net/netfilter/nf_conntrack_max"
 _DNS_CONN_RULE = (
     f"iifname {IFACES} ct state new add @dns_conns {{ iifname ct count over {DNS_CONN_LIMIT} }}"
     " goto refuse"
@@ -72,6 +81,7 @@ _BASE = f"""
 table {TABLE} {{
   map sandboxes {{ type ifname : verdict; }}
   map links {{ type ifname : verdict; }}
+  map caps {{ type ifname : verdict; }}
   set never4 {{ type ipv4_addr; flags interval; elements = {{ {", ".join(NEVER_V4)} }}; }}
   set conns {{ type ifname; flags dynamic; size 65535; }}
   set dns_conns {{ type ifname; flags dynamic; size 65535; }}
@@ -81,6 +91,7 @@ table {TABLE} {{
   }}
   chain from_sandbox {{
     {_CONN_RULE}
+    {_CAP_RULE}
     meta nfproto ipv6 drop
     iifname vmap @links
     oifname {IFACES} goto refuse
@@ -101,6 +112,7 @@ table {TABLE} {{
   chain input_hook {{
     type filter hook input priority filter - 1; policy accept;
     {_DNS_CONN_RULE}
+    {_DNS_CAP_RULE}
     {_OWN_GATEWAY_RULE}
     iifname {IFACES} ip daddr {SANDBOX_NET} meta l4proto {{ tcp, udp }} th dport 53 accept
     iifname {IFACES} goto refuse
@@ -152,8 +164,8 @@ def _listed(chain: str) -> str:
     return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
 
 
-def ensure_table() -> None:
-    """The shared table and IPv4 forwarding, once per host (idempotent)."""
+def ensure_table() -> bool:
+    """The shared table and IPv4 forwarding, once per host (idempotent); True if made now."""
     with _locked():
         if _table_exists():
             # Made by a control plane from before links, or before connection quotas.
@@ -171,7 +183,13 @@ def ensure_table() -> None:
                 )
             if "fib daddr . iif" not in _listed("input_hook"):
                 nft(f"insert rule {TABLE} input_hook {_OWN_GATEWAY_RULE}\n")
-            return
+            if not _has("map", "caps"):  # made before the host-wide cap
+                nft(
+                    f"add map {TABLE} caps {{ type ifname : verdict; }}\n"
+                    f"insert rule {TABLE} from_sandbox {_CAP_RULE}\n"
+                    f"insert rule {TABLE} input_hook {_DNS_CAP_RULE}\n"
+                )
+            return False
         script = _BASE
         with open(FORWARD_SYSCTL) as f:
             enabled_by_us = f.read().strip() == "0" or _FORWARD_MARK.exists()
@@ -182,6 +200,39 @@ def ensure_table() -> None:
             _FORWARD_MARK.touch()
             with open(FORWARD_SYSCTL, "w") as f:
                 f.write("1")
+        return True
+
+
+def default_cap() -> int:
+    """Half the host's conntrack table: the rest stays the host's own, whatever sandboxes do."""
+    with open(CONNTRACK_MAX) as f:
+        return max(int(f.read()) // 2, 1)
+
+
+def cap_chain(instance: str) -> str:
+    return f"cap_{instance}"
+
+
+def ensure_cap(instance: str, cap: int) -> None:
+    """The control plane's cap: its sandboxes together hold at most `cap` tracked connections.
+
+    Left as it is if it already says `cap` (a restarted control plane keeps
+    the count of the connections its sandboxes hold). A changed cap is a new
+    rule, whose count starts from the connections made after it.
+    """
+    chain = f"{TABLE} {cap_chain(instance)}"
+    rule = f"ct count over {cap} goto refuse"
+    with _locked():
+        if f"{rule}\n" in _listed(cap_chain(instance)):
+            return
+        nft(f"add chain {chain}\nflush chain {chain}\nadd rule {chain} {rule}\n")
+
+
+def remove_cap(instance: str) -> None:
+    """The control plane's cap chain, once none of its sandboxes is left to jump to it."""
+    with _locked():
+        if _table_exists() and _has("chain", cap_chain(instance)):
+            nft(f"delete chain {TABLE} {cap_chain(instance)}\n")
 
 
 def remove_table_if_unused() -> None:
@@ -208,8 +259,9 @@ def _names(slot: Slot) -> dict[str, str]:
     }  # fmt: skip
 
 
-def add_sandbox(slot: Slot, policy: NetworkPolicy) -> None:
-    """The sandbox's chain and sets, with `policy` in force, in one transaction."""
+def add_sandbox(slot: Slot, policy: NetworkPolicy, instance: str) -> None:
+    """The sandbox's chain and sets, with `policy` in force and its control
+    plane's (`instance`) cap counting it, in one transaction."""
     n = _names(slot)
     script = f"add chain {TABLE} {n['chain']}\n"
     for key, kind in (("allow4", "ipv4_addr"), ("allow6", "ipv6_addr"),
@@ -224,7 +276,17 @@ def add_sandbox(slot: Slot, policy: NetworkPolicy) -> None:
         f"add rule {TABLE} {n['link']} ip saddr {slot.address} ip daddr @{n['peers']} accept\n"
     )
     script += f'add element {TABLE} links {{ "{slot.host_if}" : jump {n["link"]} }}\n'
+    script += _cap_element(slot, instance)
     nft(script)
+
+
+def _cap_element(slot: Slot, instance: str) -> str:
+    return f'add element {TABLE} caps {{ "{slot.host_if}" : jump {cap_chain(instance)} }}\n'
+
+
+def count_in_cap(slot: Slot, instance: str) -> None:
+    """A sandbox attached before the cap existed (found after a restart) counted in it."""
+    nft(_cap_element(slot, instance))
 
 
 def set_peers(groups: dict[Slot, list[Slot]]) -> None:
@@ -321,6 +383,7 @@ def remove_sandbox(slot: Slot) -> None:
     steps = [
         f'delete element {TABLE} sandboxes {{ "{slot.host_if}" }}',
         f'delete element {TABLE} links {{ "{slot.host_if}" }}',
+        f'delete element {TABLE} caps {{ "{slot.host_if}" }}',
         f"delete chain {TABLE} {n['chain']}",
         f"delete chain {TABLE} {n['link']}",
     ]
