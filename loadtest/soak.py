@@ -406,7 +406,7 @@ def leftovers(data_dir: Path, instance: str, indices: set[int]) -> dict[str, lis
     ).stdout
     out["nftables"] = [
         f"sb{i}" for i in mine if re.search(rf"\bsb{i}(_\w+)?\b", nft) or f'"cv-{i}"' in nft
-    ]
+    ] + [f"cap_{instance}"] * (f"chain cap_{instance} " in nft)  # its connection cap
     out["workspace files"] = [str(p) for p in sorted(ws.rglob("*"))][:50] + (
         [str(ws)] if ws.exists() else []
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import tarfile
 import tempfile
@@ -23,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.serverproc import ServerProcess
+from tests.serverproc import COVE, ServerProcess
 
 pytestmark = pytest.mark.timeout(900)  # the first build of a fresh machine makes its base
 BOUND = "256 MiB (COVE_BUILD_DISK_GIB)"
@@ -131,3 +132,15 @@ def test_the_official_sdk_sees_the_bound_and_a_running_sandbox_carries_on(
         assert leftovers(sandbox_root(server)) == []
     finally:
         daytona.delete(running)
+
+
+@pytest.mark.parametrize("value", ["0.01", "0", "-1"])
+def test_a_bound_too_small_to_hold_a_filesystem_stops_the_server_naming_it(value: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="cove-build-disk-bad-") as tmp:
+        env = {**os.environ, "COVE_BUILD_DISK_GIB": value, "COVE_WARM_POOL": "0"}
+        done = subprocess.run(
+            [COVE, "serve", "--port", "0", "--data-dir", f"{tmp}/data"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 2, done
+        assert f"COVE_BUILD_DISK_GIB must be at least 0.0625 (64 MiB), got {value}" in done.stderr
