@@ -135,6 +135,8 @@ class Settings:
     object_storage_share_key: str = ""
     object_storage_role_arn: str = ""
     object_storage_sts_url: str = ""
+    # Debugging: trace allocations, write a snapshot here at each SIGUSR2 (server/memdebug.py).
+    debug_tracemalloc: str = ""
 
     ENV = {
         "host": "COVE_HOST",
@@ -187,6 +189,7 @@ class Settings:
         "object_storage_share_key": "COVE_OBJECT_STORAGE_SHARE_KEY",
         "object_storage_role_arn": "COVE_OBJECT_STORAGE_ROLE_ARN",
         "object_storage_sts_url": "COVE_OBJECT_STORAGE_STS_URL",
+        "debug_tracemalloc": "COVE_DEBUG_TRACEMALLOC",
     }
 
     @classmethod

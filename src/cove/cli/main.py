@@ -60,6 +60,10 @@ def _serve(args: argparse.Namespace) -> int:
     if bwrap_path() is None:
         print("cove: bubblewrap is not installed; run: apt-get install bubblewrap", file=sys.stderr)
         return 1
+    if settings.debug_tracemalloc:
+        from cove.server import memdebug
+
+        memdebug.install(Path(settings.debug_tracemalloc))
     server = build_server(settings)
     url = f"http://{settings.host}:{settings.port}"
     print(f"Cove server on {url}  (data: {settings.data_dir})", flush=True)
