@@ -37,11 +37,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import ipaddress
+import logging
 import subprocess
 from collections.abc import Iterator
 
 from cove.runtime.local.net.alloc import REGISTRY, SANDBOX_NET, Slot
 from cove.wire.protocol.network import NetworkPolicy
+
+log = logging.getLogger("cove.runtime.net")
 
 TABLE = "inet cove"
 IFACES = '"cv-*"'
@@ -203,10 +206,18 @@ def ensure_table() -> bool:
         return True
 
 
+# The cap when the table's size cannot be read: half of the kernel's usual default.
+FALLBACK_CAP = 131072
+
+
 def default_cap() -> int:
     """Half the host's conntrack table: the rest stays the host's own, whatever sandboxes do."""
-    with open(CONNTRACK_MAX) as f:
-        return max(int(f.read()) // 2, 1)
+    try:
+        with open(CONNTRACK_MAX) as f:
+            return max(int(f.read()) // 2, 1)
+    except (OSError, ValueError) as exc:  # e.g. a container that hides the sysctl
+        log.warning("%s unreadable (%s): capping sandboxes at %d", CONNTRACK_MAX, exc, FALLBACK_CAP)
+        return FALLBACK_CAP
 
 
 def cap_chain(instance: str) -> str:
