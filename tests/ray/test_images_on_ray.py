@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cove.runtime.ray.cluster import instance_of
 from tests.images.registry import loopback_registry, push_tree
 from tests.images.rootfs import tiny_rootfs
 from tests.raycluster import RayCluster
@@ -48,11 +49,13 @@ def cp_image(server: ServerProcess, source: str) -> dict[str, Any]:
     return matches[0]
 
 
-def node_cache(cluster: RayCluster, node_id: str) -> Path:
-    """The node's own image cache (under its data dir: COVE_RAY_NODE_DIR/<instance>/<node>)."""
-    found = list(cluster.node_dir.glob(f"*/{node_id[:16]}/images"))
-    assert len(found) == 1, found
-    return found[0]
+def node_cache(cluster: RayCluster, server: ServerProcess, node_id: str) -> Path:
+    """The node's own image cache for `server`'s control plane (COVE_RAY_NODE_DIR/<instance>/<node>:
+    the instance is named from the control plane's data dir, and in a whole run other
+    control planes use the same session cluster)."""
+    cache = cluster.node_dir / instance_of(server.data_dir) / node_id[:16] / "images"
+    assert cache.is_dir(), (cache, list(cluster.node_dir.glob(f"*/{node_id[:16]}/images")))
+    return cache
 
 
 def node_of(api: httpx.Client, sid: str) -> str:
@@ -88,7 +91,7 @@ def test_a_pulled_image_runs_from_the_nodes_own_copy(
         assert "cannot create /etc/pulled: Permission denied" in r.result, r.result
         assert any(f"pulling {pushed}" in line for line in logs), logs
         layers = cp_image(ray_server, pushed)["layers"]
-        cache = node_cache(ray_cluster, node_of(ray_api, sb.id))
+        cache = node_cache(ray_cluster, ray_server, node_of(ray_api, sb.id))
         for key in layers:  # every layer arrived in the node's own cache...
             assert (cache / "layers" / key).is_dir(), key
         assert (cache / "layers" / layers[-1] / "etc/pulled").read_text() == "from the registry\n"

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import secrets
@@ -42,7 +41,7 @@ from cove.runtime.base import (
     SandboxSpec,
 )
 from cove.runtime.endpoint import RelayEndpoint
-from cove.runtime.ray.cluster import RESOURCE, Cluster, GiB, Node, connect
+from cove.runtime.ray.cluster import RESOURCE, Cluster, GiB, Node, connect, instance_of
 from cove.runtime.ray.node import NodeActor, NodeOptions, NodeSetup
 from cove.runtime.ray.shipping import Shipping
 from cove.wire.errors import BadRequest, Conflict, CoveError, NoCapacity, SandboxError
@@ -87,8 +86,7 @@ class RayBackend(RuntimeBackend):
         image_dir: Path | None = None,
     ) -> None:
         self.ray = connect(address)
-        instance = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
-        self.cluster = Cluster(self.ray, instance)
+        self.cluster = Cluster(self.ray, instance_of(Path(data_dir)))
         self.secret = secret or load_or_make_secret(Path(data_dir))
         self.node_dir = node_dir
         self.runtime_dir = str(runtime_dir) if runtime_dir else None
