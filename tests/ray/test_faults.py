@@ -8,7 +8,6 @@ Each killed node is replaced, so that the modules after this one find three.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import socket
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cove.runtime.base import instance_of
 from tests.e2e.test_files_edges import _connect, _file_part_start, _upload_head, read_answer
 from tests.ray.test_cluster import NODE_LOST_DEADLINE, create, delete_all, execute, nodes_by_id
 from tests.raycluster import RayCluster
@@ -154,7 +154,7 @@ def test_a_node_that_died_while_the_control_plane_was_down_is_node_lost(
 
 def actor_pid(cluster: RayCluster, server: ServerProcess, node_id: str) -> int:
     ray = ray_module(cluster)
-    actor = ray.get_actor(f"cove-{instance_of(server)}-node-{node_id}", namespace="cove")
+    actor = ray.get_actor(f"cove-{instance_of_server(server)}-node-{node_id}", namespace="cove")
     return int(ray.get(actor.pid.remote(), timeout=30))
 
 
@@ -262,15 +262,11 @@ def node_workspaces(cluster: RayCluster, server: ServerProcess) -> list[Path]:
     from cove.runtime.local.backend import default_sandbox_root
 
     out = []
-    for data_dir in (cluster.node_dir / instance_of(server)).glob("*"):
-        local = instance_of_dir(data_dir)
+    for data_dir in (cluster.node_dir / instance_of_server(server)).glob("*"):
+        local = instance_of(data_dir)
         out += [p for p in (default_sandbox_root(data_dir) / local).glob("*") if p.is_dir()]
     return out
 
 
-def instance_of_dir(data_dir: Path) -> str:
-    return hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
-
-
-def instance_of(server: ServerProcess) -> str:
-    return instance_of_dir(server.data_dir)
+def instance_of_server(server: ServerProcess) -> str:
+    return instance_of(server.data_dir)

@@ -8,13 +8,21 @@ control plane only ever talks to this interface and to the agent's endpoint.
 from __future__ import annotations
 
 import abc
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from cove.agent.config import DEFAULT_LOG_CAP, DEFAULT_OUTPUT_CAP
 from cove.runtime.endpoint import AgentEndpoint
 from cove.wire.errors import Conflict
 from cove.wire.protocol.network import NetworkPolicy
+
+
+def instance_of(data_dir: Path) -> str:
+    """A control plane's (or a node's local backend's) instance id, named from its data
+    dir: a restart finds its own sandboxes, and several on one host or cluster stay apart."""
+    return hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -24,7 +23,14 @@ from pathlib import Path
 from cove.agent.config import AgentConfig
 from cove.images.step import Log, Step
 from cove.images.store import IMAGE_UID, ImageStore
-from cove.runtime.base import HostRoom, ResourceUsage, RuntimeBackend, RuntimeHandle, SandboxSpec
+from cove.runtime.base import (
+    HostRoom,
+    ResourceUsage,
+    RuntimeBackend,
+    RuntimeHandle,
+    SandboxSpec,
+    instance_of,
+)
 from cove.runtime.endpoint import UnixEndpoint
 from cove.runtime.local import (
     adoption,
@@ -98,7 +104,7 @@ class LocalBackend(RuntimeBackend):
         self.warm_pool_size = max(0, warm_pool)
         # One instance id per data directory: its sandboxes' directories and
         # cgroups are namespaced by it.
-        self.instance = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
+        self.instance = instance_of(Path(data_dir))
         top = staging.make_root(sandbox_root or default_sandbox_root(data_dir))
         self.root = top / self.instance
         self.root.mkdir(exist_ok=True)

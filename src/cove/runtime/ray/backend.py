@@ -39,9 +39,10 @@ from cove.runtime.base import (
     RuntimeBackend,
     RuntimeHandle,
     SandboxSpec,
+    instance_of,
 )
 from cove.runtime.endpoint import RelayEndpoint
-from cove.runtime.ray.cluster import RESOURCE, Cluster, GiB, Node, connect, instance_of
+from cove.runtime.ray.cluster import RESOURCE, Cluster, GiB, Node, connect
 from cove.runtime.ray.node import NodeActor, NodeOptions, NodeSetup
 from cove.runtime.ray.shipping import Shipping
 from cove.wire.errors import BadRequest, Conflict, CoveError, NoCapacity, SandboxError

@@ -10,12 +10,10 @@ touching each other's actors, placement groups or sandboxes.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
 import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cove.runtime.base import NodeUsage
@@ -84,11 +82,6 @@ class Reservation:
     node: str
     cpu: float
     memory_bytes: float
-
-
-def instance_of(data_dir: Path) -> str:
-    """A control plane's instance id: named from its data dir, so a restart finds its own."""
-    return hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
 
 
 class Cluster:
