@@ -176,9 +176,13 @@ class Cove(_ClientBase):
                     for piece in pieces:
                         lines.feed(piece)
                 lines.close()
-                wait = Backoff(timeout)
-                while (wire := self._t.call(self._calls.get(wire.id))).state in STARTING:
-                    time.sleep(wait.next(f"sandbox {wire.id}'s start"))
+                wire = self._t.call(self._calls.get(wire.id))
+            # A create on a cached image may answer while the start is still under
+            # way (`starting`): wait for it as after a build, or the first call fails.
+            wait = Backoff(timeout)
+            while wire.state in STARTING:
+                time.sleep(wait.next(f"sandbox {wire.id}'s start"))
+                wire = self._t.call(self._calls.get(wire.id))
             check_started(wire)
         except CoveError:
             try:
@@ -277,9 +281,11 @@ class AsyncCove(_ClientBase):
                     async for piece in pieces:
                         lines.feed(piece)
                 lines.close()
-                wait = Backoff(timeout)
-                while (wire := await self._t.call(self._calls.get(wire.id))).state in STARTING:
-                    await asyncio.sleep(wait.next(f"sandbox {wire.id}'s start"))
+                wire = await self._t.call(self._calls.get(wire.id))
+            wait = Backoff(timeout)  # a create may answer `starting`: see the sync client
+            while wire.state in STARTING:
+                await asyncio.sleep(wait.next(f"sandbox {wire.id}'s start"))
+                wire = await self._t.call(self._calls.get(wire.id))
             check_started(wire)
         except CoveError:
             try:
