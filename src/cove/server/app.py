@@ -73,10 +73,10 @@ class Server:
     previews: Previews
     ssh_access: SshAccessService
     sessions: SessionBook  # the dashboard's signed-in browsers
+    # The official SDK's build contexts (an S3-compatible store, when configured).
+    contexts: ContextStore
     ssh: SshServer | None = None  # with `ssh_port` set
     builds: BuildService | None = None  # image builds, when the backend can run them
-    # The official SDK's build contexts (an S3-compatible store, when configured).
-    contexts: ContextStore | None = None
 
     def uvicorn_ws(self) -> type[asyncio.Protocol]:
         """uvicorn's `ws=`: toolbox and preview WebSockets relayed as bytes (see `wsfront`)."""
@@ -154,8 +154,7 @@ def build_server(settings: Settings) -> Server:
     ring = KeyRing(store, keys)
     return Server(
         settings, store, service, proxy, keys, generated, ring, sampler,
-        prometheus, previews, ssh_access, SessionBook(ring), ssh, builds=builds,
-        contexts=contexts,
+        prometheus, previews, ssh_access, SessionBook(ring), contexts, ssh, builds=builds,
     )  # fmt: skip
 
 
@@ -210,7 +209,7 @@ def build_app(server: Server) -> Starlette:
     limit = server.settings.max_request_bytes
     control = ControlRoutes(server.service, server.sampler, limit)
     dashboard = DashboardRoutes(server.sessions)
-    contexts = server.contexts or ContextStore(server.settings)
+    contexts = server.contexts
     image_routes: list[Route] = [*contexts.routes()]
     if server.builds is not None:
         repo = SnapshotRepo(server.settings.data_dir / "snapshots")

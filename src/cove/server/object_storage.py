@@ -25,9 +25,10 @@ the context straight to the server.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -139,6 +140,12 @@ class ContextStore:
                 raise StoreError(
                     f"the object store refused HEAD of a build context: {exc}"
                 ) from exc
+
+    def fetcher(
+        self, owner: str, hashes: Sequence[str]
+    ) -> Callable[[Path], Awaitable[None]] | None:
+        """A build's `fetch` for `owner`'s hashes (BuildService.start); None without any."""
+        return functools.partial(self.fetch, owner, hashes) if hashes else None
 
     async def fetch(self, owner: str, hashes: Sequence[str], dest: Path) -> None:
         """Download the caller's tars next to `dest` and unpack them into it."""

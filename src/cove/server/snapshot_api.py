@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import math
 import time
@@ -189,7 +188,7 @@ class SnapshotRoutes:
 
     async def _build(self, record: SnapshotRecord, text: str, hashes: list[str]) -> None:
         began = time.monotonic()
-        fetch = functools.partial(self.contexts.fetch, record.owner, hashes) if hashes else None
+        fetch = self.contexts.fetcher(record.owner, hashes)
         job = self.builds.start(f"snapshot-{record.id}", text, fetch=fetch)
         assert job.task is not None
         try:

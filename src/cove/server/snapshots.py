@@ -9,7 +9,6 @@ ENTRYPOINT + CMD unless the request brings its own entrypoint).
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Callable
 
 from starlette.requests import Request
@@ -72,9 +71,7 @@ class SandboxImages:
 
     async def build_for(self, r: SandboxRecord, building: Callable[[], None]) -> bool:
         text = r.spec.dockerfile or ""
-        fetch = None
-        if r.spec.context_hashes:
-            fetch = functools.partial(self.contexts.fetch, r.owner, r.spec.context_hashes)
+        fetch = self.contexts.fetcher(r.owner, r.spec.context_hashes)
         job = self.builds.start(r.id, text, fetch=fetch)
         building()
         assert job.task is not None
