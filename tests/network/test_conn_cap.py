@@ -16,7 +16,6 @@ import os
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from cove.runtime.local.net import rules
 from cove.runtime.local.net.manager import NetworkManager
 from tests.network.conftest import conntrack_entries, fetch, net_server, probe, sandbox_addresses
 from tests.network.internet import FakeInternet
+from tests.reliability.helpers import wait_for
 from tests.serverproc import ServerProcess
 
 CAP = 48
@@ -114,10 +114,12 @@ def test_sandboxes_together_stay_within_the_cap_and_the_host_carries_on(
         r = bystander.process.exec("echo go > /tmp/held-go && cat /tmp/held-answer", timeout=60)
         assert r.result.strip() == "2000", r.result
         # The cap frees itself as the flows expire (UDP: 30 s unanswered).
-        deadline = time.monotonic() + 150
-        while fetch(first, f"http://{b}/hello") != f"hello from {b}":
-            assert time.monotonic() < deadline, "the sandboxes never got the cap back"
-            time.sleep(2)
+        wait_for(
+            lambda: fetch(first, f"http://{b}/hello") == f"hello from {b}",
+            150,
+            "the sandboxes to get the cap back",
+            interval=2,
+        )
     finally:
         for sb in (bystander, first, second):
             daytona.delete(sb)

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.reliability.helpers import wait_for
 from tests.serverproc import ServerProcess
 
 pytestmark = pytest.mark.timeout(900)  # the first build of a fresh machine makes its base
@@ -94,10 +95,8 @@ def test_a_step_that_never_ends_fails_at_the_step_timeout(api: httpx.Client, run
     error = events[-1].get("error", {}).get("message", "")
     assert "line 2 (RUN) failed" in error and f"did not finish in {STEP_SECONDS}s" in error, events
     assert took < STEP_SECONDS + 60, took
-    deadline = time.monotonic() + 20
-    while marked_processes(mark):  # the kill is sent; the kernel reaps on its own time
-        assert time.monotonic() < deadline, marked_processes(mark)
-        time.sleep(0.2)
+    # The kill is sent; the kernel reaps on its own time.
+    wait_for(lambda: not marked_processes(mark), 20, f"no `{mark}` left running", interval=0.2)
 
 
 def test_a_daemon_left_running_does_not_hold_the_build(api: httpx.Client) -> None:
@@ -106,10 +105,8 @@ def test_a_daemon_left_running_does_not_hold_the_build(api: httpx.Client) -> Non
     dockerfile = f"FROM python:3.11-slim\nRUN ({mark} &) ; echo started # left-behind\n"
     events = build(api, context({"Dockerfile": dockerfile}))
     assert "image" in events[-1] or "did not finish" in str(events[-1]), events[-3:]
-    deadline = time.monotonic() + 20
-    while marked_processes(mark):  # killed with the build; the kernel reaps on its own time
-        assert time.monotonic() < deadline, marked_processes(mark)
-        time.sleep(0.2)
+    # Killed with the build; the kernel reaps on its own time.
+    wait_for(lambda: not marked_processes(mark), 20, f"no `{mark}` left running", interval=0.2)
 
 
 @pytest.mark.parametrize("source", ["../../etc/passwd", "/etc/shadow", "../", "sub/../../x"])
