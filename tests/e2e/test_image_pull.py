@@ -12,21 +12,15 @@ from typing import Any
 
 import pytest
 
-from tests.images.registry import loopback_registry, push_sharing_a_base, push_tree
+from tests.images.registry import loopback_registry, push_sharing_a_base, pushed_tiny_image
 from tests.images.rootfs import tiny_rootfs
 from tests.serverproc import ServerProcess
 
 
 @pytest.fixture(scope="module")
 def pushed() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="cove-registry-") as tmp:
-        root = Path(tmp)
-        with loopback_registry(root / "registry") as address:
-            ref = f"{address}/test/tiny:1"
-            tree = tiny_rootfs(root / "tree")
-            (tree / "etc/pulled").write_text("from the registry\n")
-            push_tree(tree, root / "push", ref, {"PULLED": "yes", "PATH": "/usr/bin:/bin"}, ["sh"])
-            yield ref
+    with pushed_tiny_image("tiny:1") as ref:
+        yield ref
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import contextlib
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,3 +108,19 @@ def push_sharing_a_base(
         run("umoci", "repack", "--image", f"{layout}:v{i}", str(bundle))
         dest = f"docker://{ref}"
         run("skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:v{i}", dest)
+
+
+@contextmanager
+def pushed_tiny_image(name: str) -> Iterator[str]:
+    """A tiny image (`tests.images.rootfs`, plus /etc/pulled and PULLED=yes) pushed to a
+    loopback registry of its own as `<registry>/test/<name>`: its reference."""
+    from tests.images.rootfs import tiny_rootfs
+
+    with tempfile.TemporaryDirectory(prefix="cove-registry-") as tmp:
+        root = Path(tmp)
+        with loopback_registry(root / "registry") as address:
+            ref = f"{address}/test/{name}"
+            tree = tiny_rootfs(root / "tree")
+            (tree / "etc/pulled").write_text("from the registry\n")
+            push_tree(tree, root / "push", ref, {"PULLED": "yes", "PATH": "/usr/bin:/bin"}, ["sh"])
+            yield ref

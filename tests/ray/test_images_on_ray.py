@@ -11,7 +11,6 @@ plane's store.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,7 @@ import httpx
 import pytest
 
 from cove.runtime.base import instance_of
-from tests.images.registry import loopback_registry, push_tree
-from tests.images.rootfs import tiny_rootfs
+from tests.images.registry import pushed_tiny_image
 from tests.raycluster import RayCluster
 from tests.serverproc import ServerProcess
 
@@ -30,14 +28,8 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture(scope="module")
 def pushed() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="cove-registry-") as tmp:
-        root = Path(tmp)
-        with loopback_registry(root / "registry") as address:
-            ref = f"{address}/test/tiny-ray:1"
-            tree = tiny_rootfs(root / "tree")
-            (tree / "etc/pulled").write_text("from the registry\n")
-            push_tree(tree, root / "push", ref, {"PULLED": "yes", "PATH": "/usr/bin:/bin"}, ["sh"])
-            yield ref
+    with pushed_tiny_image("tiny-ray:1") as ref:
+        yield ref
 
 
 def cp_image(server: ServerProcess, source: str) -> dict[str, Any]:
