@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from dataclasses import dataclass
 
 
@@ -94,24 +95,45 @@ class Tracker:
             _write(os.path.join(group.path, "cgroup.kill"), "1")
             return
         state = os.path.join(group.path, "freezer.state")
-        frozen = _write(state, "FROZEN")
-        # A fork bomb can outrun a single pass when not frozen; loop until empty.
-        for _ in range(100):
-            pids = group.pids()
-            if not pids:
-                break
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            if frozen:
-                break
+        # v1 freezes asynchronously (FREEZING): a task not yet frozen can still
+        # fork a child the pass below never sees, so wait until it says FROZEN.
+        frozen = _write(state, "FROZEN") and _wait_frozen(state)
+        _kill_pass(group)  # frozen tasks die as they thaw
         if frozen:
             _write(state, "THAWED")
+        # Not frozen (no freezer, or it did not settle): a fork bomb can outrun a
+        # single pass, so pass again until the group is empty.
+        for _ in range(100):
+            if not _kill_pass(group):
+                break
 
     def remove(self, group: Group) -> None:
         if group.path is not None:
             with contextlib.suppress(OSError):
                 os.rmdir(group.path)
+
+
+def _kill_pass(group: Group) -> bool:
+    """SIGKILL each member once; whether there were any."""
+    pids = group.pids()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return bool(pids)
+
+
+def _wait_frozen(state: str, timeout: float = 2.0) -> bool:
+    """Whether the freezer settled in FROZEN within `timeout` (polled: no event to wait on)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(state) as f:
+                if f.read().strip() == "FROZEN":
+                    return True
+        except OSError:
+            return False
+        time.sleep(0.001)
+    return False
 
 
 def _write(path: str, text: str) -> bool:
