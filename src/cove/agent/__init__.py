@@ -3,7 +3,8 @@
 It runs on Debian's `/usr/bin/python3` with nothing installed, so it imports
 only the standard library and `cove.wire`. Where things are:
 
-- `app.py`: the entry point; builds every feature in `FEATURES` and serves them.
+- `app.py`: the entry point; builds the features in `EAGER` and serves them,
+  importing each of `DEFERRED` on the first request under its path prefixes.
 - `feature.py`: the one shape a feature has (`register(router)`, `aclose()`).
 - `core.py`, `config.py`: the shared `Agent` state and its typed configuration.
 - `httpserver.py`, `httpbody.py`: HTTP/1.1 and WebSocket on the agent's socket.

@@ -20,35 +20,39 @@ if getattr(getattr(sys.modules.get("__main__"), "__spec__", None), "name", "") =
 
 import asyncio
 import contextlib
+import functools
+import importlib
 import logging
 import os
 import signal
 
 from cove.agent.config import AgentConfig
 from cove.agent.core import Agent
-from cove.agent.environment import EnvRoutes
 from cove.agent.exec.routes import ExecuteRoutes
 from cove.agent.feature import Feature
-from cove.agent.files.routes import FileRoutes
-from cove.agent.git.routes import GitRoutes
 from cove.agent.httpserver import HttpServer, Request, Response, Router, json_response
-from cove.agent.interpreter.routes import InterpreterRoutes
-from cove.agent.ports.routes import PortRoutes
-from cove.agent.preview.routes import PreviewRoutes
 from cove.agent.proc.harden import harden_self, keep_read_buffers, reset_inherited_ignores
-from cove.agent.pty.routes import PtyRoutes
 from cove.agent.sessions.routes import SessionRoutes
 from cove.wire.errors import BadRequest
 
 log = logging.getLogger("cove.agent")
 
-# Every feature, in the order its routes are added; shut down in reverse.
-# Imported plainly: a feature that fails to import is a broken agent, not a
-# missing route (the runtime sees the agent exit and reports its log).
-FEATURES: list[type[Feature]] = [
-    ExecuteRoutes, SessionRoutes, PtyRoutes, InterpreterRoutes, GitRoutes, PortRoutes, EnvRoutes,
-    FileRoutes, PreviewRoutes,
-]  # fmt: skip
+# Features built at start, in the order their routes are added: exec answers a
+# sandbox's first request, and sessions start the image's entrypoint.
+EAGER: list[type[Feature]] = [ExecuteRoutes, SessionRoutes]
+# The others are imported and built on the first request under their path
+# prefixes: about a third of the agent's import time and of its modules'
+# memory, in every sandbox, for features many sandboxes never use. A feature
+# that fails to import answers its routes with a 500 naming the error.
+DEFERRED: list[tuple[str, str, tuple[str, ...]]] = [
+    ("cove.agent.pty.routes", "PtyRoutes", ("/process/pty",)),
+    ("cove.agent.interpreter.routes", "InterpreterRoutes", ("/process/interpreter",)),
+    ("cove.agent.git.routes", "GitRoutes", ("/git",)),
+    ("cove.agent.ports.routes", "PortRoutes", ("/port",)),
+    ("cove.agent.environment", "EnvRoutes", ("/env",)),
+    ("cove.agent.files.routes", "FileRoutes", ("/files",)),
+    ("cove.agent.preview.routes", "PreviewRoutes", ("/_cove/tunnel",)),
+]
 
 
 class Basics:
@@ -86,12 +90,23 @@ class Basics:
 
 
 def build(agent: Agent) -> tuple[Router, list[Feature]]:
-    """The router with every feature's routes, and the features (built in the running loop)."""
+    """The router and the features built so far (built in the running loop).
+
+    The list grows as deferred features load; shutdown closes what it holds then.
+    """
     router = Router()
-    features: list[Feature] = [Basics(agent), *(cls(agent) for cls in FEATURES)]
+    features: list[Feature] = [Basics(agent), *(cls(agent) for cls in EAGER)]
     for feature in features:
         feature.register(router)
+    for module, name, prefixes in DEFERRED:
+        router.defer(prefixes, functools.partial(_load, agent, router, features, module, name))
     return router, features
+
+
+def _load(agent: Agent, router: Router, features: list[Feature], module: str, name: str) -> None:
+    feature: Feature = getattr(importlib.import_module(module), name)(agent)
+    feature.register(router)
+    features.append(feature)
 
 
 async def serve(config: AgentConfig, ready_fd: int | None) -> None:

@@ -95,6 +95,10 @@ class Router:
     def __init__(self) -> None:
         self._routes: list[tuple[str, re.Pattern[str], Any]] = []
         self._streamed: set[Any] = set()
+        # Path prefixes whose routes are added by their loader on the first request
+        # under them (a feature imported only when used: every import is time and
+        # memory of every sandbox's start).
+        self._deferred: list[tuple[tuple[str, ...], Callable[[], None]]] = []
 
     @staticmethod
     def _compile(pattern: str) -> re.Pattern[str]:
@@ -117,7 +121,20 @@ class Router:
     def tunnel(self, pattern: str, handler: TunnelHandler) -> None:
         self._routes.append(("TUNNEL", self._compile(pattern), handler))
 
+    def defer(self, prefixes: tuple[str, ...], load: Callable[[], None]) -> None:
+        """Call `load` (which adds routes) before matching any path under `prefixes`."""
+        self._deferred.append((prefixes, load))
+
+    def _load_deferred(self, path: str) -> None:
+        for entry in list(self._deferred):
+            prefixes, load = entry
+            if any(path == p or path.startswith(p + "/") for p in prefixes):
+                load()  # raising, it stays deferred: each request says why again
+                self._deferred.remove(entry)
+
     def match(self, method: str, path: str) -> tuple[Any, dict[str, str]]:
+        if self._deferred:
+            self._load_deferred(path)
         path_known = False
         for m, regex, handler in self._routes:
             found = regex.match(path)

@@ -13,7 +13,7 @@ from cove.agent.httpserver import Request, Response, Router, json_response
 from cove.agent.proc.spawn import SpawnSpec
 from cove.agent.scripts import charts
 from cove.wire.errors import BadRequest, ProcessTimeout
-from cove.wire.protocol import (
+from cove.wire.protocol.process import (
     LANGUAGES,
     CodeRunRequest,
     CodeRunResponse,

@@ -16,7 +16,7 @@ import stat
 
 from cove.agent.files.paths import PSEUDO, info, is_number, os_error
 from cove.wire.errors import BadRequest, Conflict, NotFound
-from cove.wire.protocol import FileInfo
+from cove.wire.protocol.files import FileInfo
 
 MAX_LIST_DEPTH = 64  # deeper trees are walked by asking again from a deeper path
 

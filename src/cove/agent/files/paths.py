@@ -26,7 +26,7 @@ from cove.wire.errors import (
     InternalError,
     NotFound,
 )
-from cove.wire.protocol import FileInfo
+from cove.wire.protocol.files import FileInfo
 
 PATH_MAX = 4096
 # Kernel views, not files: a walk from above them does not enter them (/proc

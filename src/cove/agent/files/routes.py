@@ -14,7 +14,7 @@ from cove.agent.files import ops, search, transfer
 from cove.agent.files.paths import is_number, parse_bool, parse_mode, resolve
 from cove.agent.httpserver import Request, Response, Router, json_response
 from cove.wire.errors import BadRequest
-from cove.wire.protocol import FilesDownloadRequest, ReplaceRequest
+from cove.wire.protocol.files import FilesDownloadRequest, ReplaceRequest
 
 
 def _empty(status: int) -> Response:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from cove.agent.files.ops import lstat
 from cove.agent.files.paths import PSEUDO, open_regular, os_error
 from cove.wire.errors import BadRequest, CoveError
-from cove.wire.protocol import Match, ReplaceResult
+from cove.wire.protocol.files import Match, ReplaceResult
 
 BINARY_SNIFF = 8192  # a NUL byte in the first 8 KiB marks a binary file (as grep -I does)
 MAX_MATCHES = 100_000  # the answer is one JSON document in memory

@@ -27,7 +27,7 @@ from cove.agent.httpbody import Body, BodyWriter
 from cove.agent.httpserver import Response
 from cove.wire import http1
 from cove.wire.errors import SOURCE_AGENT, BadRequest, CoveError, InsufficientStorage
-from cove.wire.protocol import UploadedFile, UploadFilesResponse
+from cove.wire.protocol.files import UploadedFile, UploadFilesResponse
 
 FIELD = re.compile(r"files\[(\d{1,6})\]\.(path|file)")
 MAX_PATH_FIELD = 64 * 1024
