@@ -32,19 +32,18 @@ from cove.agent.exec.routes import ExecuteRoutes
 from cove.agent.feature import Feature
 from cove.agent.httpserver import HttpServer, Request, Response, Router, json_response
 from cove.agent.proc.harden import harden_self, keep_read_buffers, reset_inherited_ignores
-from cove.agent.sessions.routes import SessionRoutes
 from cove.wire.errors import BadRequest
 
 log = logging.getLogger("cove.agent")
 
-# Features built at start, in the order their routes are added: exec answers a
-# sandbox's first request, and sessions start the image's entrypoint.
-EAGER: list[type[Feature]] = [ExecuteRoutes, SessionRoutes]
+# Features built at start: exec answers a sandbox's first request.
+EAGER: list[type[Feature]] = [ExecuteRoutes]
 # The others are imported and built on the first request under their path
-# prefixes: about a third of the agent's import time and of its modules'
-# memory, in every sandbox, for features many sandboxes never use. A feature
-# that fails to import answers its routes with a 500 naming the error.
+# prefixes: about half of the agent's import time and a MiB of its memory, in
+# every sandbox, for features many sandboxes never use. A feature that fails to
+# import answers its routes with a 500 naming the error.
 DEFERRED: list[tuple[str, str, tuple[str, ...]]] = [
+    ("cove.agent.sessions.routes", "SessionRoutes", ("/process/session",)),
     ("cove.agent.pty.routes", "PtyRoutes", ("/process/pty",)),
     ("cove.agent.interpreter.routes", "InterpreterRoutes", ("/process/interpreter",)),
     ("cove.agent.git.routes", "GitRoutes", ("/git",)),
@@ -53,6 +52,8 @@ DEFERRED: list[tuple[str, str, tuple[str, ...]]] = [
     ("cove.agent.files.routes", "FileRoutes", ("/files",)),
     ("cove.agent.preview.routes", "PreviewRoutes", ("/_cove/tunnel",)),
 ]
+# A sandbox with an entrypoint starts it at once, through the sessions feature.
+ENTRYPOINT_FEATURE = "SessionRoutes"
 
 
 class Basics:
@@ -99,7 +100,11 @@ def build(agent: Agent) -> tuple[Router, list[Feature]]:
     for feature in features:
         feature.register(router)
     for module, name, prefixes in DEFERRED:
-        router.defer(prefixes, functools.partial(_load, agent, router, features, module, name))
+        load = functools.partial(_load, agent, router, features, module, name)
+        if name == ENTRYPOINT_FEATURE and agent.config.entrypoint:
+            load()
+        else:
+            router.defer(prefixes, load)
     return router, features
 
 
