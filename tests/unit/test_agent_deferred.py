@@ -18,7 +18,7 @@ import pytest
 import cove
 from cove.agent import app
 from cove.agent.httpserver import Request, Response, Router
-from cove.wire.errors import NotFound
+from cove.wire.errors import InternalError, NotFound
 
 SRC = Path(cove.__file__).resolve().parents[1]
 
@@ -108,6 +108,10 @@ def test_a_group_that_fails_to_load_says_why_on_every_request() -> None:
 
     router.defer(("/git",), load)
     for _ in range(2):
-        with pytest.raises(ImportError, match=r"git\.broken"):
+        with pytest.raises(InternalError) as refused:
             router.match("POST", "/git/clone")
+        assert refused.value.status == 500
+        assert "under /git: ImportError: no module named 'cove.agent.git.broken'" in str(
+            refused.value
+        )
     assert tries == [1, 1]

@@ -129,7 +129,13 @@ class Router:
         for entry in list(self._deferred):
             prefixes, load = entry
             if any(path == p or path.startswith(p + "/") for p in prefixes):
-                load()  # raising, it stays deferred: each request says why again
+                try:
+                    load()
+                except Exception as exc:  # it stays deferred: each request says why again
+                    raise InternalError(
+                        f"the agent could not load its routes under {prefixes[0]}: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
                 self._deferred.remove(entry)
 
     def match(self, method: str, path: str) -> tuple[Any, dict[str, str]]:
