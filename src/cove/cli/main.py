@@ -43,7 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from cove.runtime.local import bwrap_path
     from cove.server import logredact
-    from cove.server.app import build_app, build_server
+    from cove.server.app import KEEP_ALIVE_SECONDS, build_app, build_server
     from cove.settings import Settings
 
     keys = [k.strip() for k in args.api_key.split(",") if k.strip()] if args.api_key else None
@@ -83,6 +83,7 @@ def _serve(args: argparse.Namespace) -> int:
         ws=server.uvicorn_ws(),
         ws_ping_interval=None,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     logredact.install()  # after uvicorn.Config: it configures logging
     uvicorn.Server(config).run()

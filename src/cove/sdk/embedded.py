@@ -41,7 +41,7 @@ class EmbeddedServer:
         import uvicorn
 
         from cove.runtime.local import bwrap_path
-        from cove.server.app import build_app, build_server
+        from cove.server.app import KEEP_ALIVE_SECONDS, build_app, build_server
         from cove.settings import Settings
 
         if bwrap_path() is None:
@@ -74,6 +74,7 @@ class EmbeddedServer:
             ws=server.uvicorn_ws(),
             ws_ping_interval=None,
             timeout_graceful_shutdown=5,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
         uv = _Server(config)
 

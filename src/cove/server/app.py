@@ -55,6 +55,11 @@ from cove.wire.errors import BadRequest, CoveError, NotFound
 
 log = logging.getLogger("cove.server")
 EXECUTOR_THREADS = 64  # short blocking calls (files, cgroups, nft) beside a few long ones
+# How long an idle client connection is kept (uvicorn's default is 5 s). Closing
+# one races the client's next request on it: the request is reset, and the
+# official SDK retries no POST. SDK users pause for seconds between calls (an
+# agent thinking), so the close comes long after, as behind nginx's 75 s.
+KEEP_ALIVE_SECONDS = 75
 
 
 @dataclass
