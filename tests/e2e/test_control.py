@@ -206,7 +206,13 @@ def test_resize_changes_cgroup_limits_in_place_and_processes_keep_running(sb: An
     started = sb.process.execute_session_command(
         "keep", SessionExecuteRequest(command="echo $$ > /tmp/pid; exec sleep 600", run_async=True)
     )
-    pid = wait_for(lambda: sb.process.exec("cat /tmp/pid").result.strip(), 10, "the pid")
+
+    def written_pid() -> str | None:
+        # Not cat's output alone: before the command writes it, that is cat's error.
+        r = sb.process.exec("cat /tmp/pid")
+        return r.result.strip() if r.exit_code == 0 and r.result.strip().isdigit() else None
+
+    pid = wait_for(written_pid, 10, "the pid")
 
     sb.resize(Resources(cpu=2, memory=2))
     assert (sb.cpu, sb.memory, sb.state) == (2, 2, "started")
