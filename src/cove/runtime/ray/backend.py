@@ -45,7 +45,14 @@ from cove.runtime.endpoint import RelayEndpoint
 from cove.runtime.ray.cluster import RESOURCE, Cluster, GiB, Node, connect
 from cove.runtime.ray.node import NodeActor, NodeOptions, NodeSetup
 from cove.runtime.ray.shipping import Shipping
-from cove.wire.errors import BadRequest, Conflict, CoveError, NoCapacity, SandboxError
+from cove.wire.errors import (
+    AgentUnavailable,
+    BadRequest,
+    Conflict,
+    CoveError,
+    NoCapacity,
+    SandboxError,
+)
 from cove.wire.protocol.network import NetworkPolicy
 
 log = logging.getLogger("cove.runtime.ray")
@@ -152,6 +159,10 @@ class RayBackend(RuntimeBackend):
         except self.ray.exceptions.RayActorError:
             self.cluster.mark_lost(node)
             raise SandboxError(NODE_LOST) from None
+        except TimeoutError:  # slow, not known dead: the next call tries again
+            raise AgentUnavailable(
+                f"ray node {node.id[:12]}: its Cove actor did not answer within {ACTOR_TIMEOUT:g}s"
+            ) from None
         node.actor, node.relay = actor, (str(relay[0]), int(relay[1]))
         self._network_note = relay[2] and f"node {node.id[:12]}: {relay[2]}"
         if relay[3]:  # a restart with other settings found it running sandboxes
@@ -353,6 +364,9 @@ class RayBackend(RuntimeBackend):
                 removed.update(await self._call(node, "cleanup_leftovers", sorted(known_ids)))
             except SandboxError:
                 continue  # lost meanwhile: its sandboxes fail by the monitor
+            except AgentUnavailable as exc:  # a start must not wait on one slow node
+                log.warning("leftovers not cleaned: %s", exc)
+                continue
         prefix = self.cluster.pg_name("")
         for r in await self.cluster.reservations(pending=True):
             sid = r.name[len(prefix) :].split(".")[0]
