@@ -30,6 +30,7 @@ import fcntl
 import os
 import struct
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -41,6 +42,7 @@ BOUND = ("home", "control")  # bound back to `<sid>/<name>`
 TEMPLATE_VERSION = 2
 MOUNT_OPTIONS = b"discard,noinit_itable"
 RELEASE_TIMEOUT = 30.0  # for a stopped sandbox's last processes to let go of its disk
+ATTACH_TIMEOUT = 30.0  # for a free loop device while other processes take them too
 MS_NOSUID, MS_NODEV = 2, 4
 
 LOOP_CTL_GET_FREE = 0x4C82
@@ -52,6 +54,7 @@ _CONFIG = struct.Struct(f"=II{_INFO64}s64x")
 _FLAGS_OFFSET = 52  # lo_flags within loop_info64
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_ATTACHING = threading.Lock()  # one loop attach at a time in this process (see _attach)
 MS_BIND = 4096
 
 
@@ -135,22 +138,40 @@ def _attach(image: Path) -> tuple[str, int]:
         config = _CONFIG.pack(fd, 0, bytes(info))
         ctl = os.open("/dev/loop-control", os.O_RDWR | os.O_CLOEXEC)
         try:
-            for _ in range(64):  # another process may take the free one first
-                number = fcntl.ioctl(ctl, LOOP_CTL_GET_FREE)
-                dev = f"/dev/loop{number}"
-                loop = os.open(dev, os.O_RDWR | os.O_CLOEXEC)
-                try:
-                    fcntl.ioctl(loop, LOOP_CONFIGURE, config)
-                    return dev, loop
-                except OSError as exc:
-                    os.close(loop)
-                    if exc.errno != errno.EBUSY:
-                        raise
+            # The kernel offers every caller the same lowest free device, and only
+            # one of them gets it. This process's threads take turns (a burst of
+            # creates made them lose to each other 64 times in a row); other
+            # processes (another server, losetup) are outlasted with a deadline.
+            with _ATTACHING:
+                return _configure_free(ctl, config)
         finally:
             os.close(ctl)
     finally:
         os.close(fd)
-    raise OSError(errno.EBUSY, "no free loop device after 64 tries")
+
+
+def _configure_free(ctl: int, config: bytes) -> tuple[str, int]:
+    deadline = time.monotonic() + ATTACH_TIMEOUT
+    tries = 0
+    while True:
+        number = fcntl.ioctl(ctl, LOOP_CTL_GET_FREE)
+        dev = f"/dev/loop{number}"
+        loop = os.open(dev, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            fcntl.ioctl(loop, LOOP_CONFIGURE, config)
+            return dev, loop
+        except OSError as exc:
+            os.close(loop)
+            if exc.errno != errno.EBUSY:
+                raise
+        tries += 1
+        if time.monotonic() >= deadline:
+            raise OSError(
+                errno.EBUSY,
+                f"no free loop device after {tries} tries in {ATTACH_TIMEOUT:g}s "
+                "(other processes took each one offered first)",
+            )
+        time.sleep(min(0.0005 * tries, 0.02))  # let the winner finish its configure
 
 
 def _mount(source: str, target: Path, fstype: bytes | None, flags: int, data: bytes | None) -> None:
