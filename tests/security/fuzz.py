@@ -147,6 +147,7 @@ class Tally:
     )
     failures: list[str] = field(default_factory=list)
     slowest: float = 0.0
+    last: str = "none"  # the request sent last and its answer: a failure names it
 
 
 def operations(doc: dict[str, Any]) -> list[Operation]:
@@ -259,7 +260,13 @@ def fuzz_operation(
 ) -> None:
     """`examples` generated requests for one operation, counted into `tally`."""
     name = f"{op.method} {op.path}"
-    pools = prepare(client, live, {"Authorization": f"Bearer {keys[0]}"})
+    try:
+        pools = prepare(client, live, {"Authorization": f"Bearer {keys[0]}"})
+    except httpx.HTTPError as exc:  # a connection the last request left broken, say
+        tally.failures.append(
+            f"{name}: preparing: {type(exc).__name__}: {exc}; the request before: {tally.last}"
+        )
+        return
     from tests.security.fuzz_extra import extra_pools  # it imports from this module
 
     pools.update(extra_pools())
@@ -282,7 +289,9 @@ def fuzz_operation(
             response = client.send(request)
         except httpx.HTTPError as exc:
             tally.failures.append(f"{name}: {type(exc).__name__}: {exc} <- {drawn!r:.300}")
+            tally.last = f"{name} <- {drawn!r:.300}: {type(exc).__name__}"
             return
+        tally.last = f"{name} <- {drawn!r:.300}: {response.status_code}"
         tally.slowest = max(tally.slowest, time.monotonic() - started)
         tally.requests += 1
         tally.by_status[response.status_code] += 1
