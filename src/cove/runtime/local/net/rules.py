@@ -153,8 +153,9 @@ def _locked() -> Iterator[None]:
 
 
 def _table_exists() -> bool:
-    cmd = ["nft", "list", "table", *TABLE.split()]
-    return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
+    # A map of every version of the table, listed alone: `list table` would dump
+    # every sandbox's sets and their elements (about 100 ms with 250 sandboxes).
+    return _has("map", "sandboxes")
 
 
 def _has(kind: str, name: str) -> bool:
@@ -167,8 +168,26 @@ def _listed(chain: str) -> str:
     return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
 
 
+# This process has checked or made the table since it last removed it. Checking
+# an existing table cost every create about 100 ms of the kernel's time, growing
+# with the sandboxes on the host (each `nft list` of a chain or table dumps every
+# set's elements), so a table checked once is only looked for after that.
+_checked = False
+
+
 def ensure_table() -> bool:
     """The shared table and IPv4 forwarding, once per host (idempotent); True if made now."""
+    global _checked
+    # `caps`, the newest object, stands for the whole current table. A table
+    # cannot go while the caller holds a claim (`remove_table_if_unused`).
+    if _checked and _has("map", "caps"):
+        return False
+    made = _ensure_table()
+    _checked = True
+    return made
+
+
+def _ensure_table() -> bool:
     with _locked():
         if _table_exists():
             # Made by a control plane from before links, or before connection quotas.
@@ -248,11 +267,13 @@ def remove_cap(instance: str) -> None:
 
 def remove_table_if_unused() -> None:
     """The last sandbox of every control plane is gone: table and forwarding as before."""
+    global _checked
     with _locked():
         if any(p.name.isdigit() for p in REGISTRY.iterdir()):
             return
         if _table_exists():
             nft(f"delete table {TABLE}\n")
+        _checked = False
         if _FORWARD_MARK.exists():
             with open(FORWARD_SYSCTL, "w") as f:
                 f.write("0")
