@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import struct
 
@@ -109,25 +110,39 @@ def test_only_allow_list_entries_inside_a_private_range_open_it() -> None:
 def test_every_policy_refuses_private_ranges_after_its_deny_list_and_before_accepting() -> None:
     slot = alloc.Slot(5)
     for policy in (NetworkPolicy(), NetworkPolicy(network_allow_list=["0.0.0.0/0"]),
-                   NetworkPolicy(domain_allow_list=["*.test"])):  # fmt: skip
+                   NetworkPolicy(domain_allow_list=["*.test"]),
+                   NetworkPolicy(network_allow_list=["10.1.0.0/16", "198.18.0.0/15"],
+                                 network_deny_list=["10.1.2.0/24"])):  # fmt: skip
         lines = rules._policy_script(slot, policy, flush_dns=False).splitlines()
         rule_lines = [x for x in lines if x.startswith("add rule")]
-        private = next(i for i, x in enumerate(rule_lines) if "10.0.0.0/8" in x)
-        assert "goto refuse" in rule_lines[private]
-        assert "sb5_allowpriv4 accept" in rule_lines[private - 1]
-        assert "deny4" in rule_lines[private - 3]
-        assert all("accept" not in x or "allowpriv4" in x for x in rule_lines[:private])
+        refusals = [
+            i for i, x in enumerate(rule_lines)
+            if any(x.endswith(f"ip daddr {r} goto refuse") for r in rules.PRIVATE_V4)
+        ]  # fmt: skip
+        assert len(refusals) == 4 and refusals[-1] - refusals[0] == 3, rule_lines
+        before = rule_lines[: refusals[0]]
+        # Before them only the deny list and the allow list's private entries.
+        opened = [x.split(" daddr ")[1].split()[0] for x in before if x.endswith(" accept")]
+        assert opened == rules.private_allowed(policy.network_allow_list), rule_lines
+        denied = [x.split(" daddr ")[1] for x in before if "daddr" in x and "goto refuse" in x]
+        assert denied == [f"{c} goto refuse" for c in policy.network_deny_list], rule_lines
 
 
-def test_overlapping_entries_are_merged_for_nftables() -> None:
-    """nftables refuses overlapping intervals in one set ("conflicting intervals")."""
+def test_overlapping_entries_are_merged() -> None:
+    """One rule per range, overlapping ones merged (a named interval set refused them as
+    "conflicting intervals")."""
     policy = NetworkPolicy(
         network_allow_list=["10.0.0.0/8", "10.1.2.3/32", "198.18.0.0/16", "198.18.1.0/24",
                             "2001:db8::/32", "2001:db8::1/128"],
         network_deny_list=["192.168.0.0/16", "192.168.1.1/32"],
     )  # fmt: skip
     script = rules._policy_script(alloc.Slot(5), policy, flush_dns=False)
-    assert "sb5_allow4 { 10.0.0.0/8, 198.18.0.0/16 }" in script
-    assert "sb5_allow6 { 2001:db8::/32 }" in script
-    assert "sb5_allowpriv4 { 10.0.0.0/8 }" in script
-    assert "sb5_deny4 { 192.168.0.0/16 }" in script
+    ranges = [x.split(" daddr ")[1] for x in script.splitlines() if " daddr " in x]
+    assert ranges == [
+        "192.168.0.0/16 goto refuse",  # the deny list
+        "10.0.0.0/8 accept",  # the allow list's private entries
+        *(f"{r} goto refuse" for r in sorted(rules.PRIVATE_V4, key=ipaddress.ip_network)),
+        "10.0.0.0/8 accept", "198.18.0.0/16 accept", "2001:db8::/32 accept",  # the allow list
+        "@sb5_dns4 accept",  # and the names it resolved
+    ]  # fmt: skip
+    assert "add set" not in script  # no per-sandbox interval set (see _policy_script)

@@ -283,12 +283,13 @@ def remove_table_if_unused() -> None:
 def _names(slot: Slot) -> dict[str, str]:
     n = slot.index
     return {
-        "chain": f"sb{n}",
-        "allow4": f"sb{n}_allow4", "allow6": f"sb{n}_allow6",
-        "deny4": f"sb{n}_deny4", "deny6": f"sb{n}_deny6",
-        "dns4": f"sb{n}_dns4", "allowpriv4": f"sb{n}_allowpriv4",
+        "chain": f"sb{n}", "dns4": f"sb{n}_dns4",
         "link": f"sb{n}_link", "peers": f"sb{n}_peers",
     }  # fmt: skip
+
+
+# Interval sets a sandbox had before its lists became rules (deleted with it).
+_LEGACY_SETS = ("allow4", "allow6", "deny4", "deny6", "allowpriv4")
 
 
 def add_sandbox(slot: Slot, policy: NetworkPolicy, instance: str) -> None:
@@ -296,9 +297,6 @@ def add_sandbox(slot: Slot, policy: NetworkPolicy, instance: str) -> None:
     plane's (`instance`) cap counting it, in one transaction."""
     n = _names(slot)
     script = f"add chain {TABLE} {n['chain']}\n"
-    for key, kind in (("allow4", "ipv4_addr"), ("allow6", "ipv6_addr"),
-                      ("deny4", "ipv4_addr"), ("deny6", "ipv6_addr")):  # fmt: skip
-        script += f"add set {TABLE} {n[key]} {{ type {kind}; flags interval; }}\n"
     script += f"add set {TABLE} {n['dns4']} {{ type ipv4_addr; flags timeout; }}\n"
     script += _policy_script(slot, policy, flush_dns=False)
     script += f'add element {TABLE} sandboxes {{ "{slot.host_if}" : jump {n["chain"]} }}\n'
@@ -339,37 +337,37 @@ def set_policy(slot: Slot, policy: NetworkPolicy, *, flush_dns: bool) -> None:
 
 
 def _policy_script(slot: Slot, p: NetworkPolicy, *, flush_dns: bool) -> str:
+    """The sandbox's chain, rewritten: its lists are rules, one per address range.
+
+    Not interval sets: nft 1.0 reads the elements of every interval set on the
+    host before it adds or deletes any element (the maps every create and
+    delete updates), and the kernel finds each set by name in a list, so the
+    sets made each create cost time growing with the square of the sandboxes
+    on the host (1 s of the kernel's time per create and delete with 1,000).
+    The chain is only walked for a flow's first packet, and a list holds at
+    most 256 ranges.
+    """
     n = _names(slot)
     chain = f"{TABLE} {n['chain']}"
-    lines = [
-        f"flush chain {chain}",
-        # `add` is a no-op if the set exists: sandboxes attached before it existed get it here.
-        f"add set {TABLE} {n['allowpriv4']} {{ type ipv4_addr; flags interval; }}",
-    ]
-    for key in ("allow4", "allow6", "deny4", "deny6", "allowpriv4") + (
-        ("dns4",) if flush_dns else ()
-    ):
-        lines.append(f"flush set {TABLE} {n[key]}")
-    private = _collapsed(private_allowed(p.network_allow_list))
-    if private:
-        lines.append(f"add element {TABLE} {n['allowpriv4']} {{ {', '.join(private)} }}")
-    for kind, listed in (("allow", p.network_allow_list), ("deny", p.network_deny_list)):
-        for family, cidrs in (("4", _collapsed([c for c in listed if ":" not in c])),
-                              ("6", _collapsed([c for c in listed if ":" in c]))):  # fmt: skip
-            if cidrs:
-                key = kind + family
-                lines.append(f"add element {TABLE} {n[key]} {{ {', '.join(cidrs)} }}")
+    lines = [f"flush chain {chain}"]
+    if flush_dns:
+        lines.append(f"flush set {TABLE} {n['dns4']}")
+
+    def each(cidrs: list[str], then: str) -> None:
+        for cidr in _collapsed(cidrs):
+            lines.append(f"add rule {chain} {'ip6' if ':' in cidr else 'ip'} daddr {cidr} {then}")
+
     lines.append(f"add rule {chain} ip saddr != {slot.address} drop")
     if p.network_block_all:
         lines.append(f"add rule {chain} goto refuse")
     else:
-        lines.append(f"add rule {chain} ip daddr @{n['deny4']} goto refuse")
-        lines.append(f"add rule {chain} ip6 daddr @{n['deny6']} goto refuse")
-        lines.append(f"add rule {chain} ip daddr @{n['allowpriv4']} accept")
-        lines.append(f"add rule {chain} ip daddr {{ {', '.join(PRIVATE_V4)} }} goto refuse")
+        each([c for c in p.network_deny_list if ":" not in c], "goto refuse")
+        each([c for c in p.network_deny_list if ":" in c], "goto refuse")
+        each(private_allowed(p.network_allow_list), "accept")
+        each(list(PRIVATE_V4), "goto refuse")
         if p.restricted:
-            lines.append(f"add rule {chain} ip daddr @{n['allow4']} accept")
-            lines.append(f"add rule {chain} ip6 daddr @{n['allow6']} accept")
+            each([c for c in p.network_allow_list if ":" not in c], "accept")
+            each([c for c in p.network_allow_list if ":" in c], "accept")
             lines.append(f"add rule {chain} ip daddr @{n['dns4']} accept")
             lines.append(f"add rule {chain} goto refuse")
         else:
@@ -419,10 +417,10 @@ def remove_sandbox(slot: Slot) -> None:
         f"delete chain {TABLE} {n['chain']}",
         f"delete chain {TABLE} {n['link']}",
     ]
-    steps += [
-        f"delete set {TABLE} {n[k]}"
-        for k in ("allow4", "allow6", "deny4", "deny6", "dns4", "allowpriv4", "peers")
-    ]
+    steps += [f"delete set {TABLE} {n[k]}" for k in ("dns4", "peers")]
+    legacy = [f"sb{slot.index}_{k}" for k in _LEGACY_SETS]
+    if _has("set", legacy[0]):  # attached by an older control plane
+        steps += [f"delete set {TABLE} {name}" for name in legacy]
     try:
         nft("\n".join(steps) + "\n")
     except OSError:  # some part is missing (a crash mid-create): each on its own
