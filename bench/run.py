@@ -28,6 +28,7 @@ from bench.cases import (
     mcp,
     network,
     preview,
+    rulescale,
     sdks,
     streaming,
 )
@@ -199,7 +200,7 @@ def main() -> None:
 
             area("density", many)
             density.delete_many(cove, cove.list_ids())
-        area("network", lambda: network.measure(q))
+        area("network", lambda: [*network.measure(q), *rulescale.measure(q)])
         if not only or "dashboard" in only:
             # Its own server: hundreds of stopped sandboxes, listed by the page and the API.
             with serving(Path(tmp) / "dash", pool=0) as dash:
