@@ -144,11 +144,19 @@ def test_memory_exhaustion_kills_only_the_hog(api: httpx.Client, sandbox: Any) -
 
 def test_kill_minus_one_spares_the_agent(api: httpx.Client, sandbox: Any) -> None:
     bystander = Bystander(api, sandbox.id, "kill-bystander")
+    # Its `sleep` exists before the kill (an async command may not have started yet:
+    # a proof run under load killed before it, and the sleep ran on).
+    wait_for(
+        lambda: _execute(api, sandbox.id, "pgrep -x sleep")["exitCode"] == 0,
+        30,
+        "the bystander's sleep to start",
+    )
     _execute(api, sandbox.id, "kill -9 -1")
     assert _agent_answers(api, sandbox.id)
     assert _execute(api, sandbox.id, "echo alive")["stdout"] == "alive\n"
-    # Its command shared our uid and died with everything else; the session did not.
-    assert not bystander.still_running()
+    # Its command shared our uid and died with everything else; the session did not
+    # (its end is recorded when the agent reaps it).
+    wait_for(lambda: not bystander.still_running(), 30, "the bystander's command to end")
     assert bystander.usable()
     bystander.close()
 
