@@ -138,6 +138,12 @@ class LocalBackend(RuntimeBackend):
         self.images = ImageStore(image_dir or Path(data_dir) / "images")
         self._building: set[str] = set()  # build sandboxes' names, kept from cleanup
         self._live: dict[str, _Live] = {}
+        # Starts in flight, each with the handle it writes to. A stop or a
+        # leftovers sweep that comes meanwhile waits for the start to end, then
+        # ends what it made: on a Ray node the actor outlives a control plane
+        # killed mid-start, and the next one stops that sandbox while its start
+        # still runs (it waited forever on an agent nobody had killed).
+        self._starting: dict[str, tuple[asyncio.Future[None], RuntimeHandle]] = {}
         # Pre-started sandboxes: empty until a long-lived control plane calls
         # `serve` (the pool's tasks need an event loop that outlives them).
         self.pool = WarmPool(0, self._prestart, self.destroy)
@@ -266,10 +272,38 @@ class LocalBackend(RuntimeBackend):
     # -- start -----------------------------------------------------------------
 
     async def start(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
+        await self._after_start_in_flight(handle)
         if self.is_running(handle):
             return
+        sid = handle.sandbox_id
+        run = asyncio.ensure_future(self._start_in_foreground(handle, spec))
+        self._starting[sid] = (run, handle)
+        try:
+            await run  # cancelling this start cancels `run` too
+        finally:
+            if self._starting.get(sid, (None, None))[0] is run:
+                del self._starting[sid]
+
+    async def _start_in_foreground(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:
         async with self.pool.foreground():
             await self._start(handle, spec)
+
+    def starting(self, sid: str) -> bool:
+        """Whether a start of this sandbox is in flight here."""
+        return sid in self._starting
+
+    async def _after_start_in_flight(self, handle: RuntimeHandle) -> None:
+        """Wait out a start of this sandbox that another caller has in flight, and
+        take on the state it wrote (the agent's pid, cgroups, network): `handle`
+        may be a copy made before that start began."""
+        entry = self._starting.get(handle.sandbox_id)
+        if entry is None:
+            return
+        run, own = entry
+        await asyncio.wait([run])  # its outcome is its caller's; only its end matters
+        if own is not handle:
+            handle.state.clear()
+            handle.state.update(own.state)
 
     def _fresh_cgroups(self, handle: RuntimeHandle, spec: SandboxSpec) -> cgroups.SandboxCgroups:
         """The last run's cgroups removed, this run's made (blocking: run in a thread)."""
@@ -510,6 +544,7 @@ class LocalBackend(RuntimeBackend):
     # -- stop and destroy ------------------------------------------------------------
 
     async def stop(self, handle: RuntimeHandle, grace: float = 5.0) -> None:
+        await self._after_start_in_flight(handle)
         live = self._live.setdefault(handle.sandbox_id, _Live(None))
         live.stopping = True
         if self.is_running(handle):
@@ -672,6 +707,9 @@ class LocalBackend(RuntimeBackend):
 
     async def cleanup_leftovers(self, known_ids: set[str]) -> list[str]:
         known_ids = known_ids | self.pool.ids() | self._building
+        for sid, (run, _) in list(self._starting.items()):
+            if sid not in known_ids:  # what it makes is swept below
+                await asyncio.wait([run])
         removed: set[str] = set()
         if self.cgroup_version:
             leftovers = cgroups.list_leftovers(self.cgroup_version, self.cgroup_parent)

@@ -132,9 +132,14 @@ class NodeActor:
         """The sandbox's handle with the control plane's `state`; with `own_if_running`,
         this node's own while its agent runs (a start whose control plane died before
         it heard the answer left a record without the agent's pid: a stop must still
-        end that agent)."""
+        end that agent; while that start still runs here, it is this node's
+        handle that the start writes to)."""
         handle = self.handles.get(sid)
-        if handle is not None and own_if_running and self.local.is_running(handle):
+        if (
+            handle is not None
+            and own_if_running
+            and (self.local.is_running(handle) or self.local.starting(sid))
+        ):
             return handle
         if handle is None:
             handle = self.handles[sid] = RuntimeHandle(sid, "local", dict(state))
