@@ -78,7 +78,14 @@ def _full_pool(
         pool = _pool(server, tenants, env)
         return pool if len(pool) == 2 and _ready(tenants) == 2 else None
 
-    return wait_for(full, 120, "the warm pool to hold 2 started sandboxes")
+    try:
+        return wait_for(full, 120, "the warm pool to hold 2 started sandboxes")
+    except AssertionError as exc:  # say what the pool did, from the server's own log
+        said = [line for line in server.output if "warm pool" in line]
+        raise AssertionError(
+            f"{exc}; found {sorted(_pool(server, tenants, env))}, ready {_ready(tenants)};"
+            f" the server's warm pool lines:\n{''.join(said[-20:])}"
+        ) from None
 
 
 def _ready(tenants: dict[str, httpx.Client]) -> int:

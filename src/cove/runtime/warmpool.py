@@ -123,10 +123,20 @@ class WarmPool:
             if not self._busy:
                 self._idle.set()
 
+    def _short(self) -> bool:
+        """Whether the pool holds (started or starting) fewer than its size."""
+        return self._template is not None and len(self._ready) + len(self._starting) < self.size
+
     async def _refill(self) -> None:
-        while self._template is not None and len(self._ready) + len(self._starting) < self.size:
+        while True:
             await self._idle.wait()
+            # Checked after the wait, not before: the other refiller, waiting
+            # beside this one, may have filled the gap meanwhile (a pool of 2
+            # held 3 once both had seen it one short).
+            if not self._short():
+                return
             template = self._template
+            assert template is not None  # `_short` saw it
             spec = replace(template, id=str(uuid.uuid4()))
             self._starting.add(spec.id)
             try:
