@@ -92,8 +92,10 @@ class SandboxService:
         self.on_delete: list[Callable[[str], None]] = []
         # Builds sandboxes' images (`buildInfo`); None: the backend cannot.
         self.image_builds: ImageBuilds | None = None
-        # Creates whose build did work (read once by `create`'s answer).
-        self._fresh_builds: set[str] = set()
+        # Creates still waiting to answer -> whether their build did work. A
+        # fact, not a timing: a build that ended just as the wait did was once
+        # answered `started`, and the SDK never followed its log.
+        self._fresh_builds: dict[str, bool] = {}
         self._build_tasks: set[asyncio.Task[None]] = set()
 
     # -- start-up and shut-down ---------------------------------------------
@@ -313,13 +315,15 @@ class SandboxService:
             listener(r)
         if r.spec.dockerfile and self.image_builds is not None:
             self._set(r, SandboxState.PENDING_BUILD)
+            self._fresh_builds[r.id] = False
             task = asyncio.create_task(self._build_and_start(r, self.image_builds))
             self._build_tasks.add(task)
             task.add_done_callback(self._build_tasks.discard)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(task), QUICK_BUILD)
-            fresh = r.id in self._fresh_builds
-            self._fresh_builds.discard(r.id)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(task), QUICK_BUILD)
+            finally:
+                fresh = self._fresh_builds.pop(r.id)
             if fresh or r.state in BUILDING or r.state == SandboxState.BUILD_FAILED:
                 # The official SDK follows the build log only when create says
                 # pending_build: say so unless the image was ready at once.
@@ -361,14 +365,13 @@ class SandboxService:
             self._set(r, SandboxState.ERROR, f"creating the sandbox failed: {exc}")
 
     async def _build_and_start(self, r: SandboxRecord, builds: ImageBuilds) -> None:
-        began = time.monotonic()
         async with self._locks[r.id]:
             try:
                 worked = await builds.build_for(
                     r, lambda: self._set(r, SandboxState.BUILDING_SNAPSHOT)
                 )
-                if worked and time.monotonic() - began < QUICK_BUILD:
-                    self._fresh_builds.add(r.id)  # `create` is still waiting: it reads this
+                if worked and r.id in self._fresh_builds:  # `create` has yet to answer
+                    self._fresh_builds[r.id] = True
             except CoveError as err:
                 self._set(r, SandboxState.BUILD_FAILED, err.message)
                 return

@@ -116,8 +116,9 @@ class SnapshotRoutes:
         self.service = service
         self.limit = limit
         self._tasks: set[asyncio.Task[None]] = set()
-        # Snapshots whose build did work (read once by `create`'s answer).
-        self._fresh: set[str] = set()
+        # Creates still waiting to answer -> whether their build did work (a
+        # fact, not a timing: see `SandboxService._fresh_builds`).
+        self._fresh: dict[str, bool] = {}
 
     def routes(self) -> list[Route]:
         return [
@@ -175,19 +176,21 @@ class SnapshotRoutes:
             disk=_int(body, "disk", 3),
         )
         self.repo.insert(record)
+        self._fresh[record.id] = False
         task = asyncio.create_task(self._build(record, text, hashes))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(task), QUICK_BUILD)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), QUICK_BUILD)
+        finally:
+            fresh = self._fresh.pop(record.id)
         answer = render_snapshot(record)
-        if record.id in self._fresh:
-            self._fresh.discard(record.id)
+        if fresh:
             answer = {**answer, "state": "building"}
         return JSONResponse(answer)
 
     async def _build(self, record: SnapshotRecord, text: str, hashes: list[str]) -> None:
-        began = time.monotonic()
         fetch = self.contexts.fetcher(record.owner, hashes)
         job = self.builds.start(f"snapshot-{record.id}", text, fetch=fetch)
         assert job.task is not None
@@ -201,8 +204,8 @@ class SnapshotRoutes:
             self.store.tag(record.name, image.id)
             record.image_id, record.size_bytes = image.id, image.size
             record.state = "active"
-            if job.worked and time.monotonic() - began < QUICK_BUILD:
-                self._fresh.add(record.id)  # `create` is still waiting: it reads this
+            if job.worked and record.id in self._fresh:  # `create` has yet to answer
+                self._fresh[record.id] = True
         self.repo.save(record)
 
     # -- read, delete, (de)activate -------------------------------------------------
