@@ -565,3 +565,34 @@ def test_a_caller_cannot_raise_the_output_cap(api: httpx.Client, sid: str) -> No
     body = r.json()
     assert body["truncated"] is True
     assert len(body["stdout"]) <= 10 * MiB
+
+
+# '³' passes `str.isdigit` but not `int`: each of these answered 500 once the
+# fuzzer sent it as a port (checks now use `cove.wire.numbers.is_number`).
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/sandbox/{sid}/ports/%C2%B3/signed-preview-url",
+        "/api/sandbox/{sid}/ports/%C2%B3/preview-url",
+        "/toolbox/{sid}/port/%C2%B3/in-use",
+    ],
+)
+def test_digits_that_are_not_ascii_are_a_400(api: httpx.Client, sid: str, path: str) -> None:
+    body = _envelope(api.get(path.format(sid=sid)), 400)
+    assert "port" in body["message"], body
+
+
+def test_digits_that_are_not_ascii_elsewhere_are_ignored(api: httpx.Client, sid: str) -> None:
+    listed = api.get("/api/snapshots", params={"page": "³", "limit": "²"})
+    assert listed.status_code == 200 and listed.json()["page"] == 1, listed.text[:300]
+    made = api.post(
+        f"/toolbox/{sid}/process/execute", json={"command": "printf 0123456789 > /tmp/range"}
+    )
+    assert made.status_code == 200 and made.json()["exitCode"] == 0, made.text[:300]
+    for asked in (b"bytes=\xb3-", b"bytes=1-\xb3"):  # read as latin-1: '³'
+        r = api.get(
+            f"/toolbox/{sid}/files/download",
+            params={"path": "/tmp/range"},
+            headers={"Range": asked},  # type: ignore[dict-item]
+        )
+        assert (r.status_code, r.content) == (200, b"0123456789"), (asked, r.status_code)

@@ -12,6 +12,7 @@ import asyncio
 from typing import BinaryIO
 
 from cove.wire import http1
+from cove.wire.numbers import is_number
 
 READ_SIZE = 256 * 1024  # what one `read()` asks for: a few syscalls per MiB
 
@@ -28,7 +29,7 @@ class Body:
         self._reader = reader
         self.chunked = http1.is_chunked(headers)
         declared = headers.get("content-length", "0").strip() or "0"
-        if not declared.isdigit():
+        if not is_number(declared):
             raise http1.HeadError(f"bad Content-Length {declared!r}")
         # Bytes the peer announced (None when chunked: unknown until the end).
         self.length: int | None = None if self.chunked else int(declared)

@@ -14,6 +14,7 @@ from cove.runtime.base import NodeUsage
 from cove.server.records import SandboxRecord, SandboxState
 from cove.server.sandboxes import SandboxService
 from cove.wire.errors import BadRequest, NotFound, PayloadTooLarge
+from cove.wire.numbers import is_number
 from cove.wire.protocol import (
     CreateSandboxRequest,
     NetworkSettings,
@@ -93,7 +94,7 @@ def render_node(n: NodeUsage) -> dict[str, Any]:
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused past `limit` bytes without reading it all."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and is_number(declared) and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {declared} bytes exceeds the {limit}-byte limit")
     body = bytearray()
     async for chunk in request.stream():

@@ -36,6 +36,7 @@ from cove.server.records import SandboxState
 from cove.server.sandboxes import SandboxService
 from cove.server.snapshot_records import SnapshotRecord, SnapshotRepo
 from cove.wire.errors import BadRequest, CoveError, SandboxError
+from cove.wire.numbers import is_number
 
 GiB = 1 << 30
 # As for sandboxes: an image served whole from the cache answers `active` at
@@ -213,8 +214,8 @@ class SnapshotRoutes:
     async def list(self, request: Request) -> Response:
         owner = str(request.state.owner)
         q = request.query_params
-        page = max(1, int(q.get("page") or 1)) if (q.get("page") or "1").isdigit() else 1
-        limit = int(q["limit"]) if (q.get("limit") or "").isdigit() else 100
+        page = max(1, int(q.get("page") or 1)) if is_number(q.get("page") or "1") else 1
+        limit = int(q["limit"]) if is_number(q.get("limit") or "") else 100
         limit = max(1, min(limit, 200))
         mine = [s for s in self.repo.all() if s.owner == owner]
         if q.get("sourceSandboxId"):

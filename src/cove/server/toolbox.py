@@ -27,6 +27,7 @@ from cove.server.errors import reject
 from cove.server.records import SandboxRecord, SandboxState
 from cove.server.sandboxes import SandboxService
 from cove.wire.errors import InternalError
+from cove.wire.numbers import is_number
 
 # Request headers worth passing to the agent (it needs no auth: its endpoint is private).
 FORWARD = ("content-type", "accept", "x-daytona-sdk-version", "range")
@@ -148,7 +149,7 @@ class ToolboxProxy:
         try:
             if route in STREAMED_UPLOADS:
                 declared = request.headers.get("content-length")
-                length = int(declared) if declared and declared.isdigit() else None
+                length = int(declared) if declared and is_number(declared) else None
                 answer = await pool.stream(
                     request.method, target, headers, request.stream(), length
                 )

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+from cove.wire.numbers import is_number
+
 END = b"\r\n\r\n"  # what ends every head
 MAX_HEAD = 64 * 1024  # the longest head any Cove peer reads
 
@@ -118,7 +120,7 @@ def parse_status(raw: bytes) -> StatusHead:
     """A response head (through its blank line, or without it)."""
     lines = _lines(raw)
     parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not is_number(parts[1]):
         raise HeadError(f"not an HTTP/1.1 status line: {lines[0][:80]!r}")
     return StatusHead(int(parts[1]), _headers(lines[1:]))
 
@@ -240,7 +242,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
     first, dash, last = spec.strip().partition("-")
-    if not dash or not (first or last) or not (first + last).isdigit():
+    if not dash or not (first or last) or not is_number(first + last):
         return None
     if not first:  # the last N bytes
         suffix = int(last)

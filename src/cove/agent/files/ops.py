@@ -14,8 +14,9 @@ import pwd
 import shutil
 import stat
 
-from cove.agent.files.paths import PSEUDO, info, is_number, os_error
+from cove.agent.files.paths import PSEUDO, info, os_error
 from cove.wire.errors import BadRequest, Conflict, NotFound
+from cove.wire.numbers import is_number
 from cove.wire.protocol.files import FileInfo
 
 MAX_LIST_DEPTH = 64  # deeper trees are walked by asking again from a deeper path

@@ -101,11 +101,6 @@ def parse_mode(raw: str, name: str = "mode") -> int:
     return mode
 
 
-def is_number(text: str) -> bool:
-    """ASCII digits only (`str.isdigit` also takes '²', which `int` refuses)."""
-    return text.isascii() and text.isdigit()
-
-
 def parse_bool(raw: str | None, name: str) -> bool:
     if raw is None or raw.lower() in ("", "false", "0"):
         return False

@@ -11,9 +11,10 @@ import asyncio
 
 from cove.agent.core import Agent
 from cove.agent.files import ops, search, transfer
-from cove.agent.files.paths import is_number, parse_bool, parse_mode, resolve
+from cove.agent.files.paths import parse_bool, parse_mode, resolve
 from cove.agent.httpserver import Request, Response, Router, json_response
 from cove.wire.errors import BadRequest
+from cove.wire.numbers import is_number
 from cove.wire.protocol.files import FilesDownloadRequest, ReplaceRequest
 
 

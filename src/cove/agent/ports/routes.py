@@ -11,6 +11,7 @@ from __future__ import annotations
 from cove.agent.core import Agent
 from cove.agent.httpserver import Request, Response, Router, json_response
 from cove.wire.errors import BadRequest
+from cove.wire.numbers import is_number
 from cove.wire.protocol.git import IsPortInUseResponse, PortList
 
 TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
@@ -40,7 +41,7 @@ def parse_listeners(lines: list[str]) -> set[int]:
 
 
 def parse_port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not is_number(text) or not 1 <= int(text) <= 65535:
         raise BadRequest(f"port must be a number from 1 to 65535, got {text!r}")
     return int(text)
 

@@ -26,6 +26,7 @@ from cove.agent.proc.spawn import SpawnSpec
 from cove.agent.sessions.logs import STDERR, STDOUT, WRITE_FLAGS, CommandLog
 from cove.agent.sessions.state import ShellState, fold, read_final, wrap
 from cove.wire.errors import BadRequest, Conflict, Gone, NotFound
+from cove.wire.numbers import is_number
 from cove.wire.protocol.sessions import Command
 
 ENTRYPOINT = "entrypoint"
@@ -263,7 +264,7 @@ def parse_signal(value: str | None) -> int | None:
     if value is None or value == "":
         return None
     name = value.strip().upper()
-    if name.isdigit():
+    if is_number(name):
         number = int(name)
         if 0 < number < signal.NSIG:
             return number

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from cove.wire.errors import BadRequest
+from cove.wire.numbers import is_number
 
 PATH_PREFIX = "/preview/"
 # The server's own paths: never taken for an app's absolute path.
@@ -32,7 +33,7 @@ class Address:
 
 
 def parse_port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not is_number(text) or not 1 <= int(text) <= 65535:
         raise BadRequest(f"port must be a number from 1 to 65535, got {text[:20]!r}")
     return int(text)
 

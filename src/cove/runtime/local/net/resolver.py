@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import cast
 
 from cove.runtime.local.net import dnsmsg
+from cove.wire.numbers import is_number
 from cove.wire.protocol.network import NetworkPolicy, domain_allowed
 
 log = logging.getLogger("cove.runtime.net")
@@ -54,7 +55,7 @@ def host_upstream(resolv_conf: str = "/etc/resolv.conf") -> tuple[str, int]:
 def parse_upstream(text: str) -> tuple[str, int]:
     """`HOST` or `HOST:PORT` (COVE_NETWORK_DNS)."""
     host, sep, port = text.rpartition(":")
-    if sep and port.isdigit() and "]" not in port:
+    if sep and is_number(port) and "]" not in port:
         return host.strip("[]"), int(port)
     return text, 53
 
