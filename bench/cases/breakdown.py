@@ -21,7 +21,6 @@ import asyncio
 import hashlib
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -186,6 +185,8 @@ def agent_start(runs: int) -> list[Row]:
             "bd_py_agent",
             "host python3 -s -S start + `import cove.agent.app` (without ssl, as the agent)",
             imp,
-            f"{py} on the host, the agent's own interpreter; not {sys.executable}",
+            # Not the harness's own interpreter, whose path (a checkout's
+            # virtualenv) is this machine's and stays out of the report.
+            f"{py} on the host, the agent's own interpreter; not the harness's virtualenv",
         ),
     ]
