@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import re
+import time
 from typing import Any
 
 import httpx
 import pytest
 from daytona import CreateSandboxFromSnapshotParams, DaytonaError
 
+from tests.cgroupfiles import HOST
 from tests.network.conftest import fetch, probe
 from tests.network.internet import FakeInternet
+from tests.reliability.helpers import agent_pid, wait_for
 from tests.serverproc import ServerProcess
 
 
@@ -218,3 +223,45 @@ def test_dns_over_tcp_is_served_under_the_same_policy(
         assert r.result.strip() == "5 -"  # REFUSED
     finally:
         netdaytona.delete(sb)
+
+
+def _pool_ready(server: ServerProcess) -> int:
+    """The server's own count of pooled sandboxes ready for a create."""
+    text = httpx.get(
+        f"{server.url}/metrics", headers={"Authorization": f"Bearer {server.key}"}, timeout=30
+    ).text
+    match = re.search(r"^cove_warm_pool_ready (\S+)$", text, re.MULTILINE)
+    assert match, "no cove_warm_pool_ready gauge in /metrics"
+    return int(float(match.group(1)))
+
+
+def _adopted(daytona: Any, server: ServerProcess, **fields: Any) -> Any:
+    """A create with the pool full: its agent was running before the create was sent."""
+    wait_for(lambda: _pool_ready(server) == 2 or None, 120, "the warm pool to hold 2")
+    before = time.clock_gettime(time.CLOCK_BOOTTIME)
+    sb = create(daytona, **fields)
+    with open(f"/proc/{agent_pid(sb.id)}/stat") as f:
+        started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+    assert started < before, "the create started a sandbox instead of adopting a pooled one"
+    return sb
+
+
+def test_a_pooled_sandbox_runs_its_owners_policy_whatever_it_was_pooled_with(
+    netdaytona: Any, netserver: ServerProcess, internet: FakeInternet
+) -> None:
+    """The pool starts sandboxes with the policy of the create that set its shape; an
+    adoption rewrites the rules only when the owner's policy differs (or has an allow
+    list), so both ways are checked: blocked after pooling open, open after open."""
+    if HOST == "v2":  # no pool there (LocalBackend.serve)
+        pytest.skip("the warm pool is off on cgroup v2 hosts (a v2 cgroup cannot be renamed)")
+    a = internet.addresses[0]
+    shape = {"env_vars": {"POOL_POLICY": "open"}}
+    made = [create(netdaytona, **shape)]  # this shape's pool now fills with open sandboxes
+    try:
+        made.append(_adopted(netdaytona, netserver, network_block_all=True, **shape))
+        assert probe(made[-1], f"{a}:80") == {f"{a}:80": "refused"}
+        made.append(_adopted(netdaytona, netserver, **shape))
+        assert fetch(made[-1], f"http://{a}/hello") == hello(a)
+    finally:
+        for sb in made:
+            netdaytona.delete(sb)

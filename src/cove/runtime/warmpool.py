@@ -88,8 +88,10 @@ class WarmPool:
         """Ids of the pooled sandboxes started and waiting (a take gets the first)."""
         return [h.sandbox_id for h in self._ready]
 
-    def take(self, spec: SandboxSpec) -> RuntimeHandle | None:
-        """A started sandbox of exactly `spec`'s shape, if one is ready; refills behind."""
+    def take(self, spec: SandboxSpec) -> tuple[RuntimeHandle, SandboxSpec] | None:
+        """A started sandbox of exactly `spec`'s shape, if one is ready, and the spec it
+        was started with (its shape is `spec`'s; its network policy may differ); refills
+        behind."""
         if not self.size:
             return None
         shape = Shape.of(spec)
@@ -101,7 +103,9 @@ class WarmPool:
             stale, self._ready = self._ready, []
             for h in stale:
                 self._spawn_discard(h)
-        handle = self._ready.pop(0) if self._ready else None
+        # Every ready sandbox was started from the current template: a shape
+        # change empties the pool, and a start from an older one is discarded.
+        taken = (self._ready.pop(0), self._template) if self._ready else None
         # Two at a time: one start is mostly one core's work, and there are
         # usually at least two; a single refiller fell behind a client that
         # creates sandboxes back to back.
@@ -109,7 +113,11 @@ class WarmPool:
             task = asyncio.create_task(self._refill())
             self._refillers.add(task)
             task.add_done_callback(self._refillers.discard)
-        return handle
+        if taken is None:
+            return None
+        handle, template = taken
+        assert template is not None  # it made `handle`
+        return handle, template
 
     @contextlib.asynccontextmanager
     async def foreground(self) -> AsyncIterator[None]:

@@ -184,9 +184,10 @@ class LocalBackend(RuntimeBackend):
     async def create(self, spec: SandboxSpec) -> RuntimeHandle:
         if spec.image:
             self.images.get(spec.image)  # NotFound now rather than at start
-        while (pooled := self.pool.take(spec)) is not None:
+        while (taken := self.pool.take(spec)) is not None:
+            pooled, started_as = taken
             try:
-                return await self._adopt(pooled, spec)
+                return await self._adopt(pooled, spec, started_as.network)
             except OSError as exc:  # e.g. it died meanwhile: start cold instead
                 log.warning("warm pool: could not adopt %s: %s", pooled.sandbox_id, exc)
                 await self.destroy(pooled)
@@ -221,8 +222,10 @@ class LocalBackend(RuntimeBackend):
             raise
         return handle
 
-    async def _adopt(self, pooled: RuntimeHandle, spec: SandboxSpec) -> RuntimeHandle:
-        """Give a pooled sandbox `spec`'s id (see `adoption`)."""
+    async def _adopt(
+        self, pooled: RuntimeHandle, spec: SandboxSpec, pooled_policy: NetworkPolicy
+    ) -> RuntimeHandle:
+        """Give a pooled sandbox `spec`'s id (see `adoption`); it runs `pooled_policy`."""
         if not self.is_running(pooled):
             raise OSError(f"pooled sandbox {pooled.sandbox_id} is not running")
         old, new = pooled.sandbox_id, spec.id
@@ -233,9 +236,14 @@ class LocalBackend(RuntimeBackend):
         net = handle.state.get("net")
         if self.net is not None and net:
             self.net.rename(net, new)
-            # Pooled with the default policy; the new owner's is in force before
-            # any of its code runs (and no name the pool resolved stays open).
-            await self.net.set_policy(net, spec.network, flush_dns=True)
+            # The new owner's policy is in force before any of its code runs, and
+            # no name the pool resolved stays open. When it is the policy the
+            # sandbox was pooled with and it has no allow list, the rules in force
+            # are already its own and hold no resolved name (only an allow list
+            # lets the resolver open addresses): rewriting them, an `nft` run and
+            # about a third of an adoption, would change nothing.
+            if spec.network != pooled_policy or spec.network.restricted:
+                await self.net.set_policy(net, spec.network, flush_dns=True)
         await self._join_link(handle, spec)
         self._write_config(handle, spec)
         await adoption.tell_identity(self.agent_socket(handle), new)
