@@ -47,7 +47,11 @@ class IdleTrim:
         self.in_flight = 0
         self.served = 0
         self._timer: asyncio.TimerHandle | None = None
-        self._last_trim = 0.0  # loop time of the last trim of either kind
+        # Loop time of the last trim of either kind. Never yet: not 0.0, since the
+        # loop's clock counts from the host's boot, and a busy server on a host
+        # up for less than `busy_interval` never trimmed (the unit test failed
+        # on a machine up 45 minutes).
+        self._last_trim = float("-inf")
         self._busy_trim: asyncio.Future[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
