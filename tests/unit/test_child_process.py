@@ -1,4 +1,5 @@
-"""The agent's `Child` on a real process tree in a real cgroup: terminate, kill, drain.
+"""The agent's `Child` on a real process tree in a real cgroup: terminate, kill, drain,
+with the command joining its cgroup in the agent's fork and through the joining shell.
 
 Each scenario runs in its own interpreter, as the agent would: the reaper
 waits on every child (`waitpid(-1)`) and the process becomes a subreaper,
@@ -34,7 +35,7 @@ SCRIPT = textwrap.dedent(
     from cove.agent.proc.reaper import Reaper
     from cove.agent.proc.spawn import Spawner, SpawnSpec
 
-    CGROUP_DIR, WORK = sys.argv[1], sys.argv[2]
+    CGROUP_DIR, WORK, JOIN_SHELL = sys.argv[1], sys.argv[2], sys.argv[3] or None
     ENV = {"PATH": "/usr/bin:/bin"}
 
     async def emptied(group, timeout=10.0):
@@ -57,7 +58,7 @@ SCRIPT = textwrap.dedent(
                 ready.set()
 
         group = spawner.tracker.new_group(name)
-        spec = SpawnSpec(["bash", "-c", script], WORK, ENV, stdin_pipe=stdin)
+        spec = SpawnSpec(["bash", "-c", script], WORK, ENV, stdin_pipe=stdin, via_shell=True)
         child = await spawner.spawn(spec, group, on_stdout, out.on_stderr)
         return child, out, ready
 
@@ -118,9 +119,21 @@ SCRIPT = textwrap.dedent(
         child.kill()
         print("drain ok")
 
+    async def joined(spawner):
+        # In its own cgroup before its first line runs, and with the environment
+        # it would have had without a joining shell (compared by the test).
+        child, out, _ = await start(spawner, "joined", "grep freezer /proc/self/cgroup; env")
+        assert await asyncio.wait_for(child.exited, 10) == 0
+        await asyncio.wait_for(child.drain(), 10)
+        first, *env = bytes(out.stdout).decode().splitlines()
+        assert first.endswith("/joined"), first
+        print("env", sorted(env))
+        print("joined ok")
+
     async def main():
         harden_self()
-        spawner = Spawner(Tracker(CGROUP_DIR), Reaper())
+        spawner = Spawner(Tracker(CGROUP_DIR), Reaper(), JOIN_SHELL)
+        await joined(spawner)
         await terminate(spawner)
         await kill(spawner)
         await drain(spawner)
@@ -163,13 +176,18 @@ def _empty(cgroup: Path) -> None:
 
 
 def test_terminate_kill_and_drain_a_real_tree(cgroup_dir: Path, tmp_path: Path) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(cgroup_dir), str(work)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split("\n") == ["terminate ok", "kill ok", "drain ok", ""]
+    envs = []
+    for join_shell in ("", "/usr/bin/sh"):  # joined in the fork; by the joining shell
+        work = tmp_path / f"work{len(envs)}"
+        work.mkdir()
+        out = subprocess.run(
+            [sys.executable, "-c", SCRIPT, str(cgroup_dir), str(work), join_shell],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        env, *done = out.stdout.split("\n")
+        assert done == ["joined ok", "terminate ok", "kill ok", "drain ok", ""]
+        envs.append(env.replace(str(work), "WORK"))
+    assert envs[0] == envs[1]

@@ -44,6 +44,10 @@ class AgentConfig(WireModel):
     # Default cwd of sessions and the entrypoint (an image's WORKDIR); relative
     # paths are under `workdir`, a missing directory is created.
     session_cwd: str | None = None
+    # A shell nothing in the sandbox can change (the host's, read-only), which a
+    # shell command's process runs first to join its cgroups; "" (an image's own
+    # root, whose /bin/sh its code may replace): the agent joins them itself.
+    join_shell: str = ""
 
     @classmethod
     def parse(cls, data: Any) -> AgentConfig:

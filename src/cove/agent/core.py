@@ -42,7 +42,8 @@ class Agent:
         self.config = config
         self.tracker = Tracker(config.cgroup_dir)
         self.reaper = Reaper()
-        self.spawner = Spawner(self.tracker, self.reaper)
+        join_shell = config.join_shell if os.access(config.join_shell, os.X_OK) else None
+        self.spawner = Spawner(self.tracker, self.reaper, join_shell)
         self.shell = shutil.which("bash", path="/usr/bin:/bin") or "/bin/sh"
         self._ids = itertools.count(1)
         self._lingering: set[str] = set()
@@ -143,6 +144,7 @@ class Agent:
         timeout: float | None,
         cap: int | None,
         starter: Starter | None = None,
+        via_shell: bool = False,
     ) -> Captured:
         """Run to completion, keeping capped output; on timeout kill the whole tree."""
         # A caller may lower the cap, not raise it: the whole answer passes through
@@ -151,7 +153,7 @@ class Agent:
         output = CappedOutput(limit if cap is None else max(0, min(cap, limit)))
         group = self.new_group("exec")
         if starter is None:
-            spec = SpawnSpec(argv, cwd, env)
+            spec = SpawnSpec(argv, cwd, env, via_shell=via_shell)
             starter = functools.partial(self.spawner.spawn, spec)
         try:
             child = await starter(group, output.on_stdout, output.on_stderr)

@@ -87,6 +87,7 @@ class ExecuteRoutes:
             env=self.agent.child_env(body.envs),
             timeout=body.timeout,
             cap=body.max_output_bytes,
+            via_shell=True,
         )
         return _respond(ExecuteResponse(**_fields(captured)), captured.timed_out, body.timeout)  # type: ignore[arg-type]
 

@@ -159,6 +159,7 @@ class SessionManager:
                 start.env,
                 stdin_pipe=stdin,
                 pass_fds=() if argv else (state_fd,),
+                via_shell=not argv,
             )
             cmd.child = await self.agent.spawner.spawn(
                 spec, cmd.group, log.on_stdout, log.on_stderr

@@ -251,7 +251,9 @@ class LocalBackend(RuntimeBackend):
 
     def _agent_config(self, spec: SandboxSpec) -> AgentConfig:
         python: str | None = fs.AGENT_PYTHON
+        own_root = False
         if spec.image and self._own_root(spec.image):  # the image's own python3, if any
+            own_root = True
             python = imagefs.find_python(self.images.lower_dirs(spec.image))
         return AgentConfig(
             sandbox_id=spec.id,
@@ -268,6 +270,8 @@ class LocalBackend(RuntimeBackend):
             python=python or "",
             entrypoint=spec.entrypoint,
             session_cwd=spec.workdir,
+            # The host's, bound read-only; an image's own can be replaced by its code.
+            join_shell="" if own_root else fs.JOIN_SHELL,
         )
 
     def _write_config(self, handle: RuntimeHandle, spec: SandboxSpec) -> None:

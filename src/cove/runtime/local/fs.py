@@ -21,6 +21,7 @@ CGROUP = "/run/cove-cgroup"
 LIB = "/opt/cove/lib"
 RUNTIME = "/opt/cove/runtime"
 AGENT_PYTHON = "/usr/bin/python3"  # Debian's: readable inside the sandbox
+JOIN_SHELL = "/usr/bin/sh"  # the host's, read-only inside: see cove.agent.proc.spawn
 
 # /etc entries programs commonly need and that hold nothing about the host.
 ETC_ALLOW = (
