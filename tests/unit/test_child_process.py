@@ -130,9 +130,30 @@ SCRIPT = textwrap.dedent(
         print("env", sorted(env))
         print("joined ok")
 
+    async def early(spawner):
+        # Killed before its joining shell has joined its cgroup (an exec whose
+        # timeout is almost nothing): that shell, slowed down here so that the
+        # kill surely comes first, must die rather than go on to run the command.
+        if JOIN_SHELL:
+            slow = os.path.join(WORK, "slow-join-shell")
+            with open(slow, "w") as f:
+                f.write(f"#!{sys.executable}\\nimport os, sys, time\\ntime.sleep(0.5)\\n"
+                        f"os.execv({JOIN_SHELL!r}, [{JOIN_SHELL!r}, *sys.argv[1:]])\\n")
+            os.chmod(slow, 0o755)
+            spawner = Spawner(spawner.tracker, spawner.reaper, slow)
+        marks = os.path.join(WORK, "early")
+        child, out, _ = await start(spawner, "early", f"sleep 0.5; echo ran > {marks}")
+        child.kill()
+        assert await asyncio.wait_for(child.exited, 10) == 137
+        assert await emptied(child.group) == []
+        await asyncio.sleep(1.5)  # longer than the command would have taken
+        assert not os.path.exists(marks)
+        print("early ok")
+
     async def main():
         harden_self()
         spawner = Spawner(Tracker(CGROUP_DIR), Reaper(), JOIN_SHELL)
+        await early(spawner)
         await joined(spawner)
         await terminate(spawner)
         await kill(spawner)
@@ -187,7 +208,8 @@ def test_terminate_kill_and_drain_a_real_tree(cgroup_dir: Path, tmp_path: Path) 
             timeout=120,
         )
         assert out.returncode == 0, out.stderr
-        env, *done = out.stdout.split("\n")
+        early, env, *done = out.stdout.split("\n")
+        assert early == "early ok"
         assert done == ["joined ok", "terminate ok", "kill ok", "drain ok", ""]
         envs.append(env.replace(str(work), "WORK"))
     assert envs[0] == envs[1]

@@ -21,6 +21,7 @@ signals and kills go to the cgroup, not to a pid or a process group.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 
@@ -68,11 +69,31 @@ class Child:
     # -- signals ---------------------------------------------------------------
     def signal(self, sig: int) -> None:
         """Send `sig` to every process of its tree."""
+        self._signal_unjoined(sig)
         self._tracker.signal(self.group, sig)
 
     def kill(self) -> None:
         """SIGKILL its whole tree now."""
+        self._signal_unjoined(signal.SIGKILL)
         self._tracker.kill(self.group)
+
+    def _signal_unjoined(self, sig: int) -> None:
+        """`sig` to its first process, while that is not yet in its cgroup.
+
+        A shell command starts as the joining shell (`spawn`), which writes
+        itself into the cgroup a moment after the start has returned: sent to
+        the cgroup before then, a signal finds it empty (an exec with a timeout
+        of almost nothing ran its whole command). Until it has joined, that
+        shell is the command's only process, and it has not exec'd, so nothing
+        of the command can have set a handler that a second delivery (it joins
+        between this and the cgroup's signal) would run twice. Its pid names no
+        other process while it is not reaped (`exited` not done).
+        """
+        if self.group.path is None or self.exited.done():
+            return
+        if self.pid not in self.group.pids():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, sig)
 
     async def terminate(self, grace: float = KILL_GRACE) -> None:
         """SIGTERM its tree, wait up to `grace` for it to end, then SIGKILL what is left."""
