@@ -10,7 +10,6 @@ was sent (same host pid); a cold start's agent is new.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from tests.cgroupfiles import HOST
-from tests.reliability.helpers import agent_pid, wait_for
+from tests.reliability.helpers import agent_pid, wait_for, warm_pool_ready
 from tests.serverproc import ServerProcess
 
 KEYS = ("tuned-a", "tuned-b")
@@ -76,24 +75,17 @@ def _full_pool(
         # Listening is not yet ready: a pre-start joins the pool only once its
         # network is in place too, which /metrics' gauge tells.
         pool = _pool(server, tenants, env)
-        return pool if len(pool) == 2 and _ready(tenants) == 2 else None
+        return pool if len(pool) == 2 and warm_pool_ready(tenants["tuned-a"]) == 2 else None
 
     try:
         return wait_for(full, 120, "the warm pool to hold 2 started sandboxes")
     except AssertionError as exc:  # say what the pool did, from the server's own log
         said = [line for line in server.output if "warm pool" in line]
+        ready = warm_pool_ready(tenants["tuned-a"])
         raise AssertionError(
-            f"{exc}; found {sorted(_pool(server, tenants, env))}, ready {_ready(tenants)};"
+            f"{exc}; found {sorted(_pool(server, tenants, env))}, ready {ready};"
             f" the server's warm pool lines:\n{''.join(said[-20:])}"
         ) from None
-
-
-def _ready(tenants: dict[str, httpx.Client]) -> int:
-    """The server's own count of pooled sandboxes ready for a create."""
-    text = tenants["tuned-a"].get("/metrics").text
-    match = re.search(r"^cove_warm_pool_ready (\S+)$", text, re.MULTILINE)
-    assert match, "no cove_warm_pool_ready gauge in /metrics"
-    return int(float(match.group(1)))
 
 
 def _create(c: httpx.Client, **body: Any) -> dict[str, Any]:

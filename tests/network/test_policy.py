@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 from typing import Any
 
@@ -11,10 +10,11 @@ import httpx
 import pytest
 from daytona import CreateSandboxFromSnapshotParams, DaytonaError
 
+from cove.runtime.local.procs import pid_start_time
 from tests.cgroupfiles import HOST
 from tests.network.conftest import fetch, probe
 from tests.network.internet import FakeInternet
-from tests.reliability.helpers import agent_pid, wait_for
+from tests.reliability.helpers import agent_pid, wait_for, warm_pool_ready
 from tests.serverproc import ServerProcess
 
 
@@ -225,23 +225,14 @@ def test_dns_over_tcp_is_served_under_the_same_policy(
         netdaytona.delete(sb)
 
 
-def _pool_ready(server: ServerProcess) -> int:
-    """The server's own count of pooled sandboxes ready for a create."""
-    text = httpx.get(
-        f"{server.url}/metrics", headers={"Authorization": f"Bearer {server.key}"}, timeout=30
-    ).text
-    match = re.search(r"^cove_warm_pool_ready (\S+)$", text, re.MULTILINE)
-    assert match, "no cove_warm_pool_ready gauge in /metrics"
-    return int(float(match.group(1)))
-
-
 def _adopted(daytona: Any, server: ServerProcess, **fields: Any) -> Any:
     """A create with the pool full: its agent was running before the create was sent."""
-    wait_for(lambda: _pool_ready(server) == 2 or None, 120, "the warm pool to hold 2")
+    auth = {"Authorization": f"Bearer {server.key}"}
+    with httpx.Client(base_url=server.url, headers=auth, timeout=30) as client:
+        wait_for(lambda: warm_pool_ready(client) == 2 or None, 120, "the warm pool to hold 2")
     before = time.clock_gettime(time.CLOCK_BOOTTIME)
     sb = create(daytona, **fields)
-    with open(f"/proc/{agent_pid(sb.id)}/stat") as f:
-        started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+    started = int(pid_start_time(agent_pid(sb.id)) or 0) / os.sysconf("SC_CLK_TCK")
     assert started < before, "the create started a sandbox instead of adopting a pooled one"
     return sb
 

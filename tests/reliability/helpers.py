@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import TypeVar
+
+import httpx
 
 T = TypeVar("T")
 
@@ -48,3 +51,11 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def warm_pool_ready(client: httpx.Client) -> int:
+    """The server's own count of pooled sandboxes ready for a create (its /metrics)."""
+    text = client.get("/metrics").text
+    match = re.search(r"^cove_warm_pool_ready (\S+)$", text, re.MULTILINE)
+    assert match, "no cove_warm_pool_ready gauge in /metrics"
+    return int(float(match.group(1)))

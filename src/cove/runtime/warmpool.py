@@ -103,9 +103,7 @@ class WarmPool:
             stale, self._ready = self._ready, []
             for h in stale:
                 self._spawn_discard(h)
-        # Every ready sandbox was started from the current template: a shape
-        # change empties the pool, and a start from an older one is discarded.
-        taken = (self._ready.pop(0), self._template) if self._ready else None
+        handle = self._ready.pop(0) if self._ready else None
         # Two at a time: one start is mostly one core's work, and there are
         # usually at least two; a single refiller fell behind a client that
         # creates sandboxes back to back.
@@ -113,11 +111,12 @@ class WarmPool:
             task = asyncio.create_task(self._refill())
             self._refillers.add(task)
             task.add_done_callback(self._refillers.discard)
-        if taken is None:
+        if handle is None:
             return None
-        handle, template = taken
-        assert template is not None  # it made `handle`
-        return handle, template
+        # Every ready sandbox was started from the current template: a shape
+        # change empties the pool, and a start from an older one is discarded.
+        assert self._template is not None  # it made `handle`
+        return handle, self._template
 
     @contextlib.asynccontextmanager
     async def foreground(self) -> AsyncIterator[None]:
