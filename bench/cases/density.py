@@ -22,7 +22,8 @@ from bench import baselines
 from bench.client import Cove, RawConnection, acreate, aexec
 from bench.stats import Row, Summary, stopwatch
 
-PSS_TARGET_MB = 20.0
+# Issue 17's (round 2); round 1 asked for 20 MB.
+PSS_TARGET_MB = 8.0
 T = TypeVar("T")
 
 

@@ -8,7 +8,8 @@ from bench import baselines
 from bench.client import Cove, RawConnection
 from bench.stats import Row, Summary, timed
 
-EXEC_TARGET_MS = 5.0
+# Issue 17's (round 2); round 1 asked for 5 ms.
+EXEC_TARGET_MS = 2.5
 CODE_RUN_TARGET_RATIO = 1.3
 
 

@@ -16,7 +16,8 @@ from bench.client import Cove, open_ws
 from bench.stats import Row, Summary, not_measured, stopwatch, timed
 from cove.wire.websocket import ConnectionClosed
 
-RTT_TARGET_MS = 3.0
+# Issue 17's for a new WebSocket per run (round 2); round 1 asked for 3 ms.
+RTT_TARGET_MS = 2.0
 RTT_TARGET_SPEEDUP = 2.5
 CONTEXT_TARGET_MS = 100.0
 TITLE_RTT = "Interpreter round trip of `x += 1` (fresh WebSocket per run)"

@@ -11,7 +11,9 @@ from bench import baselines
 from bench.client import Cove, acreate, aexec
 from bench.stats import Row, Summary, stopwatch
 
-TTI_TARGET_MS = 60.0
+# Issue 17's (round 2): create to first exec <= 10 ms from the warm pool and
+# <= 40 ms cold; round 1 asked for 60 ms of both.
+TTI_TARGET_MS = {True: 10.0, False: 40.0}  # by `pooled`
 BURST_TARGET_MS = 3000.0
 
 
@@ -37,8 +39,8 @@ def sequential(cove: Cove, runs: int, *, pooled: bool) -> Row:
         cv,
         Summary.of(base, "ms") if base else None,
         "bwrap-isolated `/bin/true` on the host",
-        f"p50 <= {TTI_TARGET_MS:g} ms",
-        cv.median <= TTI_TARGET_MS,
+        f"p50 <= {TTI_TARGET_MS[pooled]:g} ms",
+        cv.median <= TTI_TARGET_MS[pooled],
         samples=samples,
         baseline_samples=base,
     )
