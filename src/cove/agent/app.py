@@ -43,6 +43,7 @@ EAGER: list[type[Feature]] = [ExecuteRoutes]
 # every sandbox, for features many sandboxes never use. A feature that fails to
 # import answers its routes with a 500 naming the error.
 DEFERRED: list[tuple[str, str, tuple[str, ...]]] = [
+    ("cove.agent.exec.code_run", "CodeRunRoutes", ("/process/code-run",)),
     ("cove.agent.sessions.routes", "SessionRoutes", ("/process/session",)),
     ("cove.agent.pty.routes", "PtyRoutes", ("/process/pty",)),
     ("cove.agent.interpreter.routes", "InterpreterRoutes", ("/process/interpreter",)),

@@ -11,7 +11,6 @@ import errno
 import functools
 import itertools
 import os
-import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -37,6 +36,14 @@ class Captured:
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 
 
+def _bash() -> str | None:
+    """bash where Debian puts it, without `shutil` (and its archive modules) at every start."""
+    for path in ("/usr/bin/bash", "/bin/bash"):
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
@@ -44,7 +51,7 @@ class Agent:
         self.reaper = Reaper()
         join_shell = config.join_shell if os.access(config.join_shell, os.X_OK) else None
         self.spawner = Spawner(self.tracker, self.reaper, join_shell)
-        self.shell = shutil.which("bash", path="/usr/bin:/bin") or "/bin/sh"
+        self.shell = _bash() or "/bin/sh"
         self._ids = itertools.count(1)
         self._lingering: set[str] = set()
 

@@ -21,7 +21,6 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 from cove.agent.httpbody import Body, BodyWriter
 from cove.wire import http1
@@ -91,6 +90,15 @@ WsHandler = Callable[[Request, WebSocket], Awaitable[None]]
 TunnelHandler = Callable[[Request, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
+def _unquote(value: str) -> str:
+    """A path parameter %-decoded; urllib.parse is imported only for one that needs it."""
+    if "%" not in value:
+        return value
+    from urllib.parse import unquote  # ~2 ms of every agent start otherwise
+
+    return unquote(value)
+
+
 class Router:
     def __init__(self) -> None:
         self._routes: list[tuple[str, re.Pattern[str], Any]] = []
@@ -148,7 +156,7 @@ class Router:
                 continue
             path_known = True
             if m == method:
-                return handler, {k: unquote(v) for k, v in found.groupdict().items()}
+                return handler, {k: _unquote(v) for k, v in found.groupdict().items()}
         if path_known:
             raise BadRequest(f"method {method} is not allowed on {path}")
         raise NotFound(f"no such endpoint: {method} {path}")
