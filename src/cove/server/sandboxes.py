@@ -519,16 +519,15 @@ class SandboxService:
 
     def agent_endpoint(self, owner: str, sandbox_id: str) -> AgentEndpoint:
         """Where to reach a started sandbox's agent; a clear error otherwise."""
-        r = self.store.get(owner, sandbox_id)
-        if r is None or r.id != sandbox_id:
+        found = self.store.reach(owner, sandbox_id)  # by id only: a name is not a route here
+        if found is None:
             raise NotFound(f"sandbox {sandbox_id!r} not found")
-        if r.state != SandboxState.STARTED:
-            why = f": {r.error_reason}" if r.error_reason else ""
-            raise SandboxError(
-                f"sandbox {sandbox_id} is {r.state}{why}", body={"state": r.state.value}
-            )
-        self._activity[r.id] = time.time()
-        return self.backend.agent_endpoint(self._handle(r))
+        state, reason, backend, runtime = found
+        if state != SandboxState.STARTED:
+            why = f": {reason}" if reason else ""
+            raise SandboxError(f"sandbox {sandbox_id} is {state}{why}", body={"state": state.value})
+        self._activity[sandbox_id] = time.time()
+        return self.backend.agent_endpoint(RuntimeHandle(sandbox_id, backend, runtime))
 
     async def why_unreachable(self, owner: str, sandbox_id: str) -> CoveError:
         """`explain_unreachable`, once the backend has checked what holds the sandbox

@@ -241,6 +241,24 @@ class Store:
         ).fetchone()
         return self._row(row) if row else None
 
+    def reach(
+        self, owner: str, sandbox_id: str
+    ) -> tuple[SandboxState, str | None, str, Any] | None:
+        """State, error reason, backend and runtime state of `owner`'s sandbox `sandbox_id`.
+
+        What a toolbox call needs to find the agent, by primary key, without
+        the name match and the spec's JSON that `get` pays for: every exec,
+        file and session call of every client goes through here.
+        """
+        row = self.db.execute(
+            "SELECT state, error_reason, backend, runtime FROM sandboxes WHERE id=? AND owner=?",
+            (sandbox_id, owner),
+        ).fetchone()
+        if row is None:
+            return None
+        state, reason, backend, runtime = row
+        return SandboxState(state), reason, backend, json.loads(runtime)
+
     def get_any(self, sandbox_id: str) -> SandboxRecord | None:
         row = self.db.execute(
             f"SELECT {self._COLUMNS} FROM sandboxes WHERE id=?", (sandbox_id,)
