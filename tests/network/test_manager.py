@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import subprocess
 
 import pytest
 
-from cove.runtime.local.net import NetworkManager, alloc
+from cove.runtime.local.net import NetworkManager, alloc, rules
 from cove.wire.protocol.network import NetworkPolicy
 from tests.network.internet import can_run
 
@@ -117,6 +118,62 @@ def test_open_skips_a_slot_whose_dns_port_is_held() -> None:
         finally:
             held.close()
         await m.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert alloc.owned(instance) == {}
+
+
+def _peer_addresses(slot: alloc.Slot) -> set[str]:
+    name = rules._names(slot)["peers"]
+    out = subprocess.run(
+        ["nft", "list", "set", *rules.TABLE.split(), name],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    found = re.search(r"elements = \{([^}]*)\}", out)
+    return {a.strip() for a in found.group(1).split(",")} if found else set()
+
+
+def test_link_peers_are_written_when_they_change_and_start_empty(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every create joins its own one-member group: that writes nothing (an `nft`
+    run saved per create), yet a peer set holds exactly the group's other members,
+    and a slot's set starts empty even over a leftover of that slot."""
+    instance = f"test-peers-{os.getpid()}"
+    writes: list[set[int]] = []
+    real = rules.set_peers
+
+    def counted(groups: dict[alloc.Slot, list[alloc.Slot]]) -> None:
+        writes.append({slot.index for slot in groups})
+        real(groups)
+
+    monkeypatch.setattr(rules, "set_peers", counted)
+
+    async def scenario() -> None:
+        m = NetworkManager(instance, ("127.0.0.1", 53))
+        a = await m.attach("a", NetworkPolicy())
+        b = await m.attach("b", NetworkPolicy())
+        sa, sb = alloc.Slot(a["index"]), alloc.Slot(b["index"])
+        try:
+            await m.join(a, "a", ["a"])  # as every create: its own group, alone
+            assert writes == []
+            await m.join(b, "a", ["b"])  # a follower: both sets change
+            assert writes == [{sa.index, sb.index}]
+            assert _peer_addresses(sa) == {sb.address}
+            assert _peer_addresses(sb) == {sa.address}
+            await m.leave(sb)  # back to one member: a's set is emptied
+            assert writes[-1] == {sa.index}
+            assert _peer_addresses(sa) == set()
+            # A leftover of b's slot with a peer in its set (a crash mid-create):
+            # the next sandbox's rules on that slot start with an empty set.
+            name = rules._names(sb)["peers"]
+            rules.nft(f"add element {rules.TABLE} {name} {{ {sa.address} }}\n")
+            await asyncio.to_thread(rules.add_sandbox, sb, NetworkPolicy(), instance)
+            assert _peer_addresses(sb) == set()
+        finally:
+            await m.detach(a)
+            await m.detach(b)
+            await m.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
     assert alloc.owned(instance) == {}

@@ -70,6 +70,15 @@ class NetworkManager:
         self._resolvers: dict[int, resolver.SandboxResolver] = {}
         self._groups: dict[str, dict[int, _Member]] = {}  # link group -> slot index -> member
         self._group_of: dict[int, str] = {}
+        # Slot index -> the peer slots its `peers` set holds, where this process
+        # knows it (made empty by its connect, or written by it since). A set
+        # already holding what a relink asks is not written again: every create
+        # joins its own one-member group, which would cost an `nft` run (~6 ms,
+        # half of a warm-pool claim) to flush a set that is empty anyway.
+        self._peers: dict[int, frozenset[int]] = {}
+        # Relinks one at a time: what `_peers` records is then what the last
+        # write put in the table, whatever order concurrent writes ended in.
+        self._relinking = asyncio.Lock()
         self._background: set[asyncio.Future[Any]] = set()
         self._connecting: dict[int, asyncio.Future[None]] = {}  # slot index -> connect running
 
@@ -166,6 +175,7 @@ class NetworkManager:
         await self._ensure_cap(made)
         await asyncio.to_thread(links.create_pair, slot)
         await asyncio.to_thread(rules.add_sandbox, slot, policy, self.instance)
+        self._peers[slot.index] = frozenset()
         await self._serve_dns(slot, policy)
 
     async def _ensure_cap(self, table_made: bool) -> None:
@@ -235,10 +245,24 @@ class NetworkManager:
         await self._relink(group)
 
     async def _relink(self, group: str) -> None:
+        async with self._relinking:
+            await self._relink_locked(group)
+
+    async def _relink_locked(self, group: str) -> None:
         members = list(self._groups.get(group, {}).values())
         peers = {m.slot: [o.slot for o in members if o is not m] for m in members}
+        changed = {
+            slot: ps
+            for slot, ps in peers.items()
+            if self._peers.get(slot.index) != frozenset(p.index for p in ps)
+        }
+        for slot in changed:  # unknown until the write below is done
+            self._peers.pop(slot.index, None)
         try:
-            await asyncio.to_thread(rules.set_peers, peers)
+            if changed:
+                await asyncio.to_thread(rules.set_peers, changed)
+                for slot, ps in changed.items():
+                    self._peers[slot.index] = frozenset(p.index for p in ps)
         except OSError as exc:  # a member torn down meanwhile: its own leave relinks again
             log.warning("link group %s: peers not updated: %s", group, exc)
         for m in members:
@@ -256,6 +280,7 @@ class NetworkManager:
         r = self._resolvers.pop(slot.index, None)
         if r is not None:
             r.close()
+        self._peers.pop(slot.index, None)
         await asyncio.to_thread(rules.remove_sandbox, slot)
         await asyncio.to_thread(links.remove, slot)
         alloc.release(slot)

@@ -301,6 +301,9 @@ def add_sandbox(slot: Slot, policy: NetworkPolicy, instance: str) -> None:
     script += _policy_script(slot, policy, flush_dns=False)
     script += f'add element {TABLE} sandboxes {{ "{slot.host_if}" : jump {n["chain"]} }}\n'
     script += f"add set {TABLE} {n['peers']} {{ type ipv4_addr; }}\n"
+    # Empty even over a leftover of this slot: the manager counts on it (no relink
+    # writes the set of a sandbox that has no peers).
+    script += f"flush set {TABLE} {n['peers']}\n"
     script += f"add chain {TABLE} {n['link']}\n"
     script += (
         f"add rule {TABLE} {n['link']} ip saddr {slot.address} ip daddr @{n['peers']} accept\n"
