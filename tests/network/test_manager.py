@@ -177,3 +177,32 @@ def test_link_peers_are_written_when_they_change_and_start_empty(
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
     assert alloc.owned(instance) == {}
+
+
+def _has_set(name: str) -> bool:
+    cmd = ["nft", "list", "set", *rules.TABLE.split(), name]
+    return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
+
+
+def test_an_older_control_planes_sets_go_with_its_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sets of a sandbox attached before its lists became rules are found by one
+    look per process, and deleted with it; a sandbox without them costs no look."""
+    instance = f"test-legacy-{os.getpid()}"
+
+    async def scenario() -> None:
+        m = NetworkManager(instance, ("127.0.0.1", 53))
+        old = await m.attach("old", NetworkPolicy())
+        new = await m.attach("new", NetworkPolicy())
+        so = alloc.Slot(old["index"])
+        legacy = [f"sb{so.index}_{kind}" for kind in rules._LEGACY_SETS]
+        for name in legacy:  # as the older code made them
+            rules.nft(f"add set {rules.TABLE} {name} {{ type ipv4_addr; flags interval; }}\n")
+        monkeypatch.setattr(rules, "_legacy_slots", None)  # this process has not looked yet
+        await m.detach(old)
+        assert [n for n in legacy if _has_set(n)] == []
+        assert rules._legacy_slots == set()
+        await m.detach(new)
+        await m.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert alloc.owned(instance) == {}

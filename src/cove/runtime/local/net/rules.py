@@ -38,6 +38,7 @@ import contextlib
 import fcntl
 import ipaddress
 import logging
+import re
 import subprocess
 from collections.abc import Iterator
 
@@ -290,6 +291,26 @@ def _names(slot: Slot) -> dict[str, str]:
 
 # Interval sets a sandbox had before its lists became rules (deleted with it).
 _LEGACY_SETS = ("allow4", "allow6", "deny4", "deny6", "allowpriv4")
+# Slots whose legacy sets were in the table when this process first looked:
+# only a control plane older than this code makes them, and only sandboxes made
+# before that look can have them. Looked up per delete, it was an `nft` run in
+# every delete of every sandbox.
+_legacy_slots: set[int] | None = None
+
+
+def _take_legacy_sets(slot: Slot) -> bool:
+    """Whether the sandbox on `slot` was attached by an older control plane (asked
+    once); the caller deletes those sets, so a new sandbox on the slot has none."""
+    global _legacy_slots
+    if _legacy_slots is None:
+        out = subprocess.run(
+            ["nft", "--terse", "list", "sets", TABLE.split()[0]],  # names, no elements
+            capture_output=True, text=True, check=False,
+        ).stdout  # fmt: skip
+        _legacy_slots = {int(i) for i in re.findall(rf"\bset sb(\d+)_{_LEGACY_SETS[0]} ", out)}
+    found = slot.index in _legacy_slots
+    _legacy_slots.discard(slot.index)
+    return found
 
 
 def add_sandbox(slot: Slot, policy: NetworkPolicy, instance: str) -> None:
@@ -421,9 +442,8 @@ def remove_sandbox(slot: Slot) -> None:
         f"delete chain {TABLE} {n['link']}",
     ]
     steps += [f"delete set {TABLE} {n[k]}" for k in ("dns4", "peers")]
-    legacy = [f"sb{slot.index}_{k}" for k in _LEGACY_SETS]
-    if _has("set", legacy[0]):  # attached by an older control plane
-        steps += [f"delete set {TABLE} {name}" for name in legacy]
+    if _take_legacy_sets(slot):
+        steps += [f"delete set {TABLE} sb{slot.index}_{k}" for k in _LEGACY_SETS]
     try:
         nft("\n".join(steps) + "\n")
     except OSError:  # some part is missing (a crash mid-create): each on its own
