@@ -1,7 +1,7 @@
 """`/process/code-run`: a program in one language, run once in a fresh directory.
 
 Loaded on the first code_run (see `app.DEFERRED`): the python zygote, the chart
-capture and the temporary directories are no part of a sandbox's start.
+capture and the temporary directories are not part of a sandbox's start.
 """
 
 from __future__ import annotations
