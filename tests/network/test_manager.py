@@ -179,11 +179,6 @@ def test_link_peers_are_written_when_they_change_and_start_empty(
     assert alloc.owned(instance) == {}
 
 
-def _has_set(name: str) -> bool:
-    cmd = ["nft", "list", "set", *rules.TABLE.split(), name]
-    return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
-
-
 def test_an_older_control_planes_sets_go_with_its_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sets of a sandbox attached before its lists became rules are found by one
     look per process, and deleted with it; a sandbox without them costs no look."""
@@ -199,7 +194,7 @@ def test_an_older_control_planes_sets_go_with_its_sandbox(monkeypatch: pytest.Mo
             rules.nft(f"add set {rules.TABLE} {name} {{ type ipv4_addr; flags interval; }}\n")
         monkeypatch.setattr(rules, "_legacy_slots", None)  # this process has not looked yet
         await m.detach(old)
-        assert [n for n in legacy if _has_set(n)] == []
+        assert [n for n in legacy if rules._has("set", n)] == []
         assert rules._legacy_slots == set()
         await m.detach(new)
         await m.close()

@@ -132,16 +132,19 @@ SCRIPT = textwrap.dedent(
 
     async def early(spawner):
         # Killed before its joining shell has joined its cgroup (an exec whose
-        # timeout is almost nothing): that shell, slowed down here so that the
-        # kill surely comes first, must die rather than go on to run the command.
+        # timeout is almost nothing): that shell, held here until a writer opens
+        # a FIFO nobody opens, so that the kill surely comes first, must die
+        # rather than go on to run the command.
         if JOIN_SHELL:
-            slow = os.path.join(WORK, "slow-join-shell")
-            with open(slow, "w") as f:
-                f.write(f"#!{sys.executable}\\nimport os, sys, time\\ntime.sleep(0.5)\\n"
+            gate = os.path.join(WORK, "never-opened")
+            os.mkfifo(gate)
+            held = os.path.join(WORK, "held-join-shell")
+            with open(held, "w") as f:
+                f.write(f"#!{sys.executable}\\nimport os, sys\\nopen({gate!r}).close()\\n"
                         f"os.execv({JOIN_SHELL!r}, [{JOIN_SHELL!r}, *sys.argv[1:]])\\n")
-            os.chmod(slow, 0o755)
-            spawner = Spawner(spawner.tracker, spawner.reaper, slow)
-        # A kill that missed it would leave `sleep 30` running: no 137 within 10 s.
+            os.chmod(held, 0o755)
+            spawner = Spawner(spawner.tracker, spawner.reaper, held)
+        # A kill that missed it would leave it held (or `sleep 30` running): no 137 in 10 s.
         child, out, _ = await start(spawner, "early", "sleep 30")
         child.kill()
         assert await asyncio.wait_for(child.exited, 10) == 137
